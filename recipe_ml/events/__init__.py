@@ -1,0 +1,1 @@
+"""Interaction events: the contract with the producer and how they are applied."""

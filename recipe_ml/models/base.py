@@ -1,0 +1,120 @@
+"""The one interface every recommender implements (as ``implicit`` does).
+
+A model maps users and recipes to vectors in one space; a score is a dot
+product plus an optional per-recipe bias. That single shape lets the serving
+layer batch any model as one matrix product, fold in users who appeared after
+training, and find similar users, without knowing which model it holds.
+
+Indices, not raw ids, cross this interface: ``IdMap`` (in ``recipe_ml.data``)
+translates. Raw Allrecipes ids only appear at the edges.
+"""
+
+from __future__ import annotations
+
+import json
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import scipy.sparse as sp
+
+from recipe_ml.data import IdMap, Interactions
+
+META_FILE = "recommender.json"
+
+
+class Recommender(ABC):
+    """A fitted model: user vectors, recipe vectors, recipe biases, id maps."""
+
+    kind: ClassVar[str]
+    """Stable name of the algorithm: ``popularity``, ``als`` or ``two_tower``."""
+
+    supports_similarity: ClassVar[bool] = True
+    """False where vectors carry no per-user signal (popularity)."""
+
+    users: IdMap
+    items: IdMap
+    seen: sp.csr_matrix
+    """users × recipes, 1 where the user interacted in the training data."""
+
+    @abstractmethod
+    def fit(self, data: Interactions) -> None:
+        """Fit on ``data``; sets ``users``, ``items``, ``seen`` and the vectors."""
+
+    @abstractmethod
+    def hyper_parameters(self) -> dict[str, Any]:
+        """JSON-serialisable constructor arguments (saved as model metadata)."""
+
+    @property
+    @abstractmethod
+    def user_vectors(self) -> np.ndarray:
+        """(n_users, dim) float32, row ``i`` for user index ``i``."""
+
+    @property
+    @abstractmethod
+    def item_vectors(self) -> np.ndarray:
+        """(n_items, dim) float32, row ``j`` for recipe index ``j``."""
+
+    @property
+    def item_bias(self) -> np.ndarray | None:
+        """(n_items,) float32 added to every score, or None."""
+        return None
+
+    @abstractmethod
+    def fold_in(self, histories: Sequence[np.ndarray]) -> np.ndarray:
+        """User vectors (len(histories), dim) from lists of recipe indices.
+
+        This is how a user unknown at training time, or a known user with new
+        interactions, is served without retraining.
+        """
+
+    def score(self, user_vectors: np.ndarray) -> np.ndarray:
+        """Scores (n, n_items) of every recipe for each user vector."""
+        scores = user_vectors @ self.item_vectors.T
+        bias = self.item_bias
+        if bias is not None:
+            scores += bias
+        return np.asarray(scores, dtype=np.float32)
+
+    def history(self, user_index: int) -> np.ndarray:
+        """Recipe indices the user interacted with in the training data."""
+        start, end = self.seen.indptr[user_index], self.seen.indptr[user_index + 1]
+        return np.asarray(self.seen.indices[start:end])
+
+    # Persistence: a plain directory, so the BentoML store is only a wrapper.
+    @abstractmethod
+    def _save_arrays(self, path: Path) -> None:
+        """Write the fitted state (besides ids and ``seen``) under ``path``."""
+
+    @abstractmethod
+    def _load_arrays(self, path: Path) -> None:
+        """Read back what ``_save_arrays`` wrote."""
+
+    def save(self, path: Path) -> None:
+        """Write the model to the directory ``path`` (created if missing)."""
+        path.mkdir(parents=True, exist_ok=True)
+        meta = {"kind": self.kind, "hyper_parameters": self.hyper_parameters()}
+        (path / META_FILE).write_text(json.dumps(meta, indent=2))
+        np.save(path / "user_ids.npy", self.users.ids)
+        np.save(path / "item_ids.npy", self.items.ids)
+        sp.save_npz(path / "seen.npz", self.seen)
+        self._save_arrays(path)
+
+    @classmethod
+    def load(cls, path: Path) -> Recommender:
+        """Read a model saved by ``save``; the class is chosen by its ``kind``."""
+        from recipe_ml.models import REGISTRY  # the registry imports this module
+
+        meta_path = path / META_FILE
+        if not meta_path.is_file():
+            raise FileNotFoundError(f"{meta_path}: not a saved recommender (no {META_FILE})")
+        meta = json.loads(meta_path.read_text())
+        model_cls = REGISTRY[meta["kind"]]
+        model = model_cls(**meta["hyper_parameters"])
+        model.users = IdMap(np.load(path / "user_ids.npy"))
+        model.items = IdMap(np.load(path / "item_ids.npy"))
+        model.seen = sp.load_npz(path / "seen.npz").tocsr()
+        model._load_arrays(path)
+        return model
