@@ -36,6 +36,8 @@ class Settings(BaseSettings):
     kafka_topic: str = "interactions"
     kafka_dlq_topic: str = "interactions.dlq"
     kafka_group_id: str = "recipe-ml-consumer"
+    consumer_metrics_port: int = Field(default=9101, ge=1, le=65535)
+    """Prometheus ``/metrics`` port of the Kafka consumer process."""
 
     precompute_embeddings: bool = True
     max_batch_size: int = Field(default=100, ge=1)

@@ -1,11 +1,35 @@
-"""Interaction data: raw-id ↔ index maps and the user × recipe matrix."""
+"""Interaction data: loading the CSV files, raw-id ↔ index maps, the user x recipe matrix.
+
+Loading is strict: a missing file or a malformed line raises ``DataError``
+naming the file and line, because a silently skipped line would change the
+model without anyone noticing.
+"""
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import scipy.sparse as sp
+
+RATINGS_HEADER = ("user_id", "recipe_id", "rating")
+HEALTH_HEADER = ("recipe_id", "fsa_score", "who_score")
+HEALTH_FILE = "recipe_health.csv"
+FSA_RANGE = (4.0, 12.0)
+"""FSA score bounds: 4 is the healthiest, 12 the least healthy."""
+
+
+class DataError(ValueError):
+    """A data file is missing or malformed; the message names file and line."""
+
+    def __init__(self, path: Path, message: str, line: int | None = None) -> None:
+        where = f"{path}:{line}" if line is not None else str(path)
+        super().__init__(f"{where}: {message}")
+        self.path = path
+        self.line = line
 
 
 class IdMap:
@@ -37,6 +61,37 @@ class IdMap:
 
 
 @dataclass(frozen=True)
+class Ratings:
+    """Rows of a ratings file, raw ids (parallel arrays)."""
+
+    user_id: np.ndarray
+    recipe_id: np.ndarray
+    rating: np.ndarray
+
+    def __len__(self) -> int:
+        return int(self.user_id.size)
+
+
+@dataclass(frozen=True)
+class RecipeHealth:
+    """Health annotations of the recipes that have them (raw ids)."""
+
+    recipe_id: np.ndarray
+    fsa: np.ndarray
+    who: np.ndarray
+
+    def aligned(self, items: IdMap) -> tuple[np.ndarray, np.ndarray]:
+        """(fsa, who) float32 per recipe index of ``items``, NaN where unknown."""
+        fsa = np.full(len(items), np.nan, dtype=np.float32)
+        who = np.full(len(items), np.nan, dtype=np.float32)
+        idx = items.indices(self.recipe_id)
+        known = idx >= 0
+        fsa[idx[known]] = self.fsa[known]
+        who[idx[known]] = self.who[known]
+        return fsa, who
+
+
+@dataclass(frozen=True)
 class Interactions:
     """Positive interactions as parallel index arrays over fixed id maps."""
 
@@ -45,14 +100,154 @@ class Interactions:
     user_index: np.ndarray
     item_index: np.ndarray
     rating: np.ndarray
+    health: RecipeHealth | None = None
+    """Recipe health scores; models save them aligned to ``items``."""
 
     def __len__(self) -> int:
         return int(self.user_index.size)
 
     def matrix(self) -> sp.csr_matrix:
-        """users × recipes, 1.0 per (deduplicated) interaction."""
+        """users x recipes, 1.0 per (deduplicated) interaction."""
         data = np.ones(self.user_index.size, dtype=np.float32)
         m = sp.csr_matrix((data, (self.user_index, self.item_index)), shape=(len(self.users), len(self.items)))
         m.sum_duplicates()
         m.data[:] = 1.0
         return m
+
+
+def _read_rows(path: Path, header: tuple[str, ...]) -> Iterable[tuple[int, list[str]]]:
+    """(line number, fields) of each data line, after checking the header."""
+    if not path.is_file():
+        raise DataError(path, "file not found")
+    with path.open(encoding="utf-8") as handle:
+        first = handle.readline().strip()
+        if tuple(first.split(",")) != header:
+            raise DataError(path, f"expected header {','.join(header)!r}, got {first!r}", line=1)
+        for line_no, line in enumerate(handle, start=2):
+            text = line.strip()
+            if not text:
+                continue
+            fields = text.split(",")
+            if len(fields) != len(header):
+                raise DataError(path, f"expected {len(header)} fields, got {len(fields)}: {text!r}", line=line_no)
+            yield line_no, fields
+
+
+def _parse_int(path: Path, line_no: int, name: str, text: str, low: int, high: int | None = None) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise DataError(path, f"{name} is not an integer: {text!r}", line=line_no) from None
+    if value < low or (high is not None and value > high):
+        bound = f"between {low} and {high}" if high is not None else f">= {low}"
+        raise DataError(path, f"{name} must be {bound}, got {value}", line=line_no)
+    return value
+
+
+def load_ratings(path: Path) -> Ratings:
+    """Read a ``user_id,recipe_id,rating`` file (ratings 1-5)."""
+    rows = [
+        (
+            _parse_int(path, n, "user_id", f[0], 0),
+            _parse_int(path, n, "recipe_id", f[1], 0),
+            _parse_int(path, n, "rating", f[2], 1, 5),
+        )
+        for n, f in _read_rows(path, RATINGS_HEADER)
+    ]
+    table = np.array(rows, dtype=np.int64).reshape(-1, 3)
+    return Ratings(table[:, 0].copy(), table[:, 1].copy(), table[:, 2].astype(np.int8))
+
+
+def load_health(path: Path) -> RecipeHealth:
+    """Read ``recipe_health.csv`` (FSA 4-12, WHO count >= 0)."""
+    low, high = int(FSA_RANGE[0]), int(FSA_RANGE[1])
+    rows = [
+        (
+            _parse_int(path, n, "recipe_id", f[0], 0),
+            _parse_int(path, n, "fsa_score", f[1], low, high),
+            _parse_int(path, n, "who_score", f[2], 0),
+        )
+        for n, f in _read_rows(path, HEALTH_HEADER)
+    ]
+    table = np.array(rows, dtype=np.int64).reshape(-1, 3)
+    return RecipeHealth(table[:, 0].copy(), table[:, 1].astype(np.float32), table[:, 2].astype(np.float32))
+
+
+def split_path(data_dir: Path, split: str) -> Path:
+    """The ratings file of a split (``train`` -> ``train.csv``)."""
+    return data_dir / f"{split}.csv"
+
+
+def load_splits(data_dir: Path, splits: Sequence[str] = ("train", "validation")) -> dict[str, Interactions]:
+    """Each split as ``Interactions`` over id maps shared by all of them.
+
+    Shared maps let a model fitted on ``train`` be evaluated on ``validation``
+    with the same indices. The health file is attached when present.
+    """
+    ratings = {name: load_ratings(split_path(data_dir, name)) for name in splits}
+    users = IdMap(np.unique(np.concatenate([r.user_id for r in ratings.values()])))
+    items = IdMap(np.unique(np.concatenate([r.recipe_id for r in ratings.values()])))
+    health_path = data_dir / HEALTH_FILE
+    health = load_health(health_path) if health_path.is_file() else None
+    return {
+        name: Interactions(users, items, users.indices(r.user_id), items.indices(r.recipe_id), r.rating, health)
+        for name, r in ratings.items()
+    }
+
+
+def concat(parts: Sequence[Interactions]) -> Interactions:
+    """One ``Interactions`` from parts that share id maps (e.g. train + validation)."""
+    first = parts[0]
+    if any(p.users is not first.users or p.items is not first.items for p in parts):
+        raise ValueError("concat needs parts over the same id maps (load them with load_splits)")
+    return Interactions(
+        first.users,
+        first.items,
+        np.concatenate([p.user_index for p in parts]),
+        np.concatenate([p.item_index for p in parts]),
+        np.concatenate([p.rating for p in parts]),
+        first.health,
+    )
+
+
+def load_dataset(data_dir: Path, splits: Sequence[str] = ("train", "validation")) -> Interactions:
+    """The named splits merged into one training set."""
+    return concat(list(load_splits(data_dir, splits).values()))
+
+
+def sample_users(splits: dict[str, Interactions], n_users: int, seed: int) -> dict[str, Interactions]:
+    """The same ``n_users`` users (seeded choice) in every split, maps re-indexed.
+
+    Recipes are restricted to those the sampled users touched, so a sample
+    trains as a small but complete model (used by tests and quick runs).
+    """
+    first = next(iter(splits.values()))
+    if n_users >= len(first.users):
+        return splits
+    rng = np.random.default_rng(seed)
+    chosen = np.sort(rng.choice(len(first.users), size=n_users, replace=False))
+    keep = {name: np.isin(part.user_index, chosen) for name, part in splits.items()}
+    users = IdMap(first.users.ids[chosen])
+    touched = np.unique(np.concatenate([part.item_index[keep[name]] for name, part in splits.items()]))
+    items = IdMap(first.items.ids[touched])
+    return {
+        name: Interactions(
+            users,
+            items,
+            users.indices(first.users.ids[part.user_index[keep[name]]]),
+            items.indices(first.items.ids[part.item_index[keep[name]]]),
+            part.rating[keep[name]],
+            part.health,
+        )
+        for name, part in splits.items()
+    }
+
+
+def fingerprint(paths: Iterable[Path]) -> str:
+    """sha256 over the bytes of ``paths`` (in the given order): which data a model saw."""
+    digest = hashlib.sha256()
+    for path in paths:
+        if not path.is_file():
+            raise DataError(path, "file not found")
+        digest.update(path.read_bytes())
+    return digest.hexdigest()

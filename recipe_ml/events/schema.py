@@ -1,14 +1,17 @@
 """The interaction event as the Spring Boot backend publishes it.
 
-camelCase is the Java producer's form; snake_case is accepted too.
+camelCase is the Java producer's form; snake_case is accepted too. Errors name
+the field in its camelCase form (``rating``, ``interactionType``), as the
+producer wrote it.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+import hashlib
+from datetime import UTC, datetime
 from enum import StrEnum
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 from pydantic.alias_generators import to_camel
 
 
@@ -20,22 +23,76 @@ class InteractionType(StrEnum):
     RATE = "rate"
 
 
+class InvalidEvent(ValueError):
+    """Raw bytes that are not an event; ``reason`` says why (it goes to the DLQ)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
 class InteractionEvent(BaseModel):
-    """One user × recipe interaction."""
+    """One interaction of a user with a recipe."""
 
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="ignore", frozen=True)
 
     user_id: int = Field(ge=0)
     recipe_id: int = Field(ge=0)
     interaction_type: InteractionType
-    rating: int | None = Field(default=None, ge=1, le=5)
+    rating: int | None = Field(default=None, ge=1, le=5, validate_default=True)
     timestamp: datetime | None = None
+    """When it happened; a naive time is read as UTC. None: broker time or now."""
     event_id: str | None = Field(default=None, min_length=1, max_length=200)
+    """The producer's id; redelivery of the same id changes nothing."""
 
-    @model_validator(mode="after")
-    def _rating_only_for_rate(self) -> InteractionEvent:
-        if self.interaction_type is InteractionType.RATE and self.rating is None:
-            raise ValueError("rating is required when interactionType is 'rate'")
-        if self.interaction_type is not InteractionType.RATE and self.rating is not None:
-            raise ValueError("rating is only allowed when interactionType is 'rate'")
-        return self
+    @field_validator("rating")
+    @classmethod
+    def _rating_only_for_rate(cls, rating: int | None, info: ValidationInfo) -> int | None:
+        """A field validator (not a model one) so that the error names ``rating``."""
+        kind = info.data.get("interaction_type")
+        if kind is InteractionType.RATE and rating is None:
+            raise ValueError("rating (1-5) is required when interactionType is 'rate'")
+        if kind is not None and kind is not InteractionType.RATE and rating is not None:
+            raise ValueError(f"rating is only allowed when interactionType is 'rate', not '{kind}'")
+        return rating
+
+    @field_validator("timestamp")
+    @classmethod
+    def _aware_utc(cls, timestamp: datetime | None) -> datetime | None:
+        """Decay arithmetic needs an absolute time; Java's ``Instant`` is UTC."""
+        if timestamp is not None and timestamp.tzinfo is None:
+            return timestamp.replace(tzinfo=UTC)
+        return timestamp
+
+    def dedupe_id(self) -> str:
+        """``eventId``, or a hash of the content when the producer sent none.
+
+        The content hash makes an HTTP retry of the same event a duplicate; two
+        identical events without ``eventId`` *and* without ``timestamp`` are
+        therefore counted once: producers should send one of them.
+        """
+        if self.event_id is not None:
+            return self.event_id
+        when = self.timestamp.isoformat() if self.timestamp is not None else "-"
+        content = f"{self.user_id}|{self.recipe_id}|{self.interaction_type}|{self.rating}|{when}"
+        return "sha256:" + hashlib.sha256(content.encode()).hexdigest()
+
+
+def parse_event(raw: bytes) -> InteractionEvent:
+    """The event in ``raw`` (JSON); ``InvalidEvent`` with a readable reason otherwise."""
+    try:
+        return InteractionEvent.model_validate_json(raw)
+    except ValidationError as exc:
+        errors = exc.errors(include_url=False)
+        if any(error["type"] == "json_invalid" for error in errors):
+            raise InvalidEvent(errors[0]["msg"]) from exc  # "Invalid JSON: …"
+        raise InvalidEvent("validation failed: " + describe_errors(exc)) from exc
+
+
+def describe_errors(exc: ValidationError) -> str:
+    """``field: message`` pairs joined by ``; `` (fields in the producer's camelCase)."""
+    parts = []
+    for error in exc.errors(include_url=False):
+        field = ".".join(str(part) for part in error["loc"]) or "event"
+        parts.append(f"{field}: {error['msg']}")
+    return "; ".join(parts)

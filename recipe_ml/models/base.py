@@ -37,11 +37,27 @@ class Recommender(ABC):
     users: IdMap
     items: IdMap
     seen: sp.csr_matrix
-    """users × recipes, 1 where the user interacted in the training data."""
+    """users x recipes, 1 where the user interacted in the training data."""
+    item_fsa: np.ndarray
+    """(n_items,) float32 FSA health score (4 healthiest … 12), NaN where unknown.
+
+    Saved with every model so the server filters on ``max_fsa_score`` without
+    reading the data files.
+    """
 
     @abstractmethod
     def fit(self, data: Interactions) -> None:
-        """Fit on ``data``; sets ``users``, ``items``, ``seen`` and the vectors."""
+        """Fit on ``data``; sets ``users``, ``items``, ``seen``, ``item_fsa`` and the vectors."""
+
+    def _set_data(self, data: Interactions) -> None:
+        """The state every model keeps from its training data (call first in ``fit``)."""
+        self.users = data.users
+        self.items = data.items
+        self.seen = data.matrix()
+        if data.health is None:
+            self.item_fsa = np.full(len(data.items), np.nan, dtype=np.float32)
+        else:
+            self.item_fsa = data.health.aligned(data.items)[0]
 
     @abstractmethod
     def hyper_parameters(self) -> dict[str, Any]:
@@ -99,22 +115,24 @@ class Recommender(ABC):
         (path / META_FILE).write_text(json.dumps(meta, indent=2))
         np.save(path / "user_ids.npy", self.users.ids)
         np.save(path / "item_ids.npy", self.items.ids)
+        np.save(path / "item_fsa.npy", self.item_fsa)
         sp.save_npz(path / "seen.npz", self.seen)
         self._save_arrays(path)
 
     @classmethod
     def load(cls, path: Path) -> Recommender:
         """Read a model saved by ``save``; the class is chosen by its ``kind``."""
-        from recipe_ml.models import REGISTRY  # the registry imports this module
+        from recipe_ml.models import model_class  # the registry imports this module
 
         meta_path = path / META_FILE
         if not meta_path.is_file():
             raise FileNotFoundError(f"{meta_path}: not a saved recommender (no {META_FILE})")
         meta = json.loads(meta_path.read_text())
-        model_cls = REGISTRY[meta["kind"]]
+        model_cls = model_class(meta["kind"])
         model = model_cls(**meta["hyper_parameters"])
         model.users = IdMap(np.load(path / "user_ids.npy"))
         model.items = IdMap(np.load(path / "item_ids.npy"))
+        model.item_fsa = np.load(path / "item_fsa.npy")
         model.seen = sp.load_npz(path / "seen.npz").tocsr()
         model._load_arrays(path)
         return model

@@ -10,6 +10,18 @@ from abc import ABC, abstractmethod
 
 from recipe_ml.events.schema import InteractionEvent
 
+DEDUPE_TTL_SECONDS = 7 * 24 * 3600
+"""How long an applied event id is remembered: far beyond any redelivery."""
+MAX_RECENT_ITEMS = 500
+"""Recipes kept per user in the recent list (newest first, each once)."""
+INVALIDATION_GUARD_SECONDS = 5.0
+"""After ``invalidate_user``, responses for that user are not cached this long.
+
+A request that read the old state before the event but writes its response
+after the invalidation would otherwise cache a stale answer for the whole TTL.
+It must exceed a request's duration (``RUNNER_TIMEOUT_SECONDS``, 2 s).
+"""
+
 
 class ResponseCache(ABC):
     """Serialized API responses with a TTL, invalidated per user."""
@@ -22,12 +34,19 @@ class ResponseCache(ABC):
     def set(self, key: str, value: bytes, ttl_seconds: int, user_id: int | None = None) -> None:
         """Store ``value``; ``user_id`` ties it to that user for invalidation.
 
-        Never raises for a backend outage: a cache must not fail a request.
+        A ``ttl_seconds`` of 0 or less stores nothing (caching off), and nothing
+        is stored for a user within ``INVALIDATION_GUARD_SECONDS`` of their last
+        invalidation. Never raises for a backend outage: a cache must not fail a
+        request.
         """
 
     @abstractmethod
     def invalidate_user(self, user_id: int) -> None:
-        """Drop every entry stored with this ``user_id``."""
+        """Drop every entry stored with this ``user_id``, in every replica.
+
+        Raises on a backend outage, so the event that caused it is retried
+        (and a stale answer is not served for the whole TTL).
+        """
 
     @abstractmethod
     def ping(self) -> bool:
@@ -41,16 +60,21 @@ class InteractionStore(ABC):
     def apply(self, event: InteractionEvent) -> bool:
         """Record ``event`` atomically; False (and no change) if already applied.
 
-        Raises on a backend outage, so the caller can retry without committing.
+        Events are told apart by ``event.dedupe_id()``. Raises on a backend
+        outage, so the caller can retry without committing.
         """
 
     @abstractmethod
     def recent_items(self, user_id: int, limit: int = 200) -> list[int]:
-        """Recipe ids this user interacted with since training, newest first."""
+        """Recipe ids this user interacted with since training, newest first, each once."""
 
     @abstractmethod
     def trending(self, limit: int) -> list[tuple[int, float]]:
-        """(recipe id, recency-decayed live interaction weight), highest first."""
+        """(recipe id, recency-decayed live interaction weight), highest first.
+
+        The weight is the number of interactions, each worth 1 when it happens
+        and half that every ``POPULARITY_HALF_LIFE_HOURS`` after.
+        """
 
     @abstractmethod
     def ping(self) -> bool:

@@ -1,0 +1,73 @@
+# The front door: `make setup` then `make serve` on a fresh machine; `make test`.
+# Every target calls .venv/bin/... directly, so no virtualenv activation is needed.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PORT ?= 8000
+HOST ?= http://127.0.0.1:$(PORT)
+IMAGE ?= recipe-ml:latest
+BENTO ?= recipe_ml_service:latest
+
+# Models live in a store inside the checkout (git-ignored), so a clone is
+# self-contained and never touches a shared ~/bentoml.
+export BENTOML_HOME ?= $(CURDIR)/bentoml_home
+export BENTOML_DO_NOT_TRACK := true
+# implicit (ALS) oversubscribes the cores without this.
+export OPENBLAS_NUM_THREADS := 1
+
+.PHONY: help setup install train serve test lint evaluate bench bench-consumer build containerize loadtest consumer produce clean
+
+help:  ## List the targets.
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
+
+setup: install train  ## Create .venv, install the pinned dependencies, train the three models.
+
+install:  ## Create .venv and install requirements-dev.txt (runtime + tests + tools).
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -r requirements-dev.txt
+
+train:  ## Train Two-Tower, ALS and popularity into the BentoML store (bentoml_home/).
+	$(BIN)/python -m scripts.train
+
+serve:  ## Serve the API on PORT (8000), embedded mode (no Redis, no Kafka unless .env says so).
+	$(BIN)/bentoml serve service:RecipeService --port $(PORT)
+
+# pytest's exit code is passed through as it is: 5 ("no tests collected")
+# fails the target on purpose, since a suite that finds nothing is broken.
+test:  ## Run the whole test suite (needs Redis on 127.0.0.1:6379).
+	$(BIN)/pytest tests/
+
+lint:  ## ruff and mypy (strict).
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+
+evaluate:  ## Offline evaluation; writes training_artifacts/reports/.
+	$(BIN)/python -m scripts.evaluate
+
+bench:  ## Latency, throughput and memory of a server it starts on the trained models.
+	$(BIN)/python -m scripts.benchmark_api --bentoml-home $(BENTOML_HOME)
+
+bench-consumer:  ## Events applied per second by one consumer (local tansu broker, Redis on 127.0.0.1).
+	$(BIN)/python -m scripts.benchmark_consumer
+
+build:  ## Build the Bento recipe_ml_service from bentofile.yaml (models must be trained).
+	$(BIN)/bentoml build
+
+containerize:  ## Turn the latest Bento into the image recipe-ml:latest (needs a Docker engine).
+	$(BIN)/bentoml containerize $(BENTO) -t $(IMAGE)
+
+loadtest:  ## Headless Locust, 20 users for 60 s against HOST; CSV in loadtests/reports/.
+	mkdir -p loadtests/reports
+	$(BIN)/locust -f loadtests/locustfile.py --headless --users 20 --spawn-rate 5 --run-time 60s \
+		--host $(HOST) --csv loadtests/reports/locust --only-summary
+
+consumer:  ## Kafka consumer (needs KAFKA_BOOTSTRAP_SERVERS and REDIS_URL).
+	$(BIN)/python -m recipe_ml.events.consumer
+
+produce:  ## Send demo interaction events drawn from the real data to Kafka.
+	$(BIN)/python -m scripts.produce_events
+
+clean:  ## Remove caches and load-test reports (keeps .venv and the model store).
+	rm -rf .pytest_cache .mypy_cache .ruff_cache loadtests/reports
+	find . -path ./.venv -prune -o -name __pycache__ -type d -exec rm -rf {} +

@@ -1,0 +1,331 @@
+"""The recommendation logic behind every endpoint, without a web server.
+
+A request goes: response cache → live interactions of the user → the
+fallback chain (Two-Tower → ALS → popularity; a model that raises or is
+slower than ``runner_timeout_seconds`` falls through, and the response says
+which answered) → cache. Redis trouble never fails a request: the cache
+swallows it and live interactions count as none.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import socket
+import time
+from collections.abc import Sequence
+from typing import Protocol, TypeVar
+
+from pydantic import BaseModel
+
+from recipe_ml.api.metrics import CACHE, FALLBACKS
+from recipe_ml.api.schemas import (
+    BatchError,
+    BatchRequest,
+    BatchResponse,
+    ColdStartRequest,
+    ColdStartResponse,
+    RankQuery,
+    RankResult,
+    RecipeRequest,
+    RecipeResponse,
+    SimilarQuery,
+    SimilarResult,
+    SimilarUsersRequest,
+    SimilarUsersResponse,
+)
+from recipe_ml.api.scoring import ModelRanker
+from recipe_ml.config import Settings
+from recipe_ml.storage.base import InteractionStore, ResponseCache
+
+logger = logging.getLogger(__name__)
+
+TRENDING_LIMIT = 500
+"""Live trending recipes blended into cold-start popularity."""
+
+R = TypeVar("R", bound=BaseModel)
+
+
+class UnknownUserError(LookupError):
+    """The user is not in the training data and has no live interaction."""
+
+    def __init__(self, user_id: int) -> None:
+        super().__init__(
+            f"user {user_id} is unknown to the models and has no interactions yet; "
+            "use POST /api/recommendations/cold-start"
+        )
+        self.user_id = user_id
+
+
+class NoModelError(RuntimeError):
+    """No model of the chain could answer (only for similar users: popularity cannot)."""
+
+
+class Backend(Protocol):
+    """One model of the fallback chain: a runner service or in-process."""
+
+    name: str
+    version: str
+    supports_similarity: bool
+
+    async def recommend(self, queries: list[RankQuery]) -> list[RankResult]: ...
+
+    async def similar_users(self, queries: list[SimilarQuery]) -> list[SimilarResult]: ...
+
+    async def ping(self) -> bool: ...
+
+
+class LocalBackend:
+    """A model scored in the API process (popularity: small, cannot fail)."""
+
+    def __init__(self, ranker: ModelRanker) -> None:
+        self.ranker = ranker
+        self.name = ranker.model.kind
+        self.version = ranker.version
+        self.supports_similarity = ranker.model.supports_similarity
+
+    async def recommend(self, queries: list[RankQuery]) -> list[RankResult]:
+        return self.ranker.recommend(queries)
+
+    async def similar_users(self, queries: list[SimilarQuery]) -> list[SimilarResult]:
+        return self.ranker.similar_users(queries)
+
+    async def ping(self) -> bool:
+        return True
+
+
+def tcp_reachable(servers: str, timeout: float = 0.5) -> bool:
+    """True when one of the comma-separated ``host:port`` accepts a connection."""
+    for server in servers.split(","):
+        host, _, port = server.strip().rpartition(":")
+        try:
+            with socket.create_connection((host or "localhost", int(port)), timeout=timeout):
+                return True
+        except (OSError, ValueError):
+            continue
+    return False
+
+
+class RecommendationEngine:
+    """Answers API requests through the cache, live state and the model chain."""
+
+    def __init__(
+        self,
+        chain: Sequence[Backend],
+        cache: ResponseCache,
+        store: InteractionStore,
+        settings: Settings,
+    ) -> None:
+        if not chain:
+            raise ValueError("the model chain needs at least one backend")
+        self.chain = list(chain)
+        self.cache = cache
+        self.store = store
+        self.settings = settings
+        versions = "|".join(f"{b.name}={b.version}" for b in self.chain)
+        self._version_key = hashlib.sha1(versions.encode()).hexdigest()[:12]
+        """Part of every cache key: a new model version never serves old answers."""
+
+    # -- the chain ---------------------------------------------------------
+    async def _ask_recommend(self, queries: list[RankQuery]) -> tuple[str, list[RankResult]]:
+        for backend in self.chain:
+            try:
+                results = await asyncio.wait_for(backend.recommend(queries), self.settings.runner_timeout_seconds)
+                return backend.name, results
+            except Exception as exc:  # any failure of one model falls through to the next
+                self._fell_through(backend, exc)
+        raise NoModelError("no model could rank recipes")
+
+    async def _ask_similar(self, queries: list[SimilarQuery]) -> tuple[str, list[SimilarResult]]:
+        for backend in self.chain:
+            if not backend.supports_similarity:
+                continue
+            try:
+                results = await asyncio.wait_for(backend.similar_users(queries), self.settings.runner_timeout_seconds)
+                return backend.name, results
+            except Exception as exc:  # any failure of one model falls through to the next
+                self._fell_through(backend, exc)
+        raise NoModelError("no model with user embeddings is available for similar users; try again later")
+
+    @staticmethod
+    def _fell_through(backend: Backend, exc: Exception) -> None:
+        reason = "timeout" if isinstance(exc, TimeoutError) else type(exc).__name__
+        FALLBACKS.labels(backend.name, reason).inc()
+        logger.warning("model %s failed (%s: %s); falling back", backend.name, reason, exc)
+
+    # -- state ---------------------------------------------------------------
+    def _live(self, user_id: int) -> list[int]:
+        """Recipes the user interacted with since training; none when the store is down."""
+        try:
+            return self.store.recent_items(user_id)
+        except Exception as exc:  # the store being down degrades, never fails, a request
+            logger.warning("interaction store unavailable (%s); serving without live interactions", exc)
+            return []
+
+    def _trending_boost(self) -> dict[int, float]:
+        """Recency-decayed live popularity scaled to [0, 1], added to trained popularity."""
+        try:
+            trending = self.store.trending(TRENDING_LIMIT)
+        except Exception as exc:  # the store being down degrades, never fails, a request
+            logger.warning("interaction store unavailable (%s); cold-start without trending", exc)
+            return {}
+        top = max((weight for _, weight in trending), default=0.0)
+        return {rid: weight / top for rid, weight in trending} if top > 0 else {}
+
+    def _key(self, endpoint: str, request: BaseModel) -> str:
+        return f"resp:{self._version_key}:{endpoint}:{request.model_dump_json()}"
+
+    def _cached(self, endpoint: str, key: str, response_type: type[R], started: float) -> R | None:
+        raw = self.cache.get(key)
+        CACHE.labels(endpoint, "miss" if raw is None else "hit").inc()
+        if raw is None:
+            return None
+        return response_type.model_validate_json(raw).model_copy(
+            update={"cached": True, "latency_ms": _elapsed_ms(started)}
+        )
+
+    def _store(self, key: str, response: BaseModel, model_used: str, user_id: int | None) -> None:
+        """Cache only answers of the preferred model: a fallback answer is not kept
+        for a TTL after the preferred model is back."""
+        if model_used == self.chain[0].name:
+            self.cache.set(key, response.model_dump_json().encode(), self.settings.cache_ttl_seconds, user_id=user_id)
+
+    # -- endpoints -------------------------------------------------------------
+    def _rank_query(self, request: RecipeRequest | BatchRequest | ColdStartRequest, user_id: int | None) -> RankQuery:
+        return RankQuery(
+            user_id=user_id,
+            live_recipe_ids=self._live(user_id) if user_id is not None else [],
+            exclude_recipe_ids=request.exclude_recipe_ids,
+            max_fsa_score=request.max_fsa_score,
+            top_k=request.top_k,
+            diversity=request.diversity,
+        )
+
+    async def recommend(self, request: RecipeRequest) -> RecipeResponse:
+        """Personal recommendations; raises ``UnknownUserError``."""
+        (result,) = (await self.recommend_batch(_as_batch(request))).results
+        if isinstance(result, BatchError):
+            raise UnknownUserError(request.user_id)
+        return result
+
+    async def recommend_batch(self, request: BatchRequest) -> BatchResponse:
+        """One result per user; hits come from the cache, misses are scored as one batch."""
+        started = time.perf_counter()
+        results: dict[int, RecipeResponse | BatchError] = {}
+        misses: dict[int, tuple[str, RankQuery]] = {}
+        for user_id in dict.fromkeys(request.user_ids):
+            single = _single(request, user_id)
+            key = self._key("recipes", single)
+            hit = self._cached("recipes", key, RecipeResponse, started)
+            if hit is not None:
+                results[user_id] = hit
+            else:
+                misses[user_id] = (key, self._rank_query(request, user_id))
+        if misses:
+            model_used, answers = await self._ask_recommend([query for _, query in misses.values()])
+            for (user_id, (key, _)), answer in zip(misses.items(), answers, strict=True):
+                if not answer.found:
+                    results[user_id] = BatchError(user_id=user_id, error=str(UnknownUserError(user_id)), status=404)
+                    continue
+                response = RecipeResponse(
+                    user_id=user_id,
+                    recommendations=answer.recommendations(),
+                    model_used=model_used,
+                    latency_ms=_elapsed_ms(started),
+                )
+                self._store(key, response, model_used, user_id)
+                results[user_id] = response
+        return BatchResponse(results=[results[uid] for uid in request.user_ids], latency_ms=_elapsed_ms(started))
+
+    async def cold_start(self, request: ColdStartRequest) -> ColdStartResponse:
+        """Fold-in from a new user's first recipes, else popularity blended with trending.
+
+        Not cached: trending moves with every interaction and this path is cheap.
+        """
+        started = time.perf_counter()
+        query = self._rank_query(request, None)
+        if request.recent_recipe_ids:
+            model_used, (answer,) = await self._ask_recommend(
+                [query.model_copy(update={"live_recipe_ids": request.recent_recipe_ids})]
+            )
+            if answer.found:
+                return ColdStartResponse(
+                    recommendations=answer.recommendations(), model_used=model_used, latency_ms=_elapsed_ms(started)
+                )
+        popularity = self.chain[-1]
+        (answer,) = await popularity.recommend(
+            [
+                query.model_copy(
+                    update={
+                        "boost": self._trending_boost(),
+                        "exclude_recipe_ids": [*request.exclude_recipe_ids, *request.recent_recipe_ids],
+                    }
+                )
+            ]
+        )
+        return ColdStartResponse(
+            recommendations=answer.recommendations(), model_used=popularity.name, latency_ms=_elapsed_ms(started)
+        )
+
+    async def similar_users(self, request: SimilarUsersRequest) -> SimilarUsersResponse:
+        """Training users closest to this one in embedding space; raises ``UnknownUserError``."""
+        started = time.perf_counter()
+        key = self._key("users", request)
+        hit = self._cached("users", key, SimilarUsersResponse, started)
+        if hit is not None:
+            return hit
+        query = SimilarQuery(user_id=request.user_id, live_recipe_ids=self._live(request.user_id), top_k=request.top_k)
+        model_used, (answer,) = await self._ask_similar([query])
+        if not answer.found:
+            raise UnknownUserError(request.user_id)
+        response = SimilarUsersResponse(
+            user_id=request.user_id,
+            similar_users=answer.similar_users(),
+            model_used=model_used,
+            latency_ms=_elapsed_ms(started),
+        )
+        self._store(key, response, model_used, request.user_id)
+        return response
+
+    async def health(self) -> dict[str, object]:
+        """Model versions and reachability; "degraded" (not down) when anything but popularity is out."""
+        settings = self.settings
+        pings = await asyncio.gather(
+            *(asyncio.wait_for(b.ping(), settings.runner_timeout_seconds) for b in self.chain),
+            return_exceptions=True,
+        )
+        models = {b.name: (b.version if ok is True else "unavailable") for b, ok in zip(self.chain, pings, strict=True)}
+        redis = "not configured" if settings.redis_url is None else ("ok" if self.cache.ping() else "unreachable")
+        if settings.kafka_bootstrap_servers is None:
+            kafka = "not configured"
+        else:
+            reachable = await asyncio.to_thread(tcp_reachable, settings.kafka_bootstrap_servers)
+            kafka = "ok" if reachable else "unreachable"
+        degraded = "unavailable" in models.values() or "unreachable" in (redis, kafka)
+        return {"status": "degraded" if degraded else "ok", "models": models, "redis": redis, "kafka": kafka}
+
+
+def _elapsed_ms(started: float) -> float:
+    return round((time.perf_counter() - started) * 1000.0, 3)
+
+
+def _single(request: BatchRequest, user_id: int) -> RecipeRequest:
+    """The single-user request a batch entry stands for (same cache entry)."""
+    return RecipeRequest(
+        user_id=user_id,
+        top_k=request.top_k,
+        exclude_recipe_ids=request.exclude_recipe_ids,
+        diversity=request.diversity,
+        max_fsa_score=request.max_fsa_score,
+    )
+
+
+def _as_batch(request: RecipeRequest) -> BatchRequest:
+    return BatchRequest(
+        user_ids=[request.user_id],
+        top_k=request.top_k,
+        exclude_recipe_ids=request.exclude_recipe_ids,
+        diversity=request.diversity,
+        max_fsa_score=request.max_fsa_score,
+    )

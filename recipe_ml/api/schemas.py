@@ -1,0 +1,159 @@
+"""Request and response bodies of the HTTP API, and the queries the runners score.
+
+Requests reject unknown fields and out-of-range values, so a client's typo is
+a 422 naming the field instead of a silently ignored option.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from recipe_ml.config import get_settings
+
+MAX_ID_LIST = 1000
+"""Upper bound on client-given recipe id lists (exclusions, cold-start history)."""
+
+
+def _diversity_default() -> float:
+    return get_settings().mmr_diversity_weight
+
+
+class _Request(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    top_k: int = Field(default=10, ge=1)
+
+    @field_validator("top_k")
+    @classmethod
+    def _top_k_bounded(cls, value: int) -> int:
+        limit = get_settings().max_top_k
+        if value > limit:
+            raise ValueError(f"top_k must be at most {limit}")
+        return value
+
+
+class _RankingOptions(_Request):
+    exclude_recipe_ids: list[int] = Field(default_factory=list, max_length=MAX_ID_LIST)
+    diversity: float = Field(default_factory=_diversity_default, ge=0.0, le=1.0)
+    """MMR weight: 0 = pure relevance, 1 = pure novelty among the candidates."""
+    max_fsa_score: float | None = Field(default=None, ge=4.0, le=12.0)
+    """Only recipes with a known FSA score at most this (4 = healthiest)."""
+
+
+class RecipeRequest(_RankingOptions):
+    user_id: int = Field(ge=0)
+
+
+class BatchRequest(_RankingOptions):
+    user_ids: list[int] = Field(min_length=1)
+
+    @field_validator("user_ids")
+    @classmethod
+    def _batch_bounded(cls, value: list[int]) -> list[int]:
+        limit = get_settings().max_batch_size
+        if len(value) > limit:
+            raise ValueError(f"at most {limit} user_ids per batch (MAX_BATCH_SIZE)")
+        if any(user_id < 0 for user_id in value):
+            raise ValueError("user ids must be non-negative")
+        return value
+
+
+class ColdStartRequest(_RankingOptions):
+    recent_recipe_ids: list[int] = Field(default_factory=list, max_length=MAX_ID_LIST)
+    """A new user's first recipes: recommendations are folded in from them."""
+
+
+class SimilarUsersRequest(_Request):
+    user_id: int = Field(ge=0)
+
+
+class Recommendation(BaseModel):
+    recipe_id: int
+    score: float
+    rank: int
+
+
+class SimilarUser(BaseModel):
+    user_id: int
+    score: float
+    rank: int
+
+
+class _Timed(BaseModel):
+    model_used: str
+    latency_ms: float = 0.0
+    cached: bool = False
+
+
+class RecipeResponse(_Timed):
+    user_id: int
+    recommendations: list[Recommendation]
+
+
+class ColdStartResponse(_Timed):
+    recommendations: list[Recommendation]
+
+
+class SimilarUsersResponse(_Timed):
+    user_id: int
+    similar_users: list[SimilarUser]
+
+
+class BatchError(BaseModel):
+    user_id: int
+    error: str
+    status: int
+
+
+class BatchResponse(BaseModel):
+    results: list[RecipeResponse | BatchError]
+    latency_ms: float = 0.0
+
+
+# What the API sends to a model (runner or in-process) and gets back.
+class RankQuery(BaseModel):
+    """One user to rank recipes for; raw ids, the model maps them."""
+
+    user_id: int | None = None
+    """A user of the training data, or None for a cold-start query (then the
+    live ids are the whole history; none at all = the population's ranking)."""
+    live_recipe_ids: list[int] = Field(default_factory=list)
+    """Interactions since training: folded into the user vector and excluded."""
+    exclude_recipe_ids: list[int] = Field(default_factory=list)
+    max_fsa_score: float | None = None
+    top_k: int = 10
+    diversity: float = 0.0
+    boost: dict[int, float] = Field(default_factory=dict)
+    """Added to recipes' scores before ranking (trending recency in cold-start)."""
+
+
+class RankResult(BaseModel):
+    """Ranked recipes; ``found`` is False when the model cannot place the user."""
+
+    found: bool
+    recipe_ids: list[int] = Field(default_factory=list)
+    scores: list[float] = Field(default_factory=list)
+
+    def recommendations(self) -> list[Recommendation]:
+        return [
+            Recommendation(recipe_id=rid, score=score, rank=pos)
+            for pos, (rid, score) in enumerate(zip(self.recipe_ids, self.scores, strict=True), start=1)
+        ]
+
+
+class SimilarQuery(BaseModel):
+    user_id: int
+    live_recipe_ids: list[int] = Field(default_factory=list)
+    top_k: int = 10
+
+
+class SimilarResult(BaseModel):
+    found: bool
+    user_ids: list[int] = Field(default_factory=list)
+    scores: list[float] = Field(default_factory=list)
+
+    def similar_users(self) -> list[SimilarUser]:
+        return [
+            SimilarUser(user_id=uid, score=score, rank=pos)
+            for pos, (uid, score) in enumerate(zip(self.user_ids, self.scores, strict=True), start=1)
+        ]

@@ -1,0 +1,120 @@
+"""A loaded model answering batches of queries as one matrix product.
+
+The two runner services and the in-process popularity fallback all wrap a
+``ModelRanker``, so batching, fold-in and the ranking rules are written once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from functools import cached_property
+
+import numpy as np
+
+from recipe_ml.api.schemas import RankQuery, RankResult, SimilarQuery, SimilarResult
+from recipe_ml.models.base import Recommender
+from recipe_ml.ranking import health_mask, normalize_rows, rank, top_k
+
+
+class ModelRanker:
+    """Scores users against every recipe (and every user) for one model."""
+
+    def __init__(self, model: Recommender, version: str, *, precompute: bool = True) -> None:
+        self.model = model
+        self.version = version
+        """The model store tag, part of every cache key."""
+        if precompute:  # PRECOMPUTE_EMBEDDINGS: pay at load, not on the first request
+            _ = self.unit_item_vectors
+            if model.supports_similarity:
+                _ = self.unit_user_vectors
+
+    @cached_property
+    def unit_item_vectors(self) -> np.ndarray:
+        return normalize_rows(self.model.item_vectors)
+
+    @cached_property
+    def unit_user_vectors(self) -> np.ndarray:
+        return normalize_rows(self.model.user_vectors)
+
+    def _user_vectors(self, users: Sequence[int | None], live: Sequence[list[int]]) -> tuple[np.ndarray, np.ndarray]:
+        """User vectors for a batch, and which users the model can place.
+
+        A training user without live interactions uses their trained vector;
+        anyone with live interactions is folded in from history + live items
+        (all folds of the batch in one call); an unknown user with no known
+        live item cannot be placed. A query with neither user nor live items
+        asks for the population's vector (a fold-in of nothing: popularity).
+        """
+        model = self.model
+        n = len(users)
+        vectors = np.zeros((n, model.item_vectors.shape[1]), dtype=np.float32)
+        found = np.zeros(n, dtype=bool)
+        fold_rows: list[int] = []
+        fold_histories: list[np.ndarray] = []
+        for row, (user_id, live_ids) in enumerate(zip(users, live, strict=True)):
+            index = None if user_id is None else model.users.index_of(user_id)
+            live_idx = model.items.indices(np.asarray(live_ids, dtype=np.int64))
+            live_idx = live_idx[live_idx >= 0]
+            if index is not None and live_idx.size == 0:
+                vectors[row] = model.user_vectors[index]
+                found[row] = True
+                continue
+            if index is None and live_idx.size == 0 and (user_id is not None or live_ids):
+                continue
+            history = live_idx if index is None else np.union1d(model.history(index), live_idx)
+            fold_rows.append(row)
+            fold_histories.append(history)
+            found[row] = True
+        if fold_rows:
+            vectors[fold_rows] = model.fold_in(fold_histories)
+        return vectors, found
+
+    def recommend(self, queries: Sequence[RankQuery]) -> list[RankResult]:
+        """Ranked recipes for each query, scored together."""
+        model = self.model
+        vectors, found = self._user_vectors([q.user_id for q in queries], [q.live_recipe_ids for q in queries])
+        scores = model.score(vectors)
+        results = []
+        for row, query in enumerate(queries):
+            if not found[row]:
+                results.append(RankResult(found=False))
+                continue
+            row_scores = scores[row]
+            if query.boost:
+                boost_idx = model.items.indices(np.fromiter(query.boost, dtype=np.int64))
+                boost_val = np.fromiter(query.boost.values(), dtype=np.float32)
+                np.add.at(row_scores, boost_idx[boost_idx >= 0], boost_val[boost_idx >= 0])
+            exclude = model.items.indices(np.asarray(query.exclude_recipe_ids + query.live_recipe_ids, dtype=np.int64))
+            exclude = exclude[exclude >= 0]
+            index = None if query.user_id is None else model.users.index_of(query.user_id)
+            if index is not None:
+                exclude = np.concatenate([exclude, model.history(index)])
+            indices, picked = rank(
+                row_scores,
+                query.top_k,
+                exclude=exclude,
+                allowed=health_mask(model.item_fsa, query.max_fsa_score),
+                diversity=query.diversity,
+                unit_item_vectors=self.unit_item_vectors,
+            )
+            results.append(RankResult(found=True, recipe_ids=model.items.ids[indices].tolist(), scores=picked.tolist()))
+        return results
+
+    def similar_users(self, queries: Sequence[SimilarQuery]) -> list[SimilarResult]:
+        """The most similar training users (cosine of user vectors) for each query."""
+        if not self.model.supports_similarity:
+            raise NotImplementedError(f"{self.model.kind} vectors carry no per-user signal")
+        vectors, found = self._user_vectors([q.user_id for q in queries], [q.live_recipe_ids for q in queries])
+        sims = normalize_rows(vectors) @ self.unit_user_vectors.T
+        results = []
+        for row, query in enumerate(queries):
+            if not found[row]:
+                results.append(SimilarResult(found=False))
+                continue
+            index = self.model.users.index_of(query.user_id)
+            self_idx = np.asarray([] if index is None else [index], dtype=np.int64)
+            indices, picked = top_k(sims[row], query.top_k, exclude=self_idx)
+            results.append(
+                SimilarResult(found=True, user_ids=self.model.users.ids[indices].tolist(), scores=picked.tolist())
+            )
+        return results

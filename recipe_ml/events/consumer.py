@@ -1,0 +1,339 @@
+"""The Kafka sidecar consumer: interaction events into the shared Redis state.
+
+Delivery is at least once: a batch's offsets are committed only after each of
+its events was applied (or dead-lettered), and applying is idempotent, so a
+redelivery after a crash or a rebalance changes nothing. Nothing is skipped:
+while Redis is down, the consumer retries the same event with backoff and
+commits nothing past it. A message that is not an event goes to the DLQ topic
+with the reason, and consumption goes on.
+
+Run it from the Bento image with ``python -m recipe_ml.events.consumer``; it
+reads ``Settings`` (``KAFKA_*``, ``REDIS_URL``, ``CONSUMER_METRICS_PORT``).
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from types import FrameType
+
+import redis
+from kafka import ConsumerRebalanceListener, KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.consumer.fetcher import ConsumerRecord
+from kafka.errors import KafkaError
+from kafka.structs import OffsetAndMetadata
+from prometheus_client import CollectorRegistry, Counter, Gauge, start_http_server
+
+from recipe_ml.config import Settings, get_settings
+from recipe_ml.events.applier import EventApplier
+from recipe_ml.events.schema import InteractionEvent, InvalidEvent, parse_event
+from recipe_ml.storage import open_cache, open_interaction_store
+
+log = logging.getLogger(__name__)
+
+RETRYABLE = (redis.RedisError, KafkaError, OSError)
+"""Outages worth retrying; anything else is a bug and stops the process."""
+
+
+class ConsumerMetrics:
+    """Prometheus counters of one consumer, in their own registry (one per consumer)."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry if registry is not None else CollectorRegistry()
+        reg = self.registry
+        self.consumed = Counter("recipe_consumer_consumed", "Messages read from the topic", registry=reg)
+        self.applied = Counter("recipe_consumer_applied", "Events applied for the first time", registry=reg)
+        self.duplicates = Counter("recipe_consumer_duplicates", "Redelivered events that changed nothing", registry=reg)
+        self.dead_lettered = Counter(
+            "recipe_consumer_dead_lettered", "Messages sent to the DLQ", ["reason"], registry=reg
+        )
+        self.errors = Counter("recipe_consumer_errors", "Failed attempts, retried", ["stage"], registry=reg)
+        self.connection_retries = Counter(
+            "recipe_consumer_connection_retries", "Failed attempts to reach the broker", registry=reg
+        )
+        self.assigned_partitions = Gauge(
+            "recipe_consumer_assigned_partitions", "Partitions this consumer owns", registry=reg
+        )
+
+
+@dataclass(frozen=True)
+class Backoff:
+    """Exponential delays between retries, capped."""
+
+    initial_seconds: float = 0.1
+    max_seconds: float = 5.0
+
+    def delays(self) -> Iterator[float]:
+        delay = self.initial_seconds
+        while True:
+            yield delay
+            delay = min(delay * 2, self.max_seconds)
+
+
+class _PartitionGauge(ConsumerRebalanceListener):  # type: ignore[misc]
+    """Keeps ``assigned_partitions`` equal to what the group gave this consumer."""
+
+    def __init__(self, gauge: Gauge) -> None:
+        self._gauge = gauge
+        self._owned: set[TopicPartition] = set()
+
+    def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        self._owned -= set(revoked)
+        self._gauge.set(len(self._owned))
+
+    def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        self._owned |= set(assigned)
+        self._gauge.set(len(self._owned))
+
+
+def with_broker_defaults(event: InteractionEvent, record: ConsumerRecord) -> InteractionEvent:
+    """Fill what the producer left out: the id from the record's coordinates, the time from the broker.
+
+    The id from topic/partition/offset makes a redelivered record a duplicate.
+    """
+    update: dict[str, object] = {}
+    if event.event_id is None:
+        update["event_id"] = f"kafka:{record.topic}:{record.partition}:{record.offset}"
+    if event.timestamp is None and record.timestamp is not None and record.timestamp >= 0:
+        update["timestamp"] = datetime.fromtimestamp(record.timestamp / 1000, tz=UTC)
+    return event.model_copy(update=update) if update else event
+
+
+class InteractionConsumer:
+    """One group member: ``run()`` until ``stop()``; ``poll_once()`` is one batch."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        applier: EventApplier,
+        metrics: ConsumerMetrics | None = None,
+        *,
+        backoff: Backoff = Backoff(),
+        poll_timeout_ms: int = 500,
+        session_timeout_ms: int = 6000,
+        heartbeat_interval_ms: int = 1000,
+        bootstrap_timeout_ms: int = 2000,
+        commit_timeout_ms: int = 10_000,
+        dlq_timeout_ms: int = 10_000,
+    ) -> None:
+        if not settings.kafka_bootstrap_servers:
+            raise ValueError("KAFKA_BOOTSTRAP_SERVERS must be set to run the consumer")
+        self._settings = settings
+        self._bootstrap = settings.kafka_bootstrap_servers
+        self._applier = applier
+        self.metrics = metrics if metrics is not None else ConsumerMetrics()
+        self._backoff = backoff
+        self._poll_timeout_ms = poll_timeout_ms
+        self._group_timeouts = {
+            "session_timeout_ms": session_timeout_ms,
+            "heartbeat_interval_ms": heartbeat_interval_ms,
+        }
+        self._bootstrap_timeout_ms = bootstrap_timeout_ms
+        self._commit_timeout_ms = commit_timeout_ms
+        self._dlq_timeout_ms = dlq_timeout_ms
+        self._stopping = threading.Event()
+        self._consumer: KafkaConsumer | None = None
+        self._producer: KafkaProducer | None = None
+
+    # Lifecycle
+    def connect(self) -> bool:
+        """Join the group, retrying with backoff while the broker is unreachable.
+
+        False when ``stop()`` came first. Each failed attempt is logged and
+        counted in ``connection_retries``.
+        """
+        for delay in self._backoff.delays():
+            if self._stopping.is_set():
+                return False
+            try:
+                self._open_clients()
+                log.info("connected to %s; joining group %r", self._bootstrap, self._settings.kafka_group_id)
+                return True
+            except KafkaError as exc:
+                self.metrics.connection_retries.inc()
+                log.warning("broker %s unreachable (%s); retrying in %.1f s", self._bootstrap, exc, delay)
+                self._stopping.wait(delay)
+        raise AssertionError("unreachable: Backoff.delays() is infinite")
+
+    def run(self) -> None:
+        """Connect, then consume batches until ``stop()``; commits what was applied."""
+        if not self.connect():
+            return
+        try:
+            while not self._stopping.is_set():
+                self.poll_once()
+        finally:
+            self.close()
+
+    def stop(self) -> None:
+        """Ask ``run()`` to finish its current event, commit and return (signal-safe)."""
+        self._stopping.set()
+
+    def close(self) -> None:
+        """Leave the group without committing anything more (commits happen per batch)."""
+        if self._consumer is not None:
+            self._consumer.close(autocommit=False)
+            self._consumer = None
+        if self._producer is not None:
+            try:
+                self._producer.close(timeout=self._dlq_timeout_ms / 1000)
+            except KafkaError as exc:  # unacked DLQ sends: their records were not committed
+                log.warning("DLQ producer closed with sends pending: %r", exc)
+            self._producer = None
+
+    # One batch, in three steps that tests can drive separately
+    def poll_once(self) -> int:
+        """Poll, apply and commit one batch; the number of records polled."""
+        records = self.poll_records()
+        self.commit(self.process(records))
+        return len(records)
+
+    def poll_records(self) -> list[ConsumerRecord]:
+        """The next batch, in partition order."""
+        batches = self._kafka_consumer().poll(timeout_ms=self._poll_timeout_ms)
+        return [record for records in batches.values() for record in records]
+
+    def process(self, records: list[ConsumerRecord]) -> dict[TopicPartition, OffsetAndMetadata]:
+        """Apply or dead-letter ``records`` in order; the offsets to commit for those handled.
+
+        Stops early (and leaves the rest uncommitted) when ``stop()`` is called
+        while an outage is being retried.
+        """
+        offsets: dict[TopicPartition, OffsetAndMetadata] = {}
+        for record in records:
+            if not self._handle(record):
+                break
+            partition = TopicPartition(record.topic, record.partition)
+            offsets[partition] = OffsetAndMetadata(record.offset + 1, "", record.leader_epoch)
+        return offsets
+
+    def commit(self, offsets: dict[TopicPartition, OffsetAndMetadata]) -> None:
+        """Commit ``offsets``; a failure is logged and counted, not fatal.
+
+        Uncommitted records are delivered again (to this consumer or, after a
+        rebalance, to the partition's new owner) and recognised as duplicates.
+        The next successful commit covers them anyway: offsets are cumulative.
+        """
+        if not offsets:
+            return
+        try:
+            self._kafka_consumer().commit(offsets, timeout_ms=self._commit_timeout_ms)
+        except KafkaError as exc:
+            self.metrics.errors.labels("commit").inc()
+            log.warning("commit failed, these records will be redelivered (and deduplicated): %r", exc)
+
+    # Internals
+    def _open_clients(self) -> None:
+        common = {"bootstrap_servers": self._bootstrap, "bootstrap_timeout_ms": self._bootstrap_timeout_ms}
+        consumer = KafkaConsumer(
+            group_id=self._settings.kafka_group_id,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            reconnect_backoff_max_ms=1000,
+            **self._group_timeouts,
+            **common,
+        )
+        try:
+            # A DLQ send gives up after dlq_timeout_ms (the record is then retried, not
+            # left pending in the producer), so neither a send nor close() hangs.
+            producer = KafkaProducer(
+                acks="all",
+                max_block_ms=self._dlq_timeout_ms,
+                request_timeout_ms=self._dlq_timeout_ms,
+                delivery_timeout_ms=self._dlq_timeout_ms,
+                **common,
+            )
+        except KafkaError:
+            consumer.close(autocommit=False)
+            raise
+        consumer.subscribe([self._settings.kafka_topic], listener=_PartitionGauge(self.metrics.assigned_partitions))
+        self._consumer, self._producer = consumer, producer
+
+    def _kafka_consumer(self) -> KafkaConsumer:
+        if self._consumer is None:
+            raise RuntimeError("consumer is not connected: call connect() first")
+        return self._consumer
+
+    def _handle(self, record: ConsumerRecord) -> bool:
+        """Apply or dead-letter one record; False when stopped before it was done."""
+        self.metrics.consumed.inc()
+        raw: bytes = record.value or b""
+        try:
+            event = with_broker_defaults(parse_event(raw), record)
+        except InvalidEvent as exc:
+            reason = exc.reason
+            return self._retry("dead_letter", lambda: self._dead_letter(record, raw, reason))
+        return self._retry("apply", lambda: self._apply(event))
+
+    def _apply(self, event: InteractionEvent) -> None:
+        if self._applier.apply(event):
+            self.metrics.applied.inc()
+        else:
+            self.metrics.duplicates.inc()
+
+    def _dead_letter(self, record: ConsumerRecord, raw: bytes, reason: str) -> None:
+        """Send ``raw`` to the DLQ and wait for the broker's ack (at least once there too)."""
+        if self._producer is None:
+            raise RuntimeError("consumer is not connected: call connect() first")
+        headers = [
+            ("dlq.reason", reason.encode()),
+            ("dlq.source.topic", record.topic.encode()),
+            ("dlq.source.partition", str(record.partition).encode()),
+            ("dlq.source.offset", str(record.offset).encode()),
+        ]
+        future = self._producer.send(self._settings.kafka_dlq_topic, value=raw, key=record.key, headers=headers)
+        future.get(timeout=self._dlq_timeout_ms / 1000)
+        kind = "invalid_json" if reason.startswith("Invalid JSON") else "validation"
+        self.metrics.dead_lettered.labels(kind).inc()
+        log.warning("dead-lettered %s:%d@%d: %s", record.topic, record.partition, record.offset, reason)
+
+    def _retry(self, stage: str, action: Callable[[], None]) -> bool:
+        """Run ``action`` until it succeeds (True) or ``stop()`` is called (False)."""
+        for delay in self._backoff.delays():
+            try:
+                action()
+                return True
+            except RETRYABLE as exc:
+                self.metrics.errors.labels(stage).inc()
+                log.warning("%s failed (%s: %s); retrying in %.1f s", stage, type(exc).__name__, exc, delay)
+            if self._stopping.wait(delay):
+                return False
+        raise AssertionError("unreachable: Backoff.delays() is infinite")
+
+
+def main() -> int:
+    """Entry point: consume until SIGTERM/SIGINT, then commit and exit 0."""
+    settings = get_settings()
+    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if not settings.redis_url:
+        log.error("REDIS_URL must be set: the consumer shares state with the API through Redis")
+        return 2
+    applier = EventApplier(
+        open_interaction_store(settings.redis_url, settings.popularity_half_life_hours),
+        open_cache(settings.redis_url),
+    )
+    metrics = ConsumerMetrics()
+    try:
+        start_http_server(settings.consumer_metrics_port, registry=metrics.registry)
+    except OSError as exc:
+        log.error("cannot serve metrics on CONSUMER_METRICS_PORT=%d: %s", settings.consumer_metrics_port, exc)
+        return 2
+    consumer = InteractionConsumer(settings, applier, metrics)
+
+    def _stop(signum: int, _frame: FrameType | None) -> None:
+        log.info("%s received: finishing the current event, committing, exiting", signal.Signals(signum).name)
+        consumer.stop()
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    consumer.run()
+    log.info("consumer stopped")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,285 @@
+"""Two-Tower recommender in PyTorch: a user tower over the user's recipes, a recipe tower.
+
+The only module of ``recipe_ml`` that imports torch; ``recipe_ml.models``
+imports it only when a ``two_tower`` model is used.
+
+Loss, and why: a full softmax over the whole catalogue (multinomial
+likelihood, as in Mult-VAE/DAE). With ~8.4k recipes the full softmax costs one
+(batch x 128) @ (128 x n_recipes) product per step, so there is no need for
+sampled negatives and none of their bias: every recipe is a negative, weighted
+by how much the model believes in it. Unlike uniformly sampled negatives, it
+keeps the popularity signal that dominates this dataset, and a learned
+per-recipe bias carries that signal explicitly. Training is denoising: each
+epoch a random part of every user's recipes is hidden from the user tower,
+which must still rank the whole history (hidden recipes included) high. That is
+exactly the serving task: embed a user from a partial history (fold-in), rank
+what they will like next.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from recipe_ml.data import FSA_RANGE, Interactions
+from recipe_ml.models.base import Recommender
+
+EMBEDDING_DIM = 128
+HIDDEN_DIM = 256
+N_FEATURES = 5
+"""fsa, fsa known, who, who known, log popularity."""
+WHO_MAX = 7.0
+"""Highest WHO score in the health data (number of guidelines met)."""
+
+
+class UserEncoder(nn.Module):
+    """Mean of the embeddings of a user's recipes -> MLP -> 128-d user vector."""
+
+    def __init__(self, n_items: int, dropout: float) -> None:
+        super().__init__()
+        self.bag = nn.EmbeddingBag(n_items, EMBEDDING_DIM, mode="mean")
+        self.mlp = nn.Sequential(
+            nn.Dropout(dropout),
+            nn.Linear(EMBEDDING_DIM, HIDDEN_DIM),
+            nn.ReLU(),
+            nn.Linear(HIDDEN_DIM, EMBEDDING_DIM),
+        )
+
+    def forward(self, items: torch.Tensor, offsets: torch.Tensor) -> torch.Tensor:
+        out: torch.Tensor = self.mlp(self.bag(items, offsets))
+        return out
+
+
+class RecipeEncoder(nn.Module):
+    """Recipe id embedding + health/popularity features -> MLP -> 128-d recipe vector."""
+
+    def __init__(self, n_items: int, dropout: float) -> None:
+        super().__init__()
+        self.embedding = nn.Embedding(n_items, EMBEDDING_DIM)
+        self.mlp = nn.Sequential(
+            nn.Dropout(dropout),
+            nn.Linear(EMBEDDING_DIM + N_FEATURES, HIDDEN_DIM),
+            nn.ReLU(),
+            nn.Linear(HIDDEN_DIM, EMBEDDING_DIM),
+        )
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        out: torch.Tensor = self.mlp(torch.cat([self.embedding.weight, features], dim=1))
+        return out
+
+
+def recipe_features(fsa: np.ndarray, who: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """(n_items, 5) float32: scaled health scores with known flags, log popularity in [0, 1]."""
+    low, high = FSA_RANGE
+    fsa_known = ~np.isnan(fsa)
+    who_known = ~np.isnan(who)
+    log_counts = np.log1p(counts.astype(np.float64))
+    top = log_counts.max() if log_counts.size and log_counts.max() > 0 else 1.0
+    return np.stack(
+        [
+            np.where(fsa_known, (np.nan_to_num(fsa) - low) / (high - low), 0.0),
+            fsa_known,
+            np.where(who_known, np.nan_to_num(who) / WHO_MAX, 0.0),
+            who_known,
+            log_counts / top,
+        ],
+        axis=1,
+    ).astype(np.float32)
+
+
+def _bags(histories: Sequence[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
+    """EmbeddingBag input (flat indices, offsets) for lists of recipe indices."""
+    lengths = np.array([len(h) for h in histories], dtype=np.int64)
+    offsets = np.concatenate([[0], np.cumsum(lengths)[:-1]]) if len(histories) else np.zeros(0, np.int64)
+    flat = np.concatenate([np.asarray(h, dtype=np.int64) for h in histories]) if len(histories) else np.zeros(0)
+    return torch.from_numpy(flat.astype(np.int64)), torch.from_numpy(offsets.astype(np.int64))
+
+
+class TwoTowerRecommender(Recommender):
+    """User tower over the recipes a user interacted with; recipe tower over id + features.
+
+    Serving score = user vector · recipe vector + recipe bias; the softmax
+    temperature is folded into the user vectors at export.
+    """
+
+    kind = "two_tower"
+
+    def __init__(
+        self,
+        epochs: int = 20,
+        lr: float = 2e-3,
+        weight_decay: float = 0.0,
+        dropout: float = 0.2,
+        input_keep: float = 0.5,
+        temperature: float = 1.0,
+        batch_size: int = 512,
+        hidden_targets: bool = False,
+        low_rating_weight: float = 1.0,
+        seed: int = 0,
+        show_progress: bool = False,
+        on_epoch: Callable[[int, TwoTowerRecommender], None] | None = None,
+    ) -> None:
+        self.epochs = epochs
+        self.lr = lr
+        self.weight_decay = weight_decay
+        self.dropout = dropout
+        self.input_keep = input_keep
+        self.temperature = temperature
+        self.batch_size = batch_size
+        self.hidden_targets = hidden_targets
+        self.low_rating_weight = low_rating_weight
+        self.seed = seed
+        self.show_progress = show_progress
+        self.on_epoch = on_epoch
+        """Called after each epoch with the exported model (development: validation curves)."""
+        self._user_vectors = np.zeros((0, EMBEDDING_DIM), dtype=np.float32)
+        self._item_vectors = np.zeros((0, EMBEDDING_DIM), dtype=np.float32)
+        self._item_bias = np.zeros(0, dtype=np.float32)
+        self._user_encoder: UserEncoder | None = None
+
+    def hyper_parameters(self) -> dict[str, Any]:
+        return {
+            "epochs": self.epochs,
+            "lr": self.lr,
+            "weight_decay": self.weight_decay,
+            "dropout": self.dropout,
+            "input_keep": self.input_keep,
+            "temperature": self.temperature,
+            "batch_size": self.batch_size,
+            "hidden_targets": self.hidden_targets,
+            "low_rating_weight": self.low_rating_weight,
+            "seed": self.seed,
+        }
+
+    def fit(self, data: Interactions) -> None:
+        self._set_data(data)
+        torch.manual_seed(self.seed)
+        torch.set_num_threads(2)
+        rng = np.random.default_rng(self.seed)
+        n_users, n_items = self.seen.shape
+        fsa, who = data.health.aligned(data.items) if data.health is not None else (self.item_fsa, self.item_fsa)
+        counts = np.asarray(self.seen.sum(axis=0)).ravel()
+        features = torch.from_numpy(recipe_features(fsa, who, counts))
+        targets = self._target_weights(data)
+
+        user_encoder = UserEncoder(n_items, self.dropout)
+        recipe_encoder = RecipeEncoder(n_items, self.dropout)
+        weighted_counts = np.asarray(targets.sum(axis=0)).ravel()
+        log_pop = np.log((weighted_counts + 1.0) / (weighted_counts.sum() + n_items)).astype(np.float32)
+        bias = nn.Parameter(torch.from_numpy(log_pop))  # start from the popularity ranking
+        params = [*user_encoder.parameters(), *recipe_encoder.parameters(), bias]
+        optimizer = torch.optim.AdamW(params, lr=self.lr, weight_decay=self.weight_decay)
+
+        steps = self.epochs * ((n_users + self.batch_size - 1) // self.batch_size)
+        with tqdm(total=steps, desc="two-tower", unit="batch", disable=not self.show_progress) as bar:
+            for epoch in range(self.epochs):
+                user_encoder.train()
+                recipe_encoder.train()
+                order = rng.permutation(n_users)
+                for start in range(0, n_users, self.batch_size):
+                    rows = targets[order[start : start + self.batch_size]]
+                    loss = self._batch_loss(rows, rng, user_encoder, recipe_encoder(features), bias)
+                    optimizer.zero_grad()
+                    loss.backward()  # type: ignore[no-untyped-call]
+                    optimizer.step()
+                    bar.update(1)
+                    bar.set_postfix(loss=f"{loss.item():.3f}")
+                if self.on_epoch is not None or epoch == self.epochs - 1:
+                    self._export(user_encoder, recipe_encoder, features, bias)
+                if self.on_epoch is not None:
+                    self.on_epoch(epoch + 1, self)
+
+    def _export(
+        self, user_encoder: UserEncoder, recipe_encoder: RecipeEncoder, features: torch.Tensor, bias: torch.Tensor
+    ) -> None:
+        """Serving state from the towers: recipe vectors, biases, every training user's vector."""
+        recipe_encoder.eval()
+        with torch.no_grad():
+            self._item_vectors = recipe_encoder(features).numpy().copy()
+        self._item_bias = bias.detach().numpy().copy()
+        self._user_encoder = user_encoder.eval()
+        self._user_vectors = self.fold_in([self.history(u) for u in range(len(self.users))])
+
+    def _target_weights(self, data: Interactions) -> sp.csr_matrix:
+        """users x recipes like ``seen``, weight 1 for a 5-star rating, ``low_rating_weight`` below."""
+        weights = np.where(data.rating >= 5, 1.0, self.low_rating_weight).astype(np.float32)
+        matrix = sp.csr_matrix((weights, (data.user_index, data.item_index)), shape=self.seen.shape)
+        matrix.sum_duplicates()
+        matrix.data = np.minimum(matrix.data, 1.0)
+        return matrix
+
+    def _batch_loss(
+        self,
+        rows: sp.csr_matrix,
+        rng: np.random.Generator,
+        user_encoder: UserEncoder,
+        item_vectors: torch.Tensor,
+        bias: torch.Tensor,
+    ) -> torch.Tensor:
+        """Multinomial log-likelihood of the user's recipes given a random part of them."""
+        n_rows = rows.shape[0]
+        lengths = np.diff(rows.indptr)
+        user_of_entry = np.repeat(np.arange(n_rows), lengths)
+        keep = rng.random(rows.nnz) < self.input_keep
+        # A user whose whole history was hidden keeps their first recipe: a bag is never empty.
+        empty = np.flatnonzero((np.bincount(user_of_entry[keep], minlength=n_rows) == 0) & (lengths > 0))
+        keep[rows.indptr[empty]] = True
+        offsets = np.searchsorted(user_of_entry[keep], np.arange(n_rows))
+        users = user_encoder(
+            torch.from_numpy(rows.indices[keep].astype(np.int64)), torch.from_numpy(offsets.astype(np.int64))
+        )
+        logits = users @ item_vectors.T / self.temperature + bias
+        target_rows = rows.copy()
+        if self.hidden_targets:
+            target_rows.data = np.where(keep, 0.0, rows.data).astype(np.float32)
+        target = torch.from_numpy(target_rows.toarray())
+        log_probs = torch.log_softmax(logits, dim=1)
+        return -((log_probs * target).sum(dim=1) / target.sum(dim=1).clamp(min=1.0)).mean()
+
+    @property
+    def user_vectors(self) -> np.ndarray:
+        return self._user_vectors
+
+    @property
+    def item_vectors(self) -> np.ndarray:
+        return self._item_vectors
+
+    @property
+    def item_bias(self) -> np.ndarray | None:
+        return self._item_bias
+
+    def fold_in(self, histories: Sequence[np.ndarray]) -> np.ndarray:
+        """The user tower on each history: the same function that made ``user_vectors``."""
+        if self._user_encoder is None:
+            raise RuntimeError("two-tower model is not fitted")
+        out = np.zeros((len(histories), EMBEDDING_DIM), dtype=np.float32)
+        nonempty = [i for i, h in enumerate(histories) if len(h)]
+        if nonempty:
+            items, offsets = _bags([histories[i] for i in nonempty])
+            with torch.no_grad():
+                vectors = self._user_encoder.eval()(items, offsets) / self.temperature
+            out[nonempty] = vectors.numpy()
+        return out
+
+    def _save_arrays(self, path: Path) -> None:
+        if self._user_encoder is None:
+            raise RuntimeError("two-tower model is not fitted")
+        torch.save(self._user_encoder.state_dict(), path / "user_encoder.pt")
+        np.save(path / "user_vectors.npy", self._user_vectors)
+        np.save(path / "item_vectors.npy", self._item_vectors)
+        np.save(path / "item_bias.npy", self._item_bias)
+
+    def _load_arrays(self, path: Path) -> None:
+        self._user_vectors = np.load(path / "user_vectors.npy")
+        self._item_vectors = np.load(path / "item_vectors.npy")
+        self._item_bias = np.load(path / "item_bias.npy")
+        encoder = UserEncoder(len(self.items), self.dropout)
+        encoder.load_state_dict(torch.load(path / "user_encoder.pt", weights_only=True))
+        self._user_encoder = encoder.eval()

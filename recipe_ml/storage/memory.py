@@ -1,0 +1,163 @@
+"""In-process backends: the embedded default when no ``REDIS_URL`` is set.
+
+State lives in one process, so this mode suits a single API worker; several
+replicas or a Kafka consumer need Redis to agree.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+
+from recipe_ml.events.schema import InteractionEvent
+from recipe_ml.storage.base import (
+    DEDUPE_TTL_SECONDS,
+    INVALIDATION_GUARD_SECONDS,
+    MAX_RECENT_ITEMS,
+    InteractionStore,
+    ResponseCache,
+)
+from recipe_ml.storage.decay import RESCALE_AFTER_HALF_LIVES, decayed, event_seconds
+
+
+class MemoryCache(ResponseCache):
+    """Thread-safe TTL cache, least recently used entries evicted past ``max_entries``."""
+
+    def __init__(
+        self,
+        max_entries: int = 10_000,
+        *,
+        invalidation_guard_seconds: float = INVALIDATION_GUARD_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if max_entries < 1:
+            raise ValueError(f"max_entries must be >= 1, got {max_entries}")
+        self._max_entries = max_entries
+        self._guard = invalidation_guard_seconds
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._entries: OrderedDict[str, tuple[float, bytes, int | None]] = OrderedDict()
+        """key → (expiry, value, user id)."""
+        self._by_user: dict[int, set[str]] = {}
+        self._invalidated_at: dict[int, float] = {}
+
+    def get(self, key: str) -> bytes | None:
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is None:
+                return None
+            expiry, value, _ = entry
+            if expiry <= self._clock():
+                self._drop(key)
+                return None
+            self._entries.move_to_end(key)
+            return value
+
+    def set(self, key: str, value: bytes, ttl_seconds: int, user_id: int | None = None) -> None:
+        if ttl_seconds <= 0:
+            return
+        with self._lock:
+            now = self._clock()
+            if user_id is not None and self._guarded(user_id, now):
+                return
+            self._drop(key)
+            self._entries[key] = (now + ttl_seconds, value, user_id)
+            if user_id is not None:
+                self._by_user.setdefault(user_id, set()).add(key)
+            while len(self._entries) > self._max_entries:
+                self._drop(next(iter(self._entries)))
+
+    def invalidate_user(self, user_id: int) -> None:
+        with self._lock:
+            now = self._clock()
+            for key in self._by_user.pop(user_id, set()):
+                self._entries.pop(key, None)
+            self._invalidated_at[user_id] = now
+            if len(self._invalidated_at) > self._max_entries:
+                self._invalidated_at = {
+                    user: at for user, at in self._invalidated_at.items() if self._guarded(user, now)
+                }
+
+    def ping(self) -> bool:
+        return True
+
+    def _guarded(self, user_id: int, now: float) -> bool:
+        """True while ``user_id`` was invalidated less than the guard ago."""
+        at = self._invalidated_at.get(user_id)
+        return at is not None and now - at < self._guard
+
+    def _drop(self, key: str) -> None:
+        """Remove ``key`` and its user index entry (lock held)."""
+        entry = self._entries.pop(key, None)
+        if entry is not None and entry[2] is not None:
+            keys = self._by_user.get(entry[2])
+            if keys is not None:
+                keys.discard(key)
+                if not keys:
+                    del self._by_user[entry[2]]
+
+
+class MemoryInteractionStore(InteractionStore):
+    """Thread-safe interaction store with the same semantics as the Redis one."""
+
+    def __init__(
+        self,
+        half_life_hours: float,
+        *,
+        max_recent: int = MAX_RECENT_ITEMS,
+        dedupe_ttl_seconds: float = DEDUPE_TTL_SECONDS,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        if half_life_hours <= 0:
+            raise ValueError(f"half_life_hours must be > 0, got {half_life_hours}")
+        self._half_life = half_life_hours * 3600.0
+        self._max_recent = max_recent
+        self._dedupe_ttl = dedupe_ttl_seconds
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._seen: OrderedDict[str, float] = OrderedDict()
+        """event id → expiry, oldest first (expiries grow with insertion)."""
+        self._recent: dict[int, list[int]] = {}
+        self._counters: dict[int, float] = {}
+        self._landmark: float | None = None
+
+    def apply(self, event: InteractionEvent) -> bool:
+        with self._lock:
+            now = self._clock()
+            while self._seen and next(iter(self._seen.values())) <= now:
+                self._seen.popitem(last=False)
+            event_id = event.dedupe_id()
+            if event_id in self._seen:
+                return False
+            self._seen[event_id] = now + self._dedupe_ttl
+
+            recent = [recipe for recipe in self._recent.get(event.user_id, []) if recipe != event.recipe_id]
+            self._recent[event.user_id] = [event.recipe_id, *recent][: self._max_recent]
+
+            t = event_seconds(event.timestamp, now)
+            if self._landmark is None:
+                self._landmark = t
+            exponent = (t - self._landmark) / self._half_life
+            if exponent > RESCALE_AFTER_HALF_LIVES:
+                scale = 2.0**-exponent
+                self._counters = {recipe: score * scale for recipe, score in self._counters.items()}
+                self._landmark, exponent = t, 0.0
+            self._counters[event.recipe_id] = self._counters.get(event.recipe_id, 0.0) + 2.0**exponent
+            return True
+
+    def recent_items(self, user_id: int, limit: int = 200) -> list[int]:
+        with self._lock:
+            return self._recent.get(user_id, [])[:limit]
+
+    def trending(self, limit: int) -> list[tuple[int, float]]:
+        with self._lock:
+            if self._landmark is None or limit <= 0:
+                return []
+            landmark, now = self._landmark, self._clock()
+            top = sorted(self._counters.items(), key=lambda item: (-item[1], item[0]))[:limit]
+        return [(recipe, decayed(score, landmark, now, self._half_life)) for recipe, score in top]
+
+    def ping(self) -> bool:
+        return True

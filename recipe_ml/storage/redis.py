@@ -1,0 +1,211 @@
+"""Redis backends: state shared by every API replica and every consumer.
+
+Each write is one Lua script, so it is atomic and costs one round trip; a
+``get`` is one ``GET``. Keys all start with ``prefix`` (default ``rml:``).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+
+import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+from recipe_ml.events.schema import InteractionEvent
+from recipe_ml.storage.base import (
+    DEDUPE_TTL_SECONDS,
+    INVALIDATION_GUARD_SECONDS,
+    MAX_RECENT_ITEMS,
+    InteractionStore,
+    ResponseCache,
+)
+from recipe_ml.storage.decay import RESCALE_AFTER_HALF_LIVES, decayed, event_seconds
+
+log = logging.getLogger(__name__)
+
+DEFAULT_PREFIX = "rml:"
+
+# KEYS: entry, user index, invalidation guard. ARGV: value, ttl seconds.
+_CACHE_SET = """
+if redis.call('EXISTS', KEYS[3]) == 1 then return 0 end
+redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
+redis.call('SADD', KEYS[2], KEYS[1])
+if redis.call('TTL', KEYS[2]) < tonumber(ARGV[2]) then redis.call('EXPIRE', KEYS[2], ARGV[2]) end
+return 1
+"""
+
+# KEYS: user index, invalidation guard. ARGV: guard milliseconds.
+_CACHE_INVALIDATE = """
+local keys = redis.call('SMEMBERS', KEYS[1])
+for i = 1, #keys, 500 do redis.call('DEL', unpack(keys, i, math.min(i + 499, #keys))) end
+redis.call('DEL', KEYS[1])
+redis.call('SET', KEYS[2], '1', 'PX', ARGV[1])
+return #keys
+"""
+
+# KEYS: dedupe id, user's recent list, trending counters, trending landmark.
+# ARGV: dedupe ttl, recipe id, max recent, event time, half-life seconds, rescale after.
+# The forward-decay arithmetic is the one of ``recipe_ml.storage.decay``.
+_STORE_APPLY = """
+if not redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[1]) then return 0 end
+redis.call('LREM', KEYS[2], 0, ARGV[2])
+redis.call('LPUSH', KEYS[2], ARGV[2])
+redis.call('LTRIM', KEYS[2], 0, tonumber(ARGV[3]) - 1)
+local t = tonumber(ARGV[4])
+local landmark = tonumber(redis.call('GET', KEYS[4]))
+if not landmark then
+  landmark = t
+  redis.call('SET', KEYS[4], ARGV[4])
+end
+local exponent = (t - landmark) / tonumber(ARGV[5])
+if exponent > tonumber(ARGV[6]) then
+  redis.call('ZUNIONSTORE', KEYS[3], 1, KEYS[3], 'WEIGHTS', string.format('%.17g', 2 ^ -exponent))
+  redis.call('SET', KEYS[4], ARGV[4])
+  exponent = 0
+end
+redis.call('ZINCRBY', KEYS[3], string.format('%.17g', 2 ^ exponent), ARGV[2])
+return 1
+"""
+
+
+def _client(url: str, timeout_seconds: float) -> redis.Redis[bytes]:
+    """A client that fails fast: the callers decide about retries."""
+    return redis.Redis.from_url(
+        url,
+        socket_connect_timeout=timeout_seconds,
+        socket_timeout=timeout_seconds,
+        retry=Retry(NoBackoff(), 0),
+    )
+
+
+def _ping(client: redis.Redis[bytes]) -> bool:
+    try:
+        return bool(client.ping())
+    except redis.RedisError:
+        return False
+
+
+class RedisCache(ResponseCache):
+    """Entries ``SET key EX ttl`` plus one index set of keys per user.
+
+    Invalidation deletes the user's indexed entries Redis-side, so it reaches
+    every replica. Read and write errors are logged and read as a miss.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        prefix: str = DEFAULT_PREFIX,
+        timeout_seconds: float = 0.25,
+        invalidation_guard_seconds: float = INVALIDATION_GUARD_SECONDS,
+    ) -> None:
+        self._client = _client(url, timeout_seconds)
+        self._prefix = prefix
+        self._guard_ms = max(1, int(invalidation_guard_seconds * 1000))
+        self._set = self._client.register_script(_CACHE_SET)
+        self._invalidate = self._client.register_script(_CACHE_INVALIDATE)
+
+    def get(self, key: str) -> bytes | None:
+        try:
+            value = self._client.get(self._entry(key))
+        except redis.RedisError as exc:
+            log.warning("cache get failed, serving a miss: %s", exc)
+            return None
+        return value if isinstance(value, bytes) else None
+
+    def set(self, key: str, value: bytes, ttl_seconds: int, user_id: int | None = None) -> None:
+        if ttl_seconds <= 0:
+            return
+        try:
+            if user_id is None:
+                self._client.set(self._entry(key), value, ex=ttl_seconds)
+            else:
+                keys = [self._entry(key), self._index(user_id), self._guard(user_id)]
+                self._set(keys=keys, args=[value, ttl_seconds])
+        except redis.RedisError as exc:
+            log.warning("cache set failed, response not cached: %s", exc)
+
+    def invalidate_user(self, user_id: int) -> None:
+        self._invalidate(keys=[self._index(user_id), self._guard(user_id)], args=[self._guard_ms])
+
+    def ping(self) -> bool:
+        return _ping(self._client)
+
+    def _entry(self, key: str) -> str:
+        return f"{self._prefix}cache:{key}"
+
+    def _index(self, user_id: int) -> str:
+        return f"{self._prefix}cache-user:{user_id}"
+
+    def _guard(self, user_id: int) -> str:
+        return f"{self._prefix}cache-guard:{user_id}"
+
+
+class RedisInteractionStore(InteractionStore):
+    """Dedupe keys, per-user recent lists and forward-decay counters in Redis.
+
+    Counters are kept per half-life (the key names it), so processes that
+    disagree on ``POPULARITY_HALF_LIFE_HOURS`` never mix their weights.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        half_life_hours: float,
+        *,
+        prefix: str = DEFAULT_PREFIX,
+        max_recent: int = MAX_RECENT_ITEMS,
+        dedupe_ttl_seconds: int = DEDUPE_TTL_SECONDS,
+        timeout_seconds: float = 2.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        if half_life_hours <= 0:
+            raise ValueError(f"half_life_hours must be > 0, got {half_life_hours}")
+        self._client = _client(url, timeout_seconds)
+        self._prefix = prefix
+        self._half_life = half_life_hours * 3600.0
+        self._max_recent = max_recent
+        self._dedupe_ttl = dedupe_ttl_seconds
+        self._clock = clock
+        self._apply = self._client.register_script(_STORE_APPLY)
+        self._counters = f"{prefix}trending:{half_life_hours:g}h"
+        self._landmark = f"{self._counters}:landmark"
+
+    def apply(self, event: InteractionEvent) -> bool:
+        keys = [f"{self._prefix}event:{event.dedupe_id()}", self._recent(event.user_id), self._counters, self._landmark]
+        args = [
+            self._dedupe_ttl,
+            event.recipe_id,
+            self._max_recent,
+            repr(event_seconds(event.timestamp, self._clock())),
+            repr(self._half_life),
+            repr(RESCALE_AFTER_HALF_LIVES),
+        ]
+        return bool(self._apply(keys=keys, args=args))
+
+    def recent_items(self, user_id: int, limit: int = 200) -> list[int]:
+        if limit <= 0:
+            return []
+        return [int(recipe) for recipe in self._client.lrange(self._recent(user_id), 0, limit - 1)]
+
+    def trending(self, limit: int) -> list[tuple[int, float]]:
+        if limit <= 0:
+            return []
+        pipe = self._client.pipeline(transaction=True)
+        pipe.zrevrange(self._counters, 0, limit - 1, withscores=True)
+        pipe.get(self._landmark)
+        top, landmark = pipe.execute()
+        if landmark is None:
+            return []
+        now = self._clock()
+        return [(int(recipe), decayed(score, float(landmark), now, self._half_life)) for recipe, score in top]
+
+    def ping(self) -> bool:
+        return _ping(self._client)
+
+    def _recent(self, user_id: int) -> str:
+        return f"{self._prefix}recent:{user_id}"

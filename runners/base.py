@@ -1,0 +1,67 @@
+"""What the Two-Tower and ALS runner services share: load once, score in batches.
+
+Each runner is its own BentoML service (own process) so that adaptive
+batching turns concurrent API requests into one matrix product, and so that
+torch lives only in the Two-Tower runner's process.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import bentoml
+
+from recipe_ml.api.metrics import BATCH_SIZE
+from recipe_ml.api.schemas import RankQuery, RankResult, SimilarQuery, SimilarResult
+from recipe_ml.api.scoring import ModelRanker
+from recipe_ml.config import get_settings
+from runners.store import load_from_store
+
+RUNNER_MAX_BATCH_SIZE = max(128, get_settings().max_batch_size)
+"""A whole /batch request (up to MAX_BATCH_SIZE queries) fits in one batch."""
+RUNNER_MAX_LATENCY_MS = 60_000
+"""Deliberately far above ``runner_timeout_seconds``: BentoML's dispatcher sheds
+queued requests whose estimated latency exceeds this with a 503 ("process is
+overloaded"). Shedding at a low value under a burst was one source of failed
+requests between the services; the API's own timeout decides when to fall back."""
+
+batched_api = bentoml.api(batchable=True, max_batch_size=RUNNER_MAX_BATCH_SIZE, max_latency_ms=RUNNER_MAX_LATENCY_MS)
+"""The decorator of the adaptive-batching APIs (one list of queries in, one list out)."""
+
+SERVICE_CONFIG: dict[str, object] = {
+    "workers": 1,
+    "traffic": {"timeout": 60},
+}
+"""One worker per runner: one copy of the model in memory, batches stay large."""
+
+
+class RankerRunner:
+    """Base of the runner services; subclasses set ``model_setting``."""
+
+    model_setting: ClassVar[str]
+    """Attribute of ``Settings`` naming the store model (``two_tower_model``...)."""
+
+    def __init__(self) -> None:
+        settings = get_settings()
+        model, tag = load_from_store(getattr(settings, self.model_setting))
+        self.ranker = ModelRanker(model, tag, precompute=settings.precompute_embeddings)
+
+    # The APIs are ``async`` although they compute: scoring a batch takes a few
+    # tenths of a millisecond, less than BentoML's hop to a worker thread for a
+    # sync API, and the event loop has nothing else to do meanwhile.
+    @batched_api  # type: ignore[untyped-decorator]
+    async def recommend(self, queries: list[RankQuery]) -> list[RankResult]:
+        """Ranked recipes for every query of the adaptive batch."""
+        BATCH_SIZE.labels(self.ranker.model.kind, "recommend").observe(len(queries))
+        return self.ranker.recommend(queries)
+
+    @batched_api  # type: ignore[untyped-decorator]
+    async def similar_users(self, queries: list[SimilarQuery]) -> list[SimilarResult]:
+        """Most similar training users for every query of the adaptive batch."""
+        BATCH_SIZE.labels(self.ranker.model.kind, "similar_users").observe(len(queries))
+        return self.ranker.similar_users(queries)
+
+    @bentoml.api  # type: ignore[untyped-decorator]
+    async def info(self) -> dict[str, str]:
+        """The model kind and store tag (the API's health check)."""
+        return {"kind": self.ranker.model.kind, "version": self.ranker.version}

@@ -1,0 +1,129 @@
+"""Start ``bentoml serve service:RecipeService`` as a subprocess and wait until it is healthy.
+
+Shared by the benchmark (``scripts/benchmark_api.py``) and the test fixture
+(``tests/fixtures/server.py``), which both need the real process tree: its
+URL, its runner processes (to freeze one) and its resident memory.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import psutil
+
+from recipe_ml.config import REPO_ROOT
+
+RUNNER_SERVICES = {"two_tower": "recipe_two_tower_runner", "als": "recipe_als_runner"}
+"""Model kind → BentoML service name of its runner."""
+UNSET_BY_DEFAULT = ("REDIS_URL", "KAFKA_BOOTSTRAP_SERVERS")
+"""Not inherited from the caller's environment: a server is embedded unless told otherwise."""
+
+
+class ServerStartError(RuntimeError):
+    """The server exited or never became healthy; the message ends with its log."""
+
+
+@dataclass
+class LocalServer:
+    """A running ``bentoml serve`` process tree."""
+
+    base_url: str
+    process: subprocess.Popen[bytes]
+    log_path: Path
+
+    def log_tail(self, chars: int = 4000) -> str:
+        return self.log_path.read_text(errors="replace")[-chars:]
+
+    def processes(self) -> list[psutil.Process]:
+        """``bentoml serve`` and every process under it."""
+        root = psutil.Process(self.process.pid)
+        return [root, *root.children(recursive=True)]
+
+    def runner_process(self, kind: str) -> psutil.Process:
+        """The worker process of the ``two_tower`` or ``als`` runner service."""
+        name = RUNNER_SERVICES[kind]
+        for proc in self.processes():
+            try:
+                cmdline = proc.cmdline()
+            except psutil.NoSuchProcess:
+                continue
+            if "--service-name" in cmdline and cmdline[cmdline.index("--service-name") + 1] == name:
+                return proc
+        raise LookupError(f"no worker process for runner {name}")
+
+    def rss_bytes(self) -> int:
+        """Resident memory of the whole process tree."""
+        total = 0
+        for proc in self.processes():
+            try:
+                total += proc.memory_info().rss
+            except psutil.NoSuchProcess:
+                continue
+        return total
+
+    def stop(self) -> None:
+        """SIGTERM the process group (SIGKILL after 20 s)."""
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait(timeout=10)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def start_local_server(
+    bentoml_home: Path,
+    log_path: Path,
+    env: dict[str, str] | None = None,
+    port: int | None = None,
+    timeout_seconds: float = 180.0,
+) -> LocalServer:
+    """Start a server on 127.0.0.1 and return once ``GET /api/health`` answers 200."""
+    port = port or free_port()
+    full_env = {k: v for k, v in os.environ.items() if k not in UNSET_BY_DEFAULT}
+    full_env.update(
+        BENTOML_HOME=str(bentoml_home),
+        BENTOML_DO_NOT_TRACK="true",
+        OPENBLAS_NUM_THREADS="1",
+        PYTHONPATH=str(REPO_ROOT),
+    )
+    full_env.update(env or {})
+    bentoml = Path(sys.executable).parent / "bentoml"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [str(bentoml), "serve", "service:RecipeService", "--host", "127.0.0.1", "--port", str(port)],
+            cwd=REPO_ROOT,
+            env=full_env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group: stop() ends the whole tree
+        )
+    server = LocalServer(f"http://127.0.0.1:{port}", process, log_path)
+    deadline = time.monotonic() + timeout_seconds
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise ServerStartError(f"bentoml serve exited with {process.returncode}:\n{server.log_tail()}")
+        try:
+            if httpx.get(f"{server.base_url}/api/health", timeout=2).status_code == 200:
+                return server
+        except httpx.TransportError:
+            pass
+        time.sleep(0.5)
+    server.stop()
+    raise ServerStartError(f"server not healthy after {timeout_seconds:.0f}s:\n{server.log_tail()}")

@@ -1,0 +1,167 @@
+"""Train popularity, ALS and Two-Tower and save each to the BentoML model store.
+
+    python -m scripts.train            # ship: fit on train + validation
+    python -m scripts.train --eval     # fit on train, store validation metrics too
+
+Models go to ``$BENTOML_HOME/models`` under the names of ``Settings``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tqdm import tqdm
+
+from recipe_ml.config import DATA_DIR, get_settings
+from recipe_ml.data import (
+    HEALTH_FILE,
+    DataError,
+    Interactions,
+    concat,
+    fingerprint,
+    load_splits,
+    sample_users,
+    split_path,
+)
+from recipe_ml.evaluation import evaluate
+from recipe_ml.models import KINDS, Recommender, model_class
+from runners.store import save_to_store
+
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # implicit warns (and slows) with a threaded OpenBLAS
+
+
+@dataclass(frozen=True)
+class TrainedModel:
+    """What ``train_all`` did for one model."""
+
+    kind: str
+    tag: str
+    seconds: float
+    metrics: dict[str, float] = field(default_factory=dict)
+
+
+def store_name(kind: str) -> str:
+    """The model store name of a kind, from ``Settings`` (a ``:version`` suffix is dropped)."""
+    settings = get_settings()
+    names = {"popularity": settings.popularity_model, "als": settings.als_model, "two_tower": settings.two_tower_model}
+    return names[kind].split(":", 1)[0]
+
+
+def build_model(kind: str, seed: int, epochs: int | None, show_progress: bool) -> Recommender:
+    """A model of ``kind`` with its default (tuned) hyper-parameters, seeded."""
+    cls = model_class(kind)
+    kwargs: dict[str, Any] = {}
+    if kind in ("als", "two_tower"):
+        kwargs["seed"] = seed
+    if kind == "two_tower":
+        kwargs["show_progress"] = show_progress
+        if epochs is not None:
+            kwargs["epochs"] = epochs
+    return cls(**kwargs)
+
+
+def train_all(
+    data_dir: Path = DATA_DIR,
+    *,
+    eval_mode: bool = False,
+    seed: int = 0,
+    n_sample_users: int | None = None,
+    epochs: int | None = None,
+    kinds: Sequence[str] = KINDS,
+    home: Path | None = None,
+    show_progress: bool = True,
+    log: Callable[[str], None] = print,
+) -> list[TrainedModel]:
+    """Fit each kind and save it to the store; returns tags, timings and metrics.
+
+    ``eval_mode`` fits on train only and stores validation metrics with the
+    model; otherwise models are fitted on train + validation, as shipped.
+    """
+    splits = load_splits(data_dir, ("train", "validation"))
+    if n_sample_users is not None:
+        splits = sample_users(splits, n_sample_users, seed)
+    train: Interactions = splits["train"] if eval_mode else concat([splits["train"], splits["validation"]])
+    trained_on = "train" if eval_mode else "train+validation"
+    files = [split_path(data_dir, s) for s in ("train", "validation")] + [data_dir / HEALTH_FILE]
+    data_fingerprint = fingerprint([f for f in files if f.is_file()])
+    log(f"data: {len(train):,} interactions, {len(train.users):,} users, {len(train.items):,} recipes ({trained_on})")
+
+    results = []
+    for kind in tqdm(kinds, desc="models", unit="model", disable=not show_progress):
+        model = build_model(kind, seed, epochs, show_progress)
+        start = time.perf_counter()
+        model.fit(train)
+        seconds = time.perf_counter() - start
+        metrics = evaluate(model, splits["train"], splits["validation"]) if eval_mode else {}
+        metadata = {
+            "hyper_parameters": model.hyper_parameters(),
+            "metrics": metrics,
+            "data_fingerprint": data_fingerprint,
+            "n_users": len(train.users),
+            "n_items": len(train.items),
+            "trained_on": trained_on,
+            "sample_users": n_sample_users or 0,  # 0: every user (BentoML metadata has no None)
+            "seed": seed,
+            "train_seconds": round(seconds, 2),
+        }
+        labels = {"stage": "evaluation" if eval_mode else "production", "kind": kind}
+        tag = save_to_store(model, store_name(kind), metadata, labels, home=home)
+        log(f"{kind}: trained in {seconds:.1f}s -> {tag}" + (f" {metrics}" if metrics else ""))
+        results.append(TrainedModel(kind, tag, seconds, metrics))
+    log(f"total training time: {sum(r.seconds for r in results):.1f}s (2 shared CPU cores: timings are noisy)")
+    return results
+
+
+def add_data_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options shared by ``train`` and ``evaluate``: data, seed, user slice, epochs."""
+    parser.add_argument("--data-dir", type=Path, default=DATA_DIR)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--sample-users", type=int, default=None, metavar="N", help="use N seeded users only")
+    parser.add_argument("--epochs", type=int, default=None, help="Two-Tower epochs (default: the tuned value)")
+
+
+def check_data_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Reject out-of-range values of ``add_data_arguments`` options (exit status 2)."""
+    if args.sample_users is not None and args.sample_users < 1:
+        parser.error("--sample-users must be >= 1")
+    if args.epochs is not None and args.epochs < 1:
+        parser.error("--epochs must be >= 1")
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_data_arguments(parser)
+    parser.add_argument("--eval", action="store_true", help="fit on train only and store validation metrics")
+    parser.add_argument("--kinds", nargs="+", choices=KINDS, default=list(KINDS), help="models to train")
+    args = parser.parse_args(argv)
+    check_data_arguments(parser, args)
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Command-line entry point; returns the exit status."""
+    args = parse_args(argv)
+    try:
+        train_all(
+            args.data_dir,
+            eval_mode=args.eval,
+            seed=args.seed,
+            n_sample_users=args.sample_users,
+            epochs=args.epochs,
+            kinds=args.kinds,
+        )
+    except DataError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

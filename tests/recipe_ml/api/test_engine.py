@@ -1,0 +1,333 @@
+"""The engine with real models in-process and real storage backends (no server).
+
+The runner services are stood in for by ``LocalBackend`` (the same
+``ModelRanker`` the runners wrap) and, for the fallback chain, by backends
+that fail or stall the way a broken runner does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from recipe_ml.api.engine import LocalBackend, NoModelError, RecommendationEngine, UnknownUserError
+from recipe_ml.api.metrics import FALLBACKS
+from recipe_ml.api.schemas import (
+    BatchError,
+    BatchRequest,
+    ColdStartRequest,
+    RankQuery,
+    RankResult,
+    RecipeRequest,
+    RecipeResponse,
+    SimilarQuery,
+    SimilarResult,
+    SimilarUsersRequest,
+)
+from recipe_ml.api.scoring import ModelRanker
+from recipe_ml.config import Settings
+from recipe_ml.events.applier import EventApplier
+from recipe_ml.events.schema import InteractionEvent, InteractionType
+from recipe_ml.models.base import Recommender
+from recipe_ml.storage import open_cache, open_interaction_store
+from runners.store import load_from_store
+
+UNKNOWN_USER = 999_999_999
+DEAD_REDIS = "redis://127.0.0.1:1/0"
+
+
+class FailingBackend:
+    """A runner whose every call errors (as a crashed runner service does)."""
+
+    name = "broken"
+    version = "broken:1"
+    supports_similarity = True
+
+    async def recommend(self, queries: list[RankQuery]) -> list[RankResult]:
+        raise ConnectionError("runner is down")
+
+    async def similar_users(self, queries: list[SimilarQuery]) -> list[SimilarResult]:
+        raise ConnectionError("runner is down")
+
+    async def ping(self) -> bool:
+        raise ConnectionError("runner is down")
+
+
+class StalledBackend(FailingBackend):
+    """A runner that never answers (as a stopped runner process does)."""
+
+    name = "stalled"
+
+    async def recommend(self, queries: list[RankQuery]) -> list[RankResult]:
+        await asyncio.sleep(60)
+        raise AssertionError("the engine should have timed out")
+
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture(scope="module")
+def als(model_store: Path) -> LocalBackend:
+    model, tag = load_from_store("recipe_als", home=model_store)
+    return LocalBackend(ModelRanker(model, tag))
+
+
+@pytest.fixture(scope="module")
+def popularity(model_store: Path) -> LocalBackend:
+    model, tag = load_from_store("recipe_popularity", home=model_store)
+    return LocalBackend(ModelRanker(model, tag))
+
+
+def settings(**overrides: object) -> Settings:
+    return Settings(_env_file=None, **overrides)  # type: ignore[call-arg]
+
+
+def engine(*chain: object, redis_url: str | None = None, **overrides: object) -> RecommendationEngine:
+    return RecommendationEngine(
+        chain,  # type: ignore[arg-type]
+        cache=open_cache(redis_url),
+        store=open_interaction_store(redis_url),
+        settings=settings(redis_url=redis_url, **overrides),
+    )
+
+
+def event(user_id: int, recipe_id: int, event_id: str) -> InteractionEvent:
+    return InteractionEvent(
+        user_id=user_id, recipe_id=recipe_id, interaction_type=InteractionType.COOK, event_id=event_id
+    )
+
+
+def ids(response: RecipeResponse) -> list[int]:
+    return [r.recipe_id for r in response.recommendations]
+
+
+def known_user(model: Recommender, n: int = 0) -> int:
+    return int(model.users.ids[n])
+
+
+def training_history(model: Recommender, user_id: int) -> set[int]:
+    index = model.users.index_of(user_id)
+    assert index is not None
+    return set(model.items.ids[model.history(index)].tolist())
+
+
+async def test_recommends_unseen_recipes_and_caches_the_answer(als: LocalBackend, popularity: LocalBackend) -> None:
+    eng = engine(als, popularity)
+    user = known_user(als.ranker.model)
+
+    first = await eng.recommend(RecipeRequest(user_id=user, top_k=7))
+    second = await eng.recommend(RecipeRequest(user_id=user, top_k=7))
+
+    assert first.model_used == "als" and not first.cached
+    assert len(ids(first)) == 7 and len(set(ids(first))) == 7
+    assert not set(ids(first)) & training_history(als.ranker.model, user)
+    assert [r.rank for r in first.recommendations] == list(range(1, 8))
+    assert second.cached and ids(second) == ids(first)
+
+
+async def test_every_request_parameter_is_part_of_the_cache_key(als: LocalBackend, popularity: LocalBackend) -> None:
+    eng = engine(als, popularity)
+    user = known_user(als.ranker.model, 1)
+    base = await eng.recommend(RecipeRequest(user_id=user, top_k=5, diversity=0.0))
+
+    excluded = await eng.recommend(
+        RecipeRequest(user_id=user, top_k=5, diversity=0.0, exclude_recipe_ids=[ids(base)[0]])
+    )
+
+    assert not excluded.cached
+    assert ids(base)[0] not in ids(excluded)
+    assert ids(excluded)[:4] == ids(base)[1:]
+
+
+async def test_health_filter_only_returns_recipes_with_a_known_low_fsa(
+    als: LocalBackend, popularity: LocalBackend
+) -> None:
+    eng = engine(als, popularity)
+    model = als.ranker.model
+
+    response = await eng.recommend(RecipeRequest(user_id=known_user(model), top_k=10, max_fsa_score=6.0))
+
+    fsa = model.item_fsa[model.items.indices(np.array(ids(response)))]
+    assert len(fsa) == 10
+    assert np.all(fsa <= 6.0)
+
+
+async def test_unknown_user_is_an_error_until_their_first_interaction(
+    als: LocalBackend, popularity: LocalBackend
+) -> None:
+    eng = engine(als, popularity)
+    applier = EventApplier(store=eng.store, cache=eng.cache)
+    recipe = int(als.ranker.model.items.ids[0])
+
+    with pytest.raises(UnknownUserError, match="cold-start"):
+        await eng.recommend(RecipeRequest(user_id=UNKNOWN_USER))
+    applier.apply(event(UNKNOWN_USER, recipe, "new-user-1"))
+    response = await eng.recommend(RecipeRequest(user_id=UNKNOWN_USER, top_k=5))
+
+    assert response.model_used == "als"
+    assert len(ids(response)) == 5 and recipe not in ids(response)
+
+
+async def test_a_live_interaction_is_excluded_and_changes_the_next_answer(
+    als: LocalBackend, popularity: LocalBackend
+) -> None:
+    eng = engine(als, popularity)
+    applier = EventApplier(store=eng.store, cache=eng.cache)
+    user = known_user(als.ranker.model, 2)
+    request = RecipeRequest(user_id=user, top_k=10, diversity=0.0)
+    before = await eng.recommend(request)
+
+    applier.apply(event(user, ids(before)[0], "live-1"))
+    after = await eng.recommend(request)
+
+    assert not after.cached
+    assert ids(before)[0] not in ids(after)
+    before_scores = {r.recipe_id: r.score for r in before.recommendations}
+    after_scores = {r.recipe_id: r.score for r in after.recommendations}
+    common = before_scores.keys() & after_scores.keys()
+    assert common and any(before_scores[r] != pytest.approx(after_scores[r]) for r in common)  # folded in
+
+
+async def test_a_failing_model_falls_through_and_is_not_cached(als: LocalBackend, popularity: LocalBackend) -> None:
+    eng = engine(FailingBackend(), als, popularity)
+    user = known_user(als.ranker.model)
+    failures = FALLBACKS.labels("broken", "ConnectionError")
+    before = failures._value.get()
+
+    first = await eng.recommend(RecipeRequest(user_id=user))
+    second = await eng.recommend(RecipeRequest(user_id=user))
+
+    assert first.model_used == second.model_used == "als"
+    assert not second.cached  # only the preferred model's answers are cached
+    assert failures._value.get() == before + 2
+
+
+async def test_a_stalled_model_times_out_to_the_next(popularity: LocalBackend, als: LocalBackend) -> None:
+    eng = engine(StalledBackend(), popularity, runner_timeout_seconds=0.05)
+
+    response = await eng.recommend(RecipeRequest(user_id=known_user(als.ranker.model)))
+
+    assert response.model_used == "popularity"
+
+
+async def test_similar_users_need_a_model_with_user_vectors(als: LocalBackend, popularity: LocalBackend) -> None:
+    user = known_user(als.ranker.model)
+
+    response = await engine(FailingBackend(), als, popularity).similar_users(SimilarUsersRequest(user_id=user, top_k=4))
+
+    assert response.model_used == "als"
+    assert len(response.similar_users) == 4 and user not in {s.user_id for s in response.similar_users}
+    with pytest.raises(NoModelError):
+        await engine(FailingBackend(), popularity).similar_users(SimilarUsersRequest(user_id=user))
+    with pytest.raises(UnknownUserError):
+        await engine(als, popularity).similar_users(SimilarUsersRequest(user_id=UNKNOWN_USER))
+
+
+async def test_batch_answers_each_user_and_shares_the_single_user_cache(
+    als: LocalBackend, popularity: LocalBackend
+) -> None:
+    eng = engine(als, popularity)
+    users = [known_user(als.ranker.model, n) for n in range(3)]
+    single = await eng.recommend(RecipeRequest(user_id=users[0], top_k=5))
+
+    batch = await eng.recommend_batch(BatchRequest(user_ids=[users[0], UNKNOWN_USER, users[1], users[2]], top_k=5))
+
+    first, unknown, *rest = batch.results
+    assert isinstance(first, RecipeResponse) and first.cached and ids(first) == ids(single)
+    assert isinstance(unknown, BatchError) and unknown.status == 404 and unknown.user_id == UNKNOWN_USER
+    assert all(isinstance(r, RecipeResponse) and r.model_used == "als" and len(r.recommendations) == 5 for r in rest)
+
+
+async def test_cold_start_blends_trending_into_popularity(als: LocalBackend, popularity: LocalBackend) -> None:
+    eng = engine(als, popularity)
+    applier = EventApplier(store=eng.store, cache=eng.cache)
+    plain = await eng.cold_start(ColdStartRequest(top_k=10))
+    model = popularity.ranker.model
+    rare = int(model.items.ids[int(np.argmin(model.item_vectors[:, 0]))])
+
+    for n in range(3):
+        applier.apply(event(UNKNOWN_USER + n, rare, f"trend-{n}"))
+    trending = await eng.cold_start(ColdStartRequest(top_k=10))
+
+    assert plain.model_used == trending.model_used == "popularity"
+    assert rare not in [r.recipe_id for r in plain.recommendations]
+    assert trending.recommendations[0].recipe_id == rare
+
+
+async def test_cold_start_folds_in_a_new_users_first_recipes(als: LocalBackend, popularity: LocalBackend) -> None:
+    eng = engine(als, popularity)
+    first_recipes = [int(r) for r in als.ranker.model.items.ids[:3]]
+
+    folded = await eng.cold_start(ColdStartRequest(top_k=8, recent_recipe_ids=first_recipes))
+    unknown_ids = await eng.cold_start(ColdStartRequest(top_k=8, recent_recipe_ids=[UNKNOWN_USER]))
+
+    assert folded.model_used == "als"
+    assert not {r.recipe_id for r in folded.recommendations} & set(first_recipes)
+    assert unknown_ids.model_used == "popularity" and len(unknown_ids.recommendations) == 8
+
+
+async def test_redis_cache_is_shared_and_invalidated_per_user(
+    redis_url: str, als: LocalBackend, popularity: LocalBackend
+) -> None:
+    one, two = engine(als, popularity, redis_url=redis_url), engine(als, popularity, redis_url=redis_url)
+    user, other = known_user(als.ranker.model), known_user(als.ranker.model, 1)
+    await one.recommend(RecipeRequest(user_id=user))
+    await one.recommend(RecipeRequest(user_id=other))
+
+    assert (await two.recommend(RecipeRequest(user_id=user))).cached
+    EventApplier(store=two.store, cache=two.cache).apply(event(user, 1, "redis-1"))
+    assert not (await one.recommend(RecipeRequest(user_id=user))).cached
+    assert (await one.recommend(RecipeRequest(user_id=other))).cached
+
+
+async def test_a_new_model_version_does_not_serve_old_answers(
+    redis_url: str, als: LocalBackend, popularity: LocalBackend
+) -> None:
+    retrained = LocalBackend(ModelRanker(als.ranker.model, "recipe_als:newer"))
+    user = known_user(als.ranker.model)
+    await engine(als, popularity, redis_url=redis_url).recommend(RecipeRequest(user_id=user))
+
+    response = await engine(retrained, popularity, redis_url=redis_url).recommend(RecipeRequest(user_id=user))
+
+    assert not response.cached
+
+
+async def test_redis_outage_degrades_but_never_fails(als: LocalBackend, popularity: LocalBackend) -> None:
+    eng = engine(als, popularity, redis_url=DEAD_REDIS)
+    user = known_user(als.ranker.model)
+
+    response = await eng.recommend(RecipeRequest(user_id=user))
+    cold = await eng.cold_start(ColdStartRequest())
+    health = await eng.health()
+
+    assert response.model_used == "als" and len(response.recommendations) == 10
+    assert len(cold.recommendations) == 10
+    assert health["status"] == "degraded" and health["redis"] == "unreachable"
+
+
+async def test_health_reports_versions_and_unreachable_parts(als: LocalBackend, popularity: LocalBackend) -> None:
+    healthy = await engine(als, popularity).health()
+    broken = await engine(FailingBackend(), als, popularity, kafka_bootstrap_servers="127.0.0.1:1").health()
+
+    assert healthy == {
+        "status": "ok",
+        "models": {"als": als.version, "popularity": popularity.version},
+        "redis": "not configured",
+        "kafka": "not configured",
+    }
+    assert broken["status"] == "degraded"
+    assert broken["models"] == {"broken": "unavailable", "als": als.version, "popularity": popularity.version}
+    assert broken["kafka"] == "unreachable"
+
+
+def test_an_empty_chain_is_refused() -> None:
+    with pytest.raises(ValueError, match="at least one"):
+        engine()

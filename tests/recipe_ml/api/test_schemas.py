@@ -1,0 +1,68 @@
+"""Request validation: every bad input names its field."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+
+from recipe_ml.api.schemas import BatchRequest, ColdStartRequest, RecipeRequest, SimilarUsersRequest
+from recipe_ml.config import get_settings
+
+
+def error_fields(exc: pytest.ExceptionInfo[ValidationError]) -> list[str]:
+    return [".".join(str(p) for p in err["loc"]) for err in exc.value.errors()]
+
+
+def test_defaults_come_from_the_settings() -> None:
+    request = RecipeRequest(user_id=5)
+
+    assert request.top_k == 10
+    assert request.diversity == get_settings().mmr_diversity_weight
+    assert request.exclude_recipe_ids == [] and request.max_fsa_score is None
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"user_id": 5, "top_k": 0}, "top_k"),
+        ({"user_id": 5, "top_k": -3}, "top_k"),
+        ({"user_id": 5, "top_k": 10**9}, "top_k"),
+        ({"user_id": 5, "top_k": "ten"}, "top_k"),
+        ({"top_k": 5}, "user_id"),
+        ({"user_id": -1}, "user_id"),
+        ({"user_id": 5, "diversity": 1.5}, "diversity"),
+        ({"user_id": 5, "max_fsa_score": 2}, "max_fsa_score"),
+        ({"user_id": 5, "exclude_recipe_ids": ["x"]}, "exclude_recipe_ids.0"),
+        ({"user_id": 5, "topk": 5}, "topk"),
+    ],
+)
+def test_bad_recipe_requests_name_the_field(body: dict[str, object], field: str) -> None:
+    with pytest.raises(ValidationError) as exc:
+        RecipeRequest.model_validate(body)
+
+    assert field in error_fields(exc)
+
+
+def test_batch_size_is_bounded_by_max_batch_size() -> None:
+    limit = get_settings().max_batch_size
+    BatchRequest(user_ids=list(range(limit)))
+
+    with pytest.raises(ValidationError, match="MAX_BATCH_SIZE") as exc:
+        BatchRequest(user_ids=list(range(limit + 1)))
+    assert error_fields(exc) == ["user_ids"]
+    with pytest.raises(ValidationError) as empty:
+        BatchRequest(user_ids=[])
+    assert error_fields(empty) == ["user_ids"]
+    with pytest.raises(ValidationError) as negative:
+        BatchRequest(user_ids=[1, -2])
+    assert error_fields(negative) == ["user_ids"]
+
+
+def test_cold_start_and_similar_users_validate_too() -> None:
+    assert ColdStartRequest().recent_recipe_ids == []
+    with pytest.raises(ValidationError) as exc:
+        ColdStartRequest.model_validate({"recent_recipe_ids": "1,2"})
+    assert error_fields(exc) == ["recent_recipe_ids"]
+    with pytest.raises(ValidationError) as users:
+        SimilarUsersRequest.model_validate({"user_id": 1, "diversity": 0.2})
+    assert error_fields(users) == ["diversity"]

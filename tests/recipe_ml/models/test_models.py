@@ -1,0 +1,144 @@
+"""The three recommenders on a real 300-user slice: shapes, fold-in, determinism."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+from recipe_ml.config import DATA_DIR
+from recipe_ml.data import Interactions, load_health
+from recipe_ml.evaluation import rank_users
+from recipe_ml.models import KINDS, Recommender, model_class
+from recipe_ml.models.als import ALSRecommender
+from recipe_ml.models.popularity import PopularityRecommender
+
+SMALL = {"popularity": {}, "als": {"factors": 16, "iterations": 5}, "two_tower": {"epochs": 2}}
+
+
+def fit(kind: str, data: Interactions, **overrides: object) -> Recommender:
+    model = model_class(kind)(**{**SMALL[kind], **overrides})
+    model.fit(data)
+    return model
+
+
+@pytest.fixture(scope="module")
+def fitted(small_splits: dict[str, Interactions]) -> dict[str, Recommender]:
+    return {kind: fit(kind, small_splits["train"]) for kind in KINDS}
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_vectors_and_scores_have_the_interface_shapes(kind: str, fitted: dict[str, Recommender]) -> None:
+    model = fitted[kind]
+    n_users, n_items = len(model.users), len(model.items)
+    assert model.user_vectors.shape[0] == n_users and model.item_vectors.shape[0] == n_items
+    assert model.user_vectors.dtype == np.float32 and model.item_vectors.dtype == np.float32
+    scores = model.score(model.user_vectors[:7])
+    assert scores.shape == (7, n_items) and scores.dtype == np.float32
+    assert np.isfinite(scores).all()
+    assert model.seen.shape == (n_users, n_items)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_item_fsa_comes_from_the_health_file(kind: str, fitted: dict[str, Recommender]) -> None:
+    model = fitted[kind]
+    health = load_health(DATA_DIR / "recipe_health.csv")
+    expected = dict(zip(health.recipe_id.tolist(), health.fsa.tolist(), strict=True))
+    assert model.item_fsa.dtype == np.float32 and model.item_fsa.shape == (len(model.items),)
+    for index, raw in enumerate(model.items.ids.tolist()):
+        value = model.item_fsa[index]
+        assert (np.isnan(value) and raw not in expected) or value == expected[raw]
+    assert 0 < np.isnan(model.item_fsa).sum() < len(model.items)
+
+
+def test_popularity_ranks_by_interaction_count(fitted: dict[str, Recommender]) -> None:
+    model = fitted["popularity"]
+    counts = np.asarray(model.seen.sum(axis=0)).ravel()
+    order = np.argsort(-model.score(np.ones((1, 1), np.float32))[0], kind="stable")
+    assert (np.diff(counts[order]) <= 0).all()
+    np.testing.assert_array_equal(model.fold_in([np.array([1, 2]), np.array([], np.int64)]), np.ones((2, 1)))
+    assert not PopularityRecommender.supports_similarity
+
+
+def test_als_fold_in_equals_implicit_recalculate_user(fitted: dict[str, Recommender]) -> None:
+    from implicit.cpu.als import AlternatingLeastSquares
+
+    model = fitted["als"]
+    assert isinstance(model, ALSRecommender)
+    reference = AlternatingLeastSquares(factors=model.factors, regularization=model.regularization, alpha=model.alpha)
+    reference.item_factors = model.item_vectors
+    histories = [model.history(u) for u in range(5)] + [np.array([0, 3, 3, 9])]
+    for history in histories:
+        row = sp.csr_matrix(
+            (np.ones(len(np.unique(history)), np.float32), np.unique(history), [0, len(np.unique(history))]),
+            shape=(1, len(model.items)),
+        )
+        np.testing.assert_allclose(
+            model.fold_in([history])[0], reference.recalculate_user(0, row), rtol=1e-3, atol=1e-4
+        )
+
+
+def test_als_fold_in_of_own_history_ranks_like_the_trained_vector(fitted: dict[str, Recommender]) -> None:
+    model = fitted["als"]
+    users = np.arange(20)
+    folded = model.fold_in([model.history(u) for u in users])
+    cosine = (folded * model.user_vectors[users]).sum(1) / (
+        np.linalg.norm(folded, axis=1) * np.linalg.norm(model.user_vectors[users], axis=1)
+    )
+    assert (cosine > 0.9).all()
+
+
+def test_two_tower_fold_in_of_own_history_is_the_user_vector(fitted: dict[str, Recommender]) -> None:
+    model = fitted["two_tower"]
+    users = np.arange(len(model.users))
+    folded = model.fold_in([model.history(u) for u in users])
+    np.testing.assert_allclose(folded, model.user_vectors, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("kind", ["als", "two_tower"])
+def test_fold_in_of_an_empty_history_is_a_zero_vector(kind: str, fitted: dict[str, Recommender]) -> None:
+    model = fitted[kind]
+    out = model.fold_in([np.array([], dtype=np.int64), model.history(0)])
+    assert not out[0].any() and out[1].any()
+
+
+@pytest.mark.parametrize("kind", ["als", "two_tower"])
+def test_fitting_twice_with_one_seed_gives_the_same_model(
+    kind: str, small_splits: dict[str, Interactions], fitted: dict[str, Recommender]
+) -> None:
+    again = fit(kind, small_splits["train"])
+    np.testing.assert_array_equal(again.item_vectors, fitted[kind].item_vectors)
+    np.testing.assert_array_equal(again.user_vectors, fitted[kind].user_vectors)
+    other_seed = fit(kind, small_splits["train"], seed=1)
+    assert not np.array_equal(other_seed.item_vectors, fitted[kind].item_vectors)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_ranking_excludes_seen_recipes(kind: str, fitted: dict[str, Recommender]) -> None:
+    model = fitted[kind]
+    users = np.arange(30)
+    ranked = rank_users(model, users, 10, model.seen)
+    for row, user in enumerate(users):
+        assert not set(ranked[row]) & set(model.history(user).tolist())
+        assert len(set(ranked[row])) == 10
+
+
+def test_unknown_kind_is_a_clear_error() -> None:
+    with pytest.raises(ValueError, match="unknown model kind 'svd'; known kinds: popularity, als, two_tower"):
+        model_class("svd")
+
+
+def test_popularity_and_als_do_not_import_torch() -> None:
+    code = (
+        "import sys\n"
+        "from recipe_ml.models import model_class\n"
+        "from recipe_ml.models.base import Recommender\n"
+        "model_class('popularity'); model_class('als')\n"
+        "assert 'torch' not in sys.modules, 'torch was imported'\n"
+        "model_class('two_tower')\n"
+        "assert 'torch' in sys.modules\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=str(DATA_DIR.parent.parent))

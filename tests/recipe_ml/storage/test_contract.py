@@ -1,0 +1,210 @@
+"""One contract, both backends: memory (embedded) and the real Redis."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+
+import pytest
+
+from recipe_ml.events.schema import InteractionEvent, InteractionType
+from recipe_ml.storage.base import InteractionStore, ResponseCache
+from recipe_ml.storage.decay import RESCALE_AFTER_HALF_LIVES
+from recipe_ml.storage.memory import MemoryCache, MemoryInteractionStore
+from recipe_ml.storage.redis import RedisCache, RedisInteractionStore
+
+HALF_LIFE_HOURS = 1.0
+HOUR = 3600.0
+START = datetime(2026, 11, 29, 10, 0, tzinfo=UTC).timestamp()
+
+
+class FakeClock:
+    """Epoch seconds that only move when the test says so."""
+
+    def __init__(self) -> None:
+        self.now = START
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture(params=["memory", "redis"])
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def make_cache(backend: str, request: pytest.FixtureRequest) -> Callable[..., ResponseCache]:
+    def make(guard_seconds: float = 5.0) -> ResponseCache:
+        if backend == "memory":
+            return MemoryCache(invalidation_guard_seconds=guard_seconds)
+        return RedisCache(request.getfixturevalue("redis_url"), invalidation_guard_seconds=guard_seconds)
+
+    return make
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def store(backend: str, clock: FakeClock, request: pytest.FixtureRequest) -> Iterator[InteractionStore]:
+    if backend == "memory":
+        yield MemoryInteractionStore(HALF_LIFE_HOURS, max_recent=5, clock=clock)
+    else:
+        url = request.getfixturevalue("redis_url")
+        yield RedisInteractionStore(url, HALF_LIFE_HOURS, max_recent=5, clock=clock)
+
+
+def event(user: int, recipe: int, *, event_id: str | None = None, at: float | None = None) -> InteractionEvent:
+    timestamp = datetime.fromtimestamp(at, UTC) if at is not None else None
+    return InteractionEvent(
+        user_id=user, recipe_id=recipe, interaction_type=InteractionType.COOK, timestamp=timestamp, event_id=event_id
+    )
+
+
+# Cache
+def test_cache_get_returns_what_set_stored(make_cache: Callable[..., ResponseCache]) -> None:
+    cache = make_cache()
+    assert cache.get("k") is None
+    cache.set("k", b"value", ttl_seconds=60)
+    cache.set("u", b"mine", ttl_seconds=60, user_id=7)
+    assert cache.get("k") == b"value"
+    assert cache.get("u") == b"mine"
+    assert cache.ping()
+
+
+def test_cache_entry_expires_after_its_ttl(make_cache: Callable[..., ResponseCache]) -> None:
+    cache = make_cache()
+    cache.set("short", b"v", ttl_seconds=1, user_id=1)
+    cache.set("long", b"v", ttl_seconds=60, user_id=1)
+    assert cache.get("short") == b"v"
+    time.sleep(1.1)
+    assert cache.get("short") is None
+    assert cache.get("long") == b"v"
+
+
+def test_cache_zero_ttl_stores_nothing(make_cache: Callable[..., ResponseCache]) -> None:
+    cache = make_cache()
+    cache.set("k", b"v", ttl_seconds=0)
+    assert cache.get("k") is None
+
+
+def test_invalidate_user_drops_only_that_users_entries(make_cache: Callable[..., ResponseCache]) -> None:
+    cache = make_cache()
+    cache.set("a1", b"1", 60, user_id=1)
+    cache.set("a2", b"2", 60, user_id=1)
+    cache.set("b", b"3", 60, user_id=2)
+    cache.set("shared", b"4", 60)
+    cache.invalidate_user(1)
+    assert cache.get("a1") is None
+    assert cache.get("a2") is None
+    assert cache.get("b") == b"3"
+    assert cache.get("shared") == b"4"
+
+
+def test_no_caching_for_a_user_just_after_invalidation(make_cache: Callable[..., ResponseCache]) -> None:
+    """A response computed before the event must not be cached after it."""
+    cache = make_cache(guard_seconds=0.5)
+    cache.invalidate_user(1)
+    cache.set("stale", b"old", 60, user_id=1)
+    cache.set("other", b"ok", 60, user_id=2)
+    assert cache.get("stale") is None
+    assert cache.get("other") == b"ok"
+    time.sleep(0.6)
+    cache.set("fresh", b"new", 60, user_id=1)
+    assert cache.get("fresh") == b"new"
+
+
+def test_redis_invalidation_reaches_other_replicas(redis_url: str) -> None:
+    replica_a, replica_b = RedisCache(redis_url), RedisCache(redis_url)
+    replica_a.set("k", b"v", 60, user_id=3)
+    assert replica_b.get("k") == b"v"
+    replica_b.invalidate_user(3)
+    assert replica_a.get("k") is None
+
+
+# Interaction store
+def test_apply_is_idempotent(store: InteractionStore) -> None:
+    assert store.apply(event(1, 10, event_id="e1")) is True
+    assert store.apply(event(1, 10, event_id="e1")) is False
+    assert store.recent_items(1) == [10]
+    [(recipe, weight)] = store.trending(10)
+    assert recipe == 10
+    assert weight == pytest.approx(1.0)
+
+
+def test_events_without_id_are_deduplicated_by_content(store: InteractionStore, clock: FakeClock) -> None:
+    assert store.apply(event(1, 10, at=clock.now - 60)) is True
+    assert store.apply(event(1, 10, at=clock.now - 60)) is False
+    assert store.apply(event(1, 10, at=clock.now - 30)) is True
+    assert store.trending(1)[0][1] == pytest.approx(2 ** (-60 / HOUR) + 2 ** (-30 / HOUR))
+
+
+def test_recent_items_newest_first_each_once_bounded(store: InteractionStore) -> None:
+    for n, recipe in enumerate([1, 2, 3, 2, 4, 5, 6]):
+        store.apply(event(9, recipe, event_id=f"e{n}"))
+    assert store.recent_items(9) == [6, 5, 4, 2, 3]  # max_recent=5; 2 moved to its latest place
+    assert store.recent_items(9, limit=2) == [6, 5]
+    assert store.recent_items(9, limit=0) == []
+    assert store.recent_items(404) == []
+
+
+def test_trending_weights_halve_every_half_life(store: InteractionStore, clock: FakeClock) -> None:
+    assert store.trending(5) == []
+    store.apply(event(1, 100, event_id="old", at=clock.now - HOUR))  # one half-life ago
+    store.apply(event(2, 200, event_id="new"))  # no timestamp: now
+    store.apply(event(3, 200, event_id="future", at=clock.now + 10 * HOUR))  # clamped to now
+    assert store.trending(5) == [(200, pytest.approx(2.0)), (100, pytest.approx(0.5))]
+    clock.now += 2 * HOUR
+    assert store.trending(5) == [(200, pytest.approx(0.5)), (100, pytest.approx(0.125))]
+    assert store.trending(1) == [(200, pytest.approx(0.5))]
+
+
+def test_trending_survives_the_landmark_rescale(store: InteractionStore, clock: FakeClock) -> None:
+    """Far past the landmark the counters are rescaled: same weights, no overflow."""
+    store.apply(event(1, 100, event_id="a"))
+    store.apply(event(1, 100, event_id="b"))
+    clock.now += (RESCALE_AFTER_HALF_LIVES - 1) * HOUR
+    store.apply(event(2, 200, event_id="c"))
+    clock.now += 2 * HOUR  # now past the rescale threshold
+    store.apply(event(3, 300, event_id="d"))
+    top = dict(store.trending(5))
+    assert top[300] == pytest.approx(1.0)
+    assert top[200] == pytest.approx(0.25)
+    assert top[100] == pytest.approx(2.0 * 2.0 ** -(RESCALE_AFTER_HALF_LIVES + 1), rel=1e-9, abs=0.0)
+    clock.now += 1000 * HOUR  # well past the overflow horizon of an unrescaled counter
+    store.apply(event(4, 400, event_id="e"))
+    top = dict(store.trending(5))
+    assert top[400] == pytest.approx(1.0)
+    assert top[300] == pytest.approx(2.0**-1000, rel=1e-9, abs=0.0)
+
+
+def test_stores_reject_a_non_positive_half_life(backend: str, request: pytest.FixtureRequest) -> None:
+    with pytest.raises(ValueError, match="half_life_hours must be > 0"):
+        if backend == "memory":
+            MemoryInteractionStore(0)
+        else:
+            RedisInteractionStore(request.getfixturevalue("redis_url"), 0)
+
+
+def test_memory_cache_evicts_least_recently_used() -> None:
+    cache = MemoryCache(max_entries=2)
+    cache.set("a", b"1", 60, user_id=1)
+    cache.set("b", b"2", 60)
+    assert cache.get("a") == b"1"  # a is now the most recent
+    cache.set("c", b"3", 60)
+    assert cache.get("b") is None
+    assert cache.get("a") == b"1"
+    assert cache.get("c") == b"3"
+    with pytest.raises(ValueError, match="max_entries must be >= 1"):
+        MemoryCache(max_entries=0)
+
+
+def test_dedupe_ids_are_forgotten_after_their_ttl(clock: FakeClock) -> None:
+    store = MemoryInteractionStore(HALF_LIFE_HOURS, dedupe_ttl_seconds=60, clock=clock)
+    assert store.apply(event(1, 10, event_id="e"))
+    clock.now += 61
+    assert store.apply(event(1, 10, event_id="e"))

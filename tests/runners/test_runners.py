@@ -1,0 +1,82 @@
+"""The runner services' code, called in-process on the fixture's real models.
+
+Over HTTP (adaptive batching, fallbacks) they are exercised by
+``tests/test_service.py``; here: a batch answers exactly what single queries
+answer, whichever mix of users it holds.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from recipe_ml.api.schemas import RankQuery, RankResult, SimilarQuery, SimilarResult
+from runners.als import ALSRunner
+from runners.base import RankerRunner
+from runners.two_tower import TwoTowerRunner
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture(scope="module", params=[TwoTowerRunner, ALSRunner], ids=["two_tower", "als"])
+def runner(request: pytest.FixtureRequest, model_store: Path) -> RankerRunner:
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("BENTOML_HOME", str(model_store))
+        instance: RankerRunner = request.param.inner()
+    return instance
+
+
+def same(batched: list[RankResult] | list[SimilarResult], single: list[RankResult] | list[SimilarResult]) -> None:
+    """Equal answers; scores up to float32 noise (BLAS sums a batch in another order)."""
+    assert len(batched) == len(single)
+    for one, other in zip(batched, single, strict=True):
+        assert one.model_dump(exclude={"scores"}) == other.model_dump(exclude={"scores"})
+        assert one.scores == pytest.approx(other.scores, rel=1e-5, abs=1e-6)
+
+
+async def test_info_names_the_loaded_model(runner: RankerRunner) -> None:
+    info = await runner.info()
+
+    assert info["kind"] == runner.ranker.model.kind
+    assert info["version"].startswith(f"recipe_{info['kind']}:")
+
+
+async def test_a_batch_answers_what_single_queries_answer(runner: RankerRunner) -> None:
+    model = runner.ranker.model
+    users = [int(u) for u in model.users.ids[:3]]
+    recipes = [int(r) for r in model.items.ids[:2]]
+    queries = [
+        RankQuery(user_id=users[0], top_k=5),
+        RankQuery(user_id=users[1], top_k=3, live_recipe_ids=recipes),
+        RankQuery(user_id=999_999_999),
+        RankQuery(user_id=None, live_recipe_ids=recipes, top_k=4, diversity=0.5),
+        RankQuery(user_id=users[2], top_k=6, max_fsa_score=8.0, exclude_recipe_ids=recipes),
+    ]
+
+    batched = await runner.recommend(queries)
+
+    same(batched, [(await runner.recommend([query]))[0] for query in queries])
+    assert [r.found for r in batched] == [True, True, False, True, True]
+    assert [len(r.recipe_ids) for r in batched] == [5, 3, 0, 4, 6]
+    assert not set(batched[1].recipe_ids) & set(recipes)
+
+
+async def test_similar_users_batch_matches_single_queries(runner: RankerRunner) -> None:
+    users = [int(u) for u in runner.ranker.model.users.ids[:2]]
+    queries = [
+        SimilarQuery(user_id=users[0], top_k=3),
+        SimilarQuery(user_id=999_999_999),
+        SimilarQuery(user_id=users[1]),
+    ]
+
+    batched = await runner.similar_users(queries)
+
+    same(batched, [(await runner.similar_users([query]))[0] for query in queries])
+    assert [r.found for r in batched] == [True, False, True]
+    assert users[0] not in batched[0].user_ids and len(batched[0].user_ids) == 3

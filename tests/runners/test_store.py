@@ -1,0 +1,84 @@
+"""BentoML model store round trips: save → load gives the same model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from recipe_ml.config import get_settings
+from recipe_ml.data import Interactions
+from recipe_ml.models import KINDS, Recommender, model_class
+from runners.store import ModelNotFoundError, list_store, load_from_store, save_to_store, store_entry
+
+SMALL = {"popularity": {}, "als": {"factors": 8, "iterations": 3}, "two_tower": {"epochs": 1}}
+
+
+def small_model(kind: str, data: Interactions) -> Recommender:
+    model = model_class(kind)(**SMALL[kind])
+    model.fit(data)
+    return model
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_save_then_load_gives_identical_scores(
+    kind: str, small_splits: dict[str, Interactions], tmp_path: Path
+) -> None:
+    model = small_model(kind, small_splits["train"])
+    tag = save_to_store(model, f"test_{kind}", {"note": "x"}, {"stage": "test"}, home=tmp_path)
+    loaded, loaded_tag = load_from_store(f"test_{kind}", home=tmp_path)
+    assert loaded_tag == tag and tag.startswith(f"test_{kind}:")
+    assert type(loaded) is type(model) and loaded.hyper_parameters() == model.hyper_parameters()
+    np.testing.assert_array_equal(loaded.users.ids, model.users.ids)
+    np.testing.assert_array_equal(loaded.items.ids, model.items.ids)
+    np.testing.assert_array_equal(loaded.item_fsa, model.item_fsa)
+    assert (loaded.seen != model.seen).nnz == 0
+    np.testing.assert_allclose(loaded.score(loaded.user_vectors), model.score(model.user_vectors))
+    histories = [model.history(3), np.array([0, 5, 9])]
+    np.testing.assert_allclose(loaded.fold_in(histories), model.fold_in(histories), rtol=1e-6)
+    entry = store_entry(tag, home=tmp_path)
+    assert entry.info.labels == {"kind": kind, "stage": "test"}
+    assert entry.info.metadata == {"kind": kind, "note": "x"}
+
+
+def test_a_new_save_becomes_the_latest_version(small_splits: dict[str, Interactions], tmp_path: Path) -> None:
+    model = small_model("popularity", small_splits["train"])
+    first = save_to_store(model, "pop", home=tmp_path)
+    second = save_to_store(model, "pop", home=tmp_path)
+    assert load_from_store("pop", home=tmp_path)[1] == second
+    assert load_from_store(first, home=tmp_path)[1] == first
+    assert list_store(tmp_path) == sorted([first, second])
+
+
+def test_missing_model_names_what_the_store_holds(small_splits: dict[str, Interactions], tmp_path: Path) -> None:
+    with pytest.raises(ModelNotFoundError, match=r"'recipe_als' is not in the BentoML model store; present: \(none\)"):
+        load_from_store("recipe_als", home=tmp_path)
+    tag = save_to_store(small_model("popularity", small_splits["train"]), "recipe_popularity", home=tmp_path)
+    with pytest.raises(ModelNotFoundError, match=f"'recipe_als' is not in .*; present: {tag}$"):
+        load_from_store("recipe_als", home=tmp_path)
+    with pytest.raises(LookupError, match=r"'recipe_popularity:nope' is not in"):
+        load_from_store("recipe_popularity:nope", home=tmp_path)
+
+
+def test_bentoml_home_is_read_at_call_time(
+    small_splits: dict[str, Interactions], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("BENTOML_HOME", str(tmp_path))
+    tag = save_to_store(small_model("popularity", small_splits["train"]), "env_model")
+    assert (tmp_path / "models" / "env_model").is_dir()
+    assert load_from_store("env_model")[1] == tag
+
+
+def test_fixture_store_holds_the_three_service_models(model_store: Path) -> None:
+    settings = get_settings()
+    for name, kind in [
+        (settings.popularity_model, "popularity"),
+        (settings.als_model, "als"),
+        (settings.two_tower_model, "two_tower"),
+    ]:
+        model, tag = load_from_store(name, home=model_store)
+        assert model.kind == kind and tag.startswith(f"{name}:")
+        entry = store_entry(tag, home=model_store)
+        assert entry.info.metadata["n_users"] == len(model.users) == 1500
+        assert entry.info.labels == {"kind": kind, "stage": "production"}
