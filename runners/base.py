@@ -19,11 +19,12 @@ from runners.store import load_from_store
 
 RUNNER_MAX_BATCH_SIZE = max(128, get_settings().max_batch_size)
 """A whole /batch request (up to MAX_BATCH_SIZE queries) fits in one batch."""
-RUNNER_MAX_LATENCY_MS = 60_000
-"""Deliberately far above ``runner_timeout_seconds``: BentoML's dispatcher sheds
-queued requests whose estimated latency exceeds this with a 503 ("process is
-overloaded"). Shedding at a low value under a burst was one source of failed
-requests between the services; the API's own timeout decides when to fall back."""
+RUNNER_MAX_LATENCY_MS = max(1, int(get_settings().runner_timeout_seconds * 1000 / 2))
+"""Half the API's ``runner_timeout_seconds``. BentoML's dispatcher sheds a
+queued request it cannot start within this (503, "process is overloaded"), so
+under overload the API hears it at once and asks the next model with time
+left, and the runner does not spend CPU on answers the API has already given
+up on (with BentoML's 60 s default it would, and fall further behind)."""
 
 batched_api = bentoml.api(batchable=True, max_batch_size=RUNNER_MAX_BATCH_SIZE, max_latency_ms=RUNNER_MAX_LATENCY_MS)
 """The decorator of the adaptive-batching APIs (one list of queries in, one list out)."""

@@ -67,7 +67,7 @@ async def run_phase(
     latencies: list[float] = []
     errors = 0
     warm_users = users[:20]
-    deadline = time.perf_counter() + seconds
+    deadline = 0.0  # set once the cache is warm
 
     async def client(index: int) -> None:
         nonlocal errors
@@ -91,6 +91,7 @@ async def run_phase(
             for uid in warm_users:
                 await http.post("/api/recommendations/recipes", json={"user_id": uid})
     started = time.perf_counter()
+    deadline = started + seconds
     await asyncio.gather(*(client(i) for i in range(clients)))
     return Phase(name, latencies, errors, time.perf_counter() - started)
 
@@ -140,7 +141,8 @@ def main() -> None:
         memory = rss_mb(server, args.pid)
         if server is not None:
             for proc in server.processes():
-                print(f"  pid {proc.pid:>7} rss {proc.memory_info().rss / 2**20:6.0f} MB  {' '.join(proc.cmdline()[1:6])}")
+                command = " ".join(proc.cmdline()[1:6])
+                print(f"  pid {proc.pid:>7} rss {proc.memory_info().rss / 2**20:6.0f} MB  {command}")
     finally:
         if server is not None:
             server.stop()

@@ -6,12 +6,17 @@ a 422 naming the field instead of a silently ignored option.
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from recipe_ml.config import get_settings
 
 MAX_ID_LIST = 1000
 """Upper bound on client-given recipe id lists (exclusions, cold-start history)."""
+MAX_ID = 2**63 - 1
+"""Ids are int64 in the models; a larger one is a 422, not an overflow."""
+Id = Annotated[int, Field(ge=0, le=MAX_ID)]
 
 
 def _diversity_default() -> float:
@@ -19,7 +24,9 @@ def _diversity_default() -> float:
 
 
 class _Request(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    """Strict: ``true`` or ``1e3`` is not an id, ``"5"`` is not a ``top_k``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
     top_k: int = Field(default=10, ge=1)
 
@@ -33,7 +40,7 @@ class _Request(BaseModel):
 
 
 class _RankingOptions(_Request):
-    exclude_recipe_ids: list[int] = Field(default_factory=list, max_length=MAX_ID_LIST)
+    exclude_recipe_ids: list[Id] = Field(default_factory=list, max_length=MAX_ID_LIST)
     diversity: float = Field(default_factory=_diversity_default, ge=0.0, le=1.0)
     """MMR weight: 0 = pure relevance, 1 = pure novelty among the candidates."""
     max_fsa_score: float | None = Field(default=None, ge=4.0, le=12.0)
@@ -41,11 +48,11 @@ class _RankingOptions(_Request):
 
 
 class RecipeRequest(_RankingOptions):
-    user_id: int = Field(ge=0)
+    user_id: Id
 
 
 class BatchRequest(_RankingOptions):
-    user_ids: list[int] = Field(min_length=1)
+    user_ids: list[Id] = Field(min_length=1)
 
     @field_validator("user_ids")
     @classmethod
@@ -53,18 +60,16 @@ class BatchRequest(_RankingOptions):
         limit = get_settings().max_batch_size
         if len(value) > limit:
             raise ValueError(f"at most {limit} user_ids per batch (MAX_BATCH_SIZE)")
-        if any(user_id < 0 for user_id in value):
-            raise ValueError("user ids must be non-negative")
         return value
 
 
 class ColdStartRequest(_RankingOptions):
-    recent_recipe_ids: list[int] = Field(default_factory=list, max_length=MAX_ID_LIST)
+    recent_recipe_ids: list[Id] = Field(default_factory=list, max_length=MAX_ID_LIST)
     """A new user's first recipes: recommendations are folded in from them."""
 
 
 class SimilarUsersRequest(_Request):
-    user_id: int = Field(ge=0)
+    user_id: Id
 
 
 class Recommendation(BaseModel):

@@ -11,9 +11,18 @@ from functools import cached_property
 
 import numpy as np
 
-from recipe_ml.api.schemas import RankQuery, RankResult, SimilarQuery, SimilarResult
+from recipe_ml.api.schemas import MAX_ID, RankQuery, RankResult, SimilarQuery, SimilarResult
+from recipe_ml.data import IdMap
 from recipe_ml.models.base import Recommender
 from recipe_ml.ranking import health_mask, normalize_rows, rank, top_k
+
+
+def known_indices(ids: IdMap, raw_ids: list[int]) -> np.ndarray:
+    """Indices of the ids the model knows; unknown ones (even beyond int64,
+    as a live event may carry) are dropped."""
+    in_range = np.asarray([raw for raw in raw_ids if 0 <= raw <= MAX_ID], dtype=np.int64)
+    indices = ids.indices(in_range)
+    return indices[indices >= 0]
 
 
 class ModelRanker:
@@ -53,8 +62,7 @@ class ModelRanker:
         fold_histories: list[np.ndarray] = []
         for row, (user_id, live_ids) in enumerate(zip(users, live, strict=True)):
             index = None if user_id is None else model.users.index_of(user_id)
-            live_idx = model.items.indices(np.asarray(live_ids, dtype=np.int64))
-            live_idx = live_idx[live_idx >= 0]
+            live_idx = known_indices(model.items, live_ids)
             if index is not None and live_idx.size == 0:
                 vectors[row] = model.user_vectors[index]
                 found[row] = True
@@ -81,11 +89,11 @@ class ModelRanker:
                 continue
             row_scores = scores[row]
             if query.boost:
-                boost_idx = model.items.indices(np.fromiter(query.boost, dtype=np.int64))
-                boost_val = np.fromiter(query.boost.values(), dtype=np.float32)
-                np.add.at(row_scores, boost_idx[boost_idx >= 0], boost_val[boost_idx >= 0])
-            exclude = model.items.indices(np.asarray(query.exclude_recipe_ids + query.live_recipe_ids, dtype=np.int64))
-            exclude = exclude[exclude >= 0]
+                pairs = [(rid, value) for rid, value in query.boost.items() if 0 <= rid <= MAX_ID]
+                boost_idx = model.items.indices(np.asarray([rid for rid, _ in pairs], dtype=np.int64))
+                boost_val = np.asarray([value for _, value in pairs], dtype=np.float32)
+                row_scores[boost_idx[boost_idx >= 0]] += boost_val[boost_idx >= 0]
+            exclude = known_indices(model.items, query.exclude_recipe_ids + query.live_recipe_ids)
             index = None if query.user_id is None else model.users.index_of(query.user_id)
             if index is not None:
                 exclude = np.concatenate([exclude, model.history(index)])

@@ -17,7 +17,11 @@ class ALSRecommender(Recommender):
     """ALS on the binary user x recipe matrix, confidence ``alpha`` per interaction.
 
     ``implicit`` fits the factors; fold-in is the same closed-form least
-    squares in numpy, so serving needs only the saved item factors.
+    squares in numpy, so serving needs only the saved item factors. Defaults
+    come from ``scripts.evaluate --tune-als`` on validation: with 128 factors
+    on this sparse matrix only strong regularisation keeps ALS near the
+    popularity baseline; these are within 1% of the best nDCG@20 of the grid
+    with three times its coverage.
     """
 
     kind = "als"
@@ -25,8 +29,8 @@ class ALSRecommender(Recommender):
     def __init__(
         self,
         factors: int = 128,
-        regularization: float = 0.05,
-        alpha: float = 2.0,
+        regularization: float = 50.0,
+        alpha: float = 4.0,
         iterations: int = 15,
         seed: int = 0,
     ) -> None:

@@ -80,3 +80,15 @@ async def test_similar_users_batch_matches_single_queries(runner: RankerRunner) 
     same(batched, [(await runner.similar_users([query]))[0] for query in queries])
     assert [r.found for r in batched] == [True, False, True]
     assert users[0] not in batched[0].user_ids and len(batched[0].user_ids) == 3
+
+
+async def test_ids_beyond_int64_from_live_events_are_ignored(runner: RankerRunner) -> None:
+    user = int(runner.ranker.model.users.ids[0])
+    huge = 2**70
+
+    (result,) = await runner.recommend(
+        [RankQuery(user_id=user, top_k=3, live_recipe_ids=[huge], exclude_recipe_ids=[huge], boost={huge: 1.0})]
+    )
+    (plain,) = await runner.recommend([RankQuery(user_id=user, top_k=3)])
+
+    assert result.recipe_ids == plain.recipe_ids

@@ -21,7 +21,9 @@ def test_report_and_chart_are_written(tmp_path: Path, capsys: pytest.CaptureFixt
     for kind in ("popularity", "als", "two_tower"):
         assert f"| {kind} | " in report
     assert "## Which model first" in report and "Sample of 300 users" in report
+    assert "## The ceiling of popularity" in report
     assert "## Full training time" not in report
+    assert "| 1 | " in report.split("## Two-Tower per epoch")[1]
     png = (tmp_path / "evaluation.png").read_bytes()
     assert png.startswith(b"\x89PNG") and len(png) > 10_000
     assert "two_tower: ndcg@10=" in capsys.readouterr().out
@@ -31,7 +33,7 @@ def test_als_grid_and_full_training_time_are_reported(tmp_path: Path) -> None:
     assert main(["--sample-users", "150", "--epochs", "1", "--out-dir", str(tmp_path), "--tune-als"]) == 0
     report = (tmp_path / "evaluation.md").read_text()
     assert "## ALS tuning" in report
-    assert report.count("| 0.05 | 2.0 | 15 |") == 1
+    assert report.count("| 50.0 | 4.0 | 15 |") == 1
     assert "All three models on train + validation: **" in report
 
 

@@ -14,11 +14,11 @@ def error_fields(exc: pytest.ExceptionInfo[ValidationError]) -> list[str]:
 
 
 def test_defaults_come_from_the_settings() -> None:
-    request = RecipeRequest(user_id=5)
+    request = RecipeRequest.model_validate_json(b'{"user_id": 5, "max_fsa_score": 7}')
 
     assert request.top_k == 10
     assert request.diversity == get_settings().mmr_diversity_weight
-    assert request.exclude_recipe_ids == [] and request.max_fsa_score is None
+    assert request.exclude_recipe_ids == [] and request.max_fsa_score == 7.0  # an int is a float
 
 
 @pytest.mark.parametrize(
@@ -34,6 +34,11 @@ def test_defaults_come_from_the_settings() -> None:
         ({"user_id": 5, "max_fsa_score": 2}, "max_fsa_score"),
         ({"user_id": 5, "exclude_recipe_ids": ["x"]}, "exclude_recipe_ids.0"),
         ({"user_id": 5, "topk": 5}, "topk"),
+        ({"user_id": True}, "user_id"),
+        ({"user_id": 1e3}, "user_id"),
+        ({"user_id": 2**64}, "user_id"),
+        ({"user_id": 5, "exclude_recipe_ids": [2**64]}, "exclude_recipe_ids.0"),
+        ({"user_id": 5, "top_k": "5"}, "top_k"),
     ],
 )
 def test_bad_recipe_requests_name_the_field(body: dict[str, object], field: str) -> None:
@@ -55,7 +60,7 @@ def test_batch_size_is_bounded_by_max_batch_size() -> None:
     assert error_fields(empty) == ["user_ids"]
     with pytest.raises(ValidationError) as negative:
         BatchRequest(user_ids=[1, -2])
-    assert error_fields(negative) == ["user_ids"]
+    assert error_fields(negative) == ["user_ids.1"]
 
 
 def test_cold_start_and_similar_users_validate_too() -> None:

@@ -12,6 +12,7 @@ import sys
 import threading
 import time
 import urllib.request
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -64,9 +65,12 @@ def topics(kafka_broker: TansuBroker, unique_name: Callable[[str], str]) -> Topi
 
 
 def frozen_store(redis_url: str) -> RedisInteractionStore:
-    """A store whose clock stands still: every live event weighs exactly 1 in ``trending``."""
+    """A store whose clock stands still: every live event weighs exactly 1 in ``trending``.
+
+    Its keys get a prefix of their own, so a stray writer on the test database cannot blur the counts.
+    """
     frozen = time.time()
-    return RedisInteractionStore(redis_url, HALF_LIFE_HOURS, clock=lambda: frozen)
+    return RedisInteractionStore(redis_url, HALF_LIFE_HOURS, prefix=f"t-{uuid.uuid4().hex[:8]}:", clock=lambda: frozen)
 
 
 def make_consumer(settings: Settings, store: RedisInteractionStore, **options: object) -> InteractionConsumer:
