@@ -34,8 +34,9 @@ pytestmark = pytest.mark.integration
 UNKNOWN_USER = 999_999_998
 APPLY_TIMEOUT = 30.0
 """Generous: the consumer process starts and joins its group meanwhile."""
-VISIBLE_WITHIN = 2.0
-"""Once applied, the API must answer accordingly within this."""
+VISIBLE_WITHIN = 10.0
+"""Once applied, the API answers accordingly by then: a bound for a stalled
+machine, not a speed check (``scripts/benchmark_consumer`` prints freshness)."""
 
 
 @dataclass

@@ -14,7 +14,7 @@ import hashlib
 import logging
 import socket
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Protocol, TypeVar
 
 from pydantic import BaseModel
@@ -45,6 +45,7 @@ TRENDING_LIMIT = 500
 """Live trending recipes blended into cold-start popularity."""
 
 R = TypeVar("R", bound=BaseModel)
+A = TypeVar("A", RankResult, SimilarResult)
 
 
 class UnknownUserError(LookupError):
@@ -128,25 +129,28 @@ class RecommendationEngine:
         """Part of every cache key: a new model version never serves old answers."""
 
     # -- the chain ---------------------------------------------------------
-    async def _ask_recommend(self, queries: list[RankQuery]) -> tuple[str, list[RankResult]]:
+    async def _ask(
+        self, call: Callable[[Backend], Awaitable[list[A]]], failure: str, *, similarity: bool = False
+    ) -> tuple[str, list[A]]:
+        """The first answer down the chain; a failure or timeout falls through to the next model."""
         for backend in self.chain:
-            try:
-                results = await asyncio.wait_for(backend.recommend(queries), self.settings.runner_timeout_seconds)
-                return backend.name, results
-            except Exception as exc:  # any failure of one model falls through to the next
-                self._fell_through(backend, exc)
-        raise NoModelError("no model could rank recipes")
-
-    async def _ask_similar(self, queries: list[SimilarQuery]) -> tuple[str, list[SimilarResult]]:
-        for backend in self.chain:
-            if not backend.supports_similarity:
+            if similarity and not backend.supports_similarity:
                 continue
             try:
-                results = await asyncio.wait_for(backend.similar_users(queries), self.settings.runner_timeout_seconds)
-                return backend.name, results
+                return backend.name, await asyncio.wait_for(call(backend), self.settings.runner_timeout_seconds)
             except Exception as exc:  # any failure of one model falls through to the next
                 self._fell_through(backend, exc)
-        raise NoModelError("no model with user embeddings is available for similar users; try again later")
+        raise NoModelError(failure)
+
+    async def _ask_recommend(self, queries: list[RankQuery]) -> tuple[str, list[RankResult]]:
+        return await self._ask(lambda backend: backend.recommend(queries), "no model could rank recipes")
+
+    async def _ask_similar(self, queries: list[SimilarQuery]) -> tuple[str, list[SimilarResult]]:
+        return await self._ask(
+            lambda backend: backend.similar_users(queries),
+            "no model with user embeddings is available for similar users; try again later",
+            similarity=True,
+        )
 
     @staticmethod
     def _fell_through(backend: Backend, exc: Exception) -> None:
