@@ -82,6 +82,7 @@ class ModelRanker:
         model = self.model
         vectors, found = self._user_vectors([q.user_id for q in queries], [q.live_recipe_ids for q in queries])
         scores = model.score(vectors)
+        affinities = model.affinity(vectors) if model.personal_slots > 0 else None
         results = []
         for row, query in enumerate(queries):
             if not found[row]:
@@ -104,6 +105,8 @@ class ModelRanker:
                 allowed=health_mask(model.item_fsa, query.max_fsa_score),
                 diversity=query.diversity,
                 unit_item_vectors=self.unit_item_vectors,
+                affinity=None if affinities is None else affinities[row],
+                personal_slots=model.personal_slots,
             )
             results.append(RankResult(found=True, recipe_ids=model.items.ids[indices].tolist(), scores=picked.tolist()))
         return results

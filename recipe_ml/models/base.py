@@ -86,6 +86,13 @@ class Recommender(ABC):
         interactions, is served without retraining.
         """
 
+    personal_slots: int = 0
+    """How many of the last top-10 positions go to the best recipes by ``affinity``.
+
+    The ranking policy of ``recipe_ml.ranking.with_personal_slots``, applied
+    alike in offline evaluation and in serving; 0 turns it off.
+    """
+
     def score(self, user_vectors: np.ndarray) -> np.ndarray:
         """Scores (n, n_items) of every recipe for each user vector."""
         scores = user_vectors @ self.item_vectors.T
@@ -93,6 +100,15 @@ class Recommender(ABC):
         if bias is not None:
             scores += bias
         return np.asarray(scores, dtype=np.float32)
+
+    def affinity(self, user_vectors: np.ndarray) -> np.ndarray | None:
+        """The personal part of ``score`` (n, n_items): the dot product without the bias.
+
+        None for a model without per-user signal (popularity). It ranks
+        recipes by how much they suit the user rather than how popular they
+        are, which is what the personal slots show.
+        """
+        return np.asarray(user_vectors @ self.item_vectors.T, dtype=np.float32)
 
     def history(self, user_index: int) -> np.ndarray:
         """Recipe indices the user interacted with in the training data."""

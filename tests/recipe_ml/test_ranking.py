@@ -1,11 +1,11 @@
-"""Ranking rules on hand-made scores: exclusions, health filter, MMR."""
+"""Ranking rules on hand-made scores: exclusions, health filter, MMR, personal slots."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from recipe_ml.ranking import health_mask, mmr, normalize_rows, rank, top_k
+from recipe_ml.ranking import health_mask, mmr, mmr_rows, normalize_rows, rank, top_k, with_personal_slots
 
 
 def test_top_k_orders_best_first_and_skips_excluded_and_disallowed() -> None:
@@ -84,3 +84,49 @@ def test_rank_with_diversity_keeps_model_scores_and_exclusions() -> None:
     plain, _ = rank(scores, 10, exclude=exclude)
     assert indices.tolist() != plain.tolist()  # diversity moved something
     assert indices[0] == plain[0]  # MMR always starts from the most relevant
+
+
+def test_mmr_rows_ranks_each_row_like_mmr_alone() -> None:
+    rng = np.random.default_rng(1)
+    relevance = rng.random((3, 12)).astype(np.float32)
+    vectors = np.stack([normalize_rows(rng.normal(size=(12, 4)).astype(np.float32)) for _ in range(3)])
+
+    batch = mmr_rows(relevance, vectors, 5, 0.4)
+
+    for row in range(3):
+        assert batch[row].tolist() == mmr(np.arange(12), relevance[row], vectors[row], 5, 0.4).tolist()
+
+
+def test_personal_slots_take_the_last_top_10_positions_without_duplicates() -> None:
+    ranked = np.array([[10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21]])
+    # Best by affinity: 13 is already in the head, 20 is in the tail (moves up), 30 is new.
+    personal = np.array([[13, 20, 30, 31, 32, 33, 34, 35, 36, 37]])
+
+    one = with_personal_slots(ranked, personal, 1)
+    two = with_personal_slots(ranked, personal, 2)
+
+    assert one.tolist() == [[10, 11, 12, 13, 14, 15, 16, 17, 18, 20, 19, 21]]
+    assert two.tolist() == [[10, 11, 12, 13, 14, 15, 16, 17, 20, 30, 18, 19]]
+    assert with_personal_slots(ranked, personal, 0) is ranked
+
+
+def test_personal_slots_on_a_list_shorter_than_the_window_use_its_last_positions() -> None:
+    ranked = np.array([[1, 2, 3], [4, 5, 6]])
+    personal = np.array([[1, 9, 8], [7, 4, 5]])
+
+    assert with_personal_slots(ranked, personal, 1).tolist() == [[1, 2, 9], [4, 5, 7]]
+
+
+def test_rank_with_personal_slots_respects_exclusions_and_health_and_keeps_model_scores() -> None:
+    scores = np.arange(20, 0, -1).astype(np.float32)  # recipe 0 best ... 19 worst
+    affinity = np.zeros(20, dtype=np.float32)
+    affinity[[15, 16, 17]] = [3.0, 2.0, 1.0]  # 15 excluded, 16 fails the health filter: 17 is the pick
+    allowed = np.ones(20, dtype=bool)
+    allowed[16] = False
+
+    indices, picked = rank(scores, 10, exclude=np.array([15]), allowed=allowed, affinity=affinity, personal_slots=1)
+
+    assert indices.tolist() == [0, 1, 2, 3, 4, 5, 6, 7, 8, 17]
+    assert picked.tolist() == scores[indices].tolist()
+    plain, _ = rank(scores, 10, affinity=None, personal_slots=1)
+    assert plain.tolist() == list(range(10))  # no affinity (popularity): the policy is off

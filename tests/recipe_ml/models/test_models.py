@@ -10,11 +10,11 @@ import pytest
 import scipy.sparse as sp
 
 from recipe_ml.config import DATA_DIR
-from recipe_ml.data import Interactions, load_health
+from recipe_ml.data import IdMap, Interactions, load_health
 from recipe_ml.evaluation import rank_users
 from recipe_ml.models import KINDS, Recommender, model_class
 from recipe_ml.models.als import ALSRecommender
-from recipe_ml.models.popularity import PopularityRecommender
+from recipe_ml.models.popularity import PopularityRecommender, popularity_prior
 
 SMALL = {"popularity": {}, "als": {"factors": 16, "iterations": 5}, "two_tower": {"epochs": 2}}
 
@@ -54,13 +54,68 @@ def test_item_fsa_comes_from_the_health_file(kind: str, fitted: dict[str, Recomm
     assert 0 < np.isnan(model.item_fsa).sum() < len(model.items)
 
 
-def test_popularity_ranks_by_interaction_count(fitted: dict[str, Recommender]) -> None:
-    model = fitted["popularity"]
+def test_popularity_prior_counts_five_star_ratings_and_breaks_ties_by_count() -> None:
+    items = IdMap(np.array([10, 20, 30]))
+    # recipe 0: two 5-stars; recipe 1: one 5-star + three others; recipe 2: one 5-star.
+    data = Interactions(
+        IdMap(np.arange(5)),
+        items,
+        user_index=np.array([0, 1, 0, 1, 2, 3, 4]),
+        item_index=np.array([0, 0, 1, 1, 1, 1, 2]),
+        rating=np.array([5, 5, 5, 4, 1, 3, 5], dtype=np.int8),
+    )
+
+    five = popularity_prior(data)
+    count = popularity_prior(data, "count")
+
+    np.testing.assert_allclose(count, np.log1p([2, 4, 1]), rtol=1e-6)
+    np.testing.assert_allclose(five, np.log1p([2, 1, 1]) + 1e-3 * np.log1p([2, 4, 1]), rtol=1e-6)
+    assert np.argsort(-five).tolist() == [0, 1, 2] and five.dtype == np.float32
+    with pytest.raises(ValueError, match="unknown popularity weighting 'mean'; known: count, five_star"):
+        popularity_prior(data, "mean")
+    with pytest.raises(ValueError, match="unknown popularity weighting 'mean'"):
+        PopularityRecommender(weighting="mean")
+
+
+def test_popularity_ranks_by_interaction_count(small_splits: dict[str, Interactions]) -> None:
+    model = fit("popularity", small_splits["train"], weighting="count")
     counts = np.asarray(model.seen.sum(axis=0)).ravel()
     order = np.argsort(-model.score(np.ones((1, 1), np.float32))[0], kind="stable")
     assert (np.diff(counts[order]) <= 0).all()
     np.testing.assert_array_equal(model.fold_in([np.array([1, 2]), np.array([], np.int64)]), np.ones((2, 1)))
     assert not PopularityRecommender.supports_similarity
+    assert model.affinity(model.user_vectors[:3]) is None and model.personal_slots == 0
+
+
+def test_shipped_popularity_ranks_by_the_five_star_prior(
+    fitted: dict[str, Recommender], small_splits: dict[str, Interactions]
+) -> None:
+    scores = fitted["popularity"].score(np.ones((1, 1), np.float32))[0]
+    prior = popularity_prior(small_splits["train"])
+    np.testing.assert_allclose(scores, prior / prior.max(), rtol=1e-6)
+
+
+def test_two_tower_bias_is_the_popularity_prior_and_affinity_is_the_rest(
+    fitted: dict[str, Recommender], small_splits: dict[str, Interactions]
+) -> None:
+    model = fitted["two_tower"]
+    assert model.item_bias is not None
+    np.testing.assert_array_equal(model.item_bias, popularity_prior(small_splits["train"]))
+    vectors = model.user_vectors[:5]
+    affinity = model.affinity(vectors)
+    assert affinity is not None
+    np.testing.assert_allclose(affinity + model.item_bias, model.score(vectors), rtol=1e-5, atol=1e-6)
+    assert model.personal_slots == 1 and model.hyper_parameters()["personal_slots"] == 1
+
+
+def test_two_tower_affinity_weight_scales_user_vectors_not_their_ranking(
+    small_splits: dict[str, Interactions], fitted: dict[str, Recommender]
+) -> None:
+    doubled = fit("two_tower", small_splits["train"], affinity_weight=0.1)
+    base = fitted["two_tower"]
+    np.testing.assert_allclose(doubled.user_vectors, 2 * base.user_vectors, rtol=1e-5, atol=1e-7)
+    with pytest.raises(ValueError, match="affinity_weight must be > 0"):
+        model_class("two_tower")(affinity_weight=0.0)
 
 
 def test_als_fold_in_equals_implicit_recalculate_user(fitted: dict[str, Recommender]) -> None:
