@@ -45,6 +45,7 @@ class RankerRunner:
     def __init__(self) -> None:
         settings = get_settings()
         model, tag = load_from_store(getattr(settings, self.model_setting))
+        model.use_device(settings.device)
         self.ranker = ModelRanker(model, tag, precompute=settings.precompute_embeddings)
 
     # The APIs are ``async`` although they compute: scoring a batch takes a few

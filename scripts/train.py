@@ -96,6 +96,7 @@ def train_all(
     results = []
     for kind in tqdm(kinds, desc="models", unit="model", disable=not show_progress):
         model = build_model(kind, seed, epochs, show_progress)
+        model.use_device(get_settings().device)
         start = time.perf_counter()
         model.fit(train)
         seconds = time.perf_counter() - start

@@ -110,6 +110,14 @@ class Recommender(ABC):
         """
         return np.asarray(user_vectors @ self.item_vectors.T, dtype=np.float32)
 
+    def use_device(self, device: str) -> None:
+        """Run the model's own computations on ``device`` (the ``DEVICE`` setting).
+
+        Models scored with numpy (popularity, ALS) always run on the CPU, so
+        this is a no-op for them; torch models override it.
+        """
+        del device  # numpy runs on the CPU whatever the setting
+
     def history(self, user_index: int) -> np.ndarray:
         """Recipe indices the user interacted with in the training data."""
         start, end = self.seen.indptr[user_index], self.seen.indptr[user_index + 1]

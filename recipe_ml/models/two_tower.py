@@ -168,6 +168,15 @@ class TwoTowerRecommender(Recommender):
         self._item_vectors = np.zeros((0, EMBEDDING_DIM), dtype=np.float32)
         self._item_bias = np.zeros(0, dtype=np.float32)
         self._user_encoder: UserEncoder | None = None
+        self._device = torch.device("cpu")
+
+    def use_device(self, device: str) -> None:
+        """Train and fold in on ``device`` ("cpu" or "cuda"); vectors always come back as numpy."""
+        if device.startswith("cuda") and not torch.cuda.is_available():
+            raise ValueError(f"DEVICE={device!r} but torch sees no CUDA device (this torch build: {torch.__version__})")
+        self._device = torch.device(device)
+        if self._user_encoder is not None:
+            self._user_encoder.to(self._device)
 
     def hyper_parameters(self) -> dict[str, Any]:
         return {
@@ -194,11 +203,11 @@ class TwoTowerRecommender(Recommender):
         n_users, n_items = self.seen.shape
         fsa, who = data.health.aligned(data.items) if data.health is not None else (self.item_fsa, self.item_fsa)
         counts = np.asarray(self.seen.sum(axis=0)).ravel()
-        features = torch.from_numpy(recipe_features(fsa, who, counts))
+        features = torch.from_numpy(recipe_features(fsa, who, counts)).to(self._device)
 
-        user_encoder = UserEncoder(n_items, self.dropout)
-        recipe_encoder = RecipeEncoder(n_items, self.dropout)
-        prior = torch.from_numpy(popularity_prior(data, self.prior))
+        user_encoder = UserEncoder(n_items, self.dropout).to(self._device)
+        recipe_encoder = RecipeEncoder(n_items, self.dropout).to(self._device)
+        prior = torch.from_numpy(popularity_prior(data, self.prior)).to(self._device)
         bias = prior * self.prior_weight  # frozen: the towers learn what a user adds to it
         params = [*user_encoder.parameters(), *recipe_encoder.parameters()]
         optimizer = torch.optim.AdamW(params, lr=self.lr, weight_decay=self.weight_decay)
@@ -228,8 +237,8 @@ class TwoTowerRecommender(Recommender):
         """Serving state from the towers: recipe vectors, biases, every training user's vector."""
         recipe_encoder.eval()
         with torch.no_grad():
-            self._item_vectors = recipe_encoder(features).numpy().copy()
-        self._item_bias = prior.numpy().copy()
+            self._item_vectors = recipe_encoder(features).cpu().numpy().copy()
+        self._item_bias = prior.cpu().numpy().copy()
         self._user_encoder = user_encoder.eval()
         self._user_vectors = self.fold_in([self.history(u) for u in range(len(self.users))])
 
@@ -251,13 +260,14 @@ class TwoTowerRecommender(Recommender):
         keep[rows.indptr[empty]] = True
         offsets = np.searchsorted(user_of_entry[keep], np.arange(n_rows))
         users = user_encoder(
-            torch.from_numpy(rows.indices[keep].astype(np.int64)), torch.from_numpy(offsets.astype(np.int64))
+            torch.from_numpy(rows.indices[keep].astype(np.int64)).to(self._device),
+            torch.from_numpy(offsets.astype(np.int64)).to(self._device),
         )
         logits = users @ item_vectors.T / self.temperature + bias
         target_rows = rows.copy()
         if self.hidden_targets:
             target_rows.data = np.where(keep, 0.0, rows.data).astype(np.float32)
-        target = torch.from_numpy(target_rows.toarray())
+        target = torch.from_numpy(target_rows.toarray()).to(self._device)
         log_probs = torch.log_softmax(logits, dim=1)
         return -((log_probs * target).sum(dim=1) / target.sum(dim=1).clamp(min=1.0)).mean()
 
@@ -282,8 +292,8 @@ class TwoTowerRecommender(Recommender):
         if nonempty:
             items, offsets = _bags([histories[i] for i in nonempty])
             with torch.no_grad():
-                vectors = self._user_encoder.eval()(items, offsets) * (self.affinity_weight / self.temperature)
-            out[nonempty] = vectors.numpy()
+                vectors = self._user_encoder.eval()(items.to(self._device), offsets.to(self._device))
+            out[nonempty] = (vectors * (self.affinity_weight / self.temperature)).cpu().numpy()
         return out
 
     def _save_arrays(self, path: Path) -> None:
@@ -299,5 +309,5 @@ class TwoTowerRecommender(Recommender):
         self._item_vectors = np.load(path / "item_vectors.npy")
         self._item_bias = np.load(path / "item_bias.npy")
         encoder = UserEncoder(len(self.items), self.dropout)
-        encoder.load_state_dict(torch.load(path / "user_encoder.pt", weights_only=True))
-        self._user_encoder = encoder.eval()
+        encoder.load_state_dict(torch.load(path / "user_encoder.pt", weights_only=True, map_location="cpu"))
+        self._user_encoder = encoder.eval().to(self._device)

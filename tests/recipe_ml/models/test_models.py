@@ -197,3 +197,21 @@ def test_popularity_and_als_do_not_import_torch() -> None:
         "assert 'torch' in sys.modules\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=str(DATA_DIR.parent.parent))
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_on_the_cpu_device_fold_in_is_unchanged(kind: str, fitted: dict[str, Recommender]) -> None:
+    model = fitted[kind]
+    history = [model.history(0)]
+    before = model.fold_in(history)
+    model.use_device("cpu")
+    np.testing.assert_allclose(model.fold_in(history), before, rtol=1e-6)
+
+
+def test_a_cuda_device_without_cuda_is_a_clear_error(fitted: dict[str, Recommender]) -> None:
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    with pytest.raises(ValueError, match="DEVICE='cuda' but torch sees no CUDA device"):
+        fitted["two_tower"].use_device("cuda")
