@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 from threadpoolctl import threadpool_limits
@@ -42,15 +41,6 @@ class ALSRecommender(Recommender):
         self._user_vectors = np.zeros((0, factors), dtype=np.float32)
         self._item_vectors = np.zeros((0, factors), dtype=np.float32)
         self._gram = np.zeros((factors, factors), dtype=np.float64)
-
-    def hyper_parameters(self) -> dict[str, Any]:
-        return {
-            "factors": self.factors,
-            "regularization": self.regularization,
-            "alpha": self.alpha,
-            "iterations": self.iterations,
-            "seed": self.seed,
-        }
 
     def fit(self, data: Interactions) -> None:
         from implicit.cpu.als import AlternatingLeastSquares  # training-only dependency

@@ -11,6 +11,7 @@ translates. Raw Allrecipes ids only appear at the edges.
 
 from __future__ import annotations
 
+import inspect
 import json
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
@@ -59,9 +60,18 @@ class Recommender(ABC):
         else:
             self.item_fsa = data.health.aligned(data.items)[0]
 
-    @abstractmethod
+    runtime_arguments: ClassVar[frozenset[str]] = frozenset({"show_progress", "on_epoch"})
+    """Constructor arguments that change how a fit runs, not the model (never saved)."""
+
     def hyper_parameters(self) -> dict[str, Any]:
-        """JSON-serialisable constructor arguments (saved as model metadata)."""
+        """The constructor arguments, read back from the attributes of the same name.
+
+        As scikit-learn's ``get_params``: each model keeps its arguments as
+        attributes, so the list is written once, in ``__init__``'s signature.
+        Saved as model metadata and passed back to ``__init__`` on load.
+        """
+        names = inspect.signature(type(self).__init__).parameters
+        return {name: getattr(self, name) for name in names if name != "self" and name not in self.runtime_arguments}
 
     @property
     @abstractmethod

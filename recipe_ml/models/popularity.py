@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -63,9 +62,6 @@ class PopularityRecommender(Recommender):
         top = prior.max() if prior.size else 0.0
         scaled = prior / top if top > 0 else prior
         self._item_vectors = scaled.astype(np.float32).reshape(-1, 1)
-
-    def hyper_parameters(self) -> dict[str, Any]:
-        return {"weighting": self.weighting}
 
     @property
     def user_vectors(self) -> np.ndarray:

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
@@ -177,23 +176,6 @@ class TwoTowerRecommender(Recommender):
         self._device = torch.device(device)
         if self._user_encoder is not None:
             self._user_encoder.to(self._device)
-
-    def hyper_parameters(self) -> dict[str, Any]:
-        return {
-            "epochs": self.epochs,
-            "lr": self.lr,
-            "weight_decay": self.weight_decay,
-            "dropout": self.dropout,
-            "input_keep": self.input_keep,
-            "temperature": self.temperature,
-            "batch_size": self.batch_size,
-            "hidden_targets": self.hidden_targets,
-            "prior": self.prior,
-            "prior_weight": self.prior_weight,
-            "affinity_weight": self.affinity_weight,
-            "personal_slots": self.personal_slots,
-            "seed": self.seed,
-        }
 
     def fit(self, data: Interactions) -> None:
         self._set_data(data)

@@ -215,3 +215,12 @@ def test_a_cuda_device_without_cuda_is_a_clear_error(fitted: dict[str, Recommend
         pytest.skip("this machine has CUDA")
     with pytest.raises(ValueError, match="DEVICE='cuda' but torch sees no CUDA device"):
         fitted["two_tower"].use_device("cuda")
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_hyper_parameters_are_the_constructor_arguments_without_runtime_ones(
+    kind: str, fitted: dict[str, Recommender]
+) -> None:
+    params = fitted[kind].hyper_parameters()
+    assert not params.keys() & Recommender.runtime_arguments
+    assert type(fitted[kind])(**params).hyper_parameters() == params
