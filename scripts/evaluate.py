@@ -194,6 +194,11 @@ def _metric_cells(metrics: dict[str, float]) -> str:
     return " | ".join(f"{metrics[m]:.4f}" for m in METRICS)
 
 
+def _table_head(*columns: str) -> list[str]:
+    """The header and rule lines of a Markdown table."""
+    return ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+
+
 def render_markdown(
     results: Sequence[ModelResult],
     curve: Sequence[dict[str, float]],
@@ -208,8 +213,6 @@ def render_markdown(
     baseline = next(r for r in results if r.kind == BASELINE).metrics["ndcg@20"]
     diversity = get_settings().mmr_diversity_weight
     train, validation = splits["train"], splits["validation"]
-    header = "| model | " + " | ".join(METRICS) + " | nDCG@20 vs popularity | fit time on train (s) |"
-    rule = "|" + "---|" * (len(METRICS) + 3)
     lines = [
         "# Offline evaluation",
         "",
@@ -219,8 +222,7 @@ def render_markdown(
         "(the published protocol); nDCG@k with binary gains; coverage@10 = distinct recipes in all "
         f"users' top 10 / catalogue. {note}",
         "",
-        header,
-        rule,
+        *_table_head("model", *METRICS, "nDCG@20 vs popularity", "fit time on train (s)"),
         *(_row(r.kind, r.metrics, r.seconds, baseline) for r in results),
         "",
         f"`{BASELINE}` is the issue's baseline (interaction counts); `popularity_5star`, the shipped "
@@ -231,8 +233,7 @@ def render_markdown(
         "",
         f"### As served (MMR diversity {diversity}, the serving default)",
         "",
-        "| model | " + " | ".join(METRICS) + " |",
-        "|" + "---|" * (len(METRICS) + 1),
+        *_table_head("model", *METRICS),
         *(f"| {r.kind} | {_metric_cells(r.served)} |" for r in results if r.served is not None),
         "",
         "Popularity is missing: its one-dimensional vectors give MMR nothing to diversify, so it is served as above.",
@@ -256,8 +257,7 @@ def render_markdown(
         "",
         "With the shipped personal slots. More epochs buy coverage, not nDCG.",
         "",
-        "| epoch | " + " | ".join(METRICS) + " |",
-        "|" + "---|" * (len(METRICS) + 1),
+        *_table_head("epoch", *METRICS),
         *(f"| {int(c['epoch'])} | {_metric_cells(c)} |" for c in curve),
         "",
         "## Two-Tower personal slots (validation, MMR off)",
@@ -265,8 +265,7 @@ def render_markdown(
         "The last N of the top-10 positions hold the user's best recipes by affinity (the dot product "
         "without the popularity bias). Each slot costs a little nDCG and buys catalogue coverage.",
         "",
-        "| personal slots | " + " | ".join(METRICS) + " |",
-        "|" + "---|" * (len(METRICS) + 1),
+        *_table_head("personal slots", *METRICS),
         *(f"| {int(c['slots'])} | {_metric_cells(c)} |" for c in slots),
     ]
     if als_grid:
@@ -275,8 +274,7 @@ def render_markdown(
             "",
             "## ALS tuning (128 factors, validation)",
             "",
-            "| " + " | ".join(keys) + " | nDCG@20 | Recall@20 | coverage@10 |",
-            "|" + "---|" * (len(keys) + 3),
+            *_table_head(*keys, "nDCG@20", "Recall@20", "coverage@10"),
             *(
                 "| "
                 + " | ".join(str(r.hyper_parameters[k]) for k in keys)
