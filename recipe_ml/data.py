@@ -210,11 +210,6 @@ def concat(parts: Sequence[Interactions]) -> Interactions:
     )
 
 
-def load_dataset(data_dir: Path, splits: Sequence[str] = ("train", "validation")) -> Interactions:
-    """The named splits merged into one training set."""
-    return concat(list(load_splits(data_dir, splits).values()))
-
-
 def sample_users(splits: dict[str, Interactions], n_users: int, seed: int) -> dict[str, Interactions]:
     """The same ``n_users`` users (seeded choice) in every split, maps re-indexed.
 

@@ -13,7 +13,6 @@ from recipe_ml.data import (
     IdMap,
     concat,
     fingerprint,
-    load_dataset,
     load_health,
     load_ratings,
     load_splits,
@@ -52,14 +51,14 @@ def test_load_splits_share_id_maps_over_all_splits(data_dir: Path) -> None:
     assert train.matrix().shape == (3, 4)
 
 
-def test_load_dataset_merges_splits(data_dir: Path) -> None:
-    data = load_dataset(data_dir)
+def test_concat_merges_splits(data_dir: Path) -> None:
+    data = concat(list(load_splits(data_dir).values()))
     assert len(data) == 6
     assert data.matrix().sum() == 6
 
 
 def test_health_is_aligned_to_recipe_indices_with_nan_for_unknown(data_dir: Path) -> None:
-    data = load_dataset(data_dir)
+    data = load_splits(data_dir)["train"]
     assert data.health is not None
     fsa, who = data.health.aligned(data.items)
     np.testing.assert_array_equal(fsa, [np.nan, 9.0, np.nan, 4.0])
