@@ -159,13 +159,13 @@ class RecommendationEngine:
         logger.warning("model %s failed (%s: %s); falling back", backend.name, reason, exc)
 
     # -- state ---------------------------------------------------------------
-    def _live(self, user_id: int) -> list[int]:
-        """Recipes the user interacted with since training; none when the store is down."""
+    def _live(self, user_ids: Sequence[int]) -> list[list[int]]:
+        """Recipes each user interacted with since training (one store round trip); none when it is down."""
         try:
-            return self.store.recent_items(user_id)
+            return self.store.recent_items_many(user_ids)
         except Exception as exc:  # the store being down degrades, never fails, a request
             logger.warning("interaction store unavailable (%s); serving without live interactions", exc)
-            return []
+            return [[] for _ in user_ids]
 
     def _trending_boost(self) -> dict[int, float]:
         """Recency-decayed live popularity scaled to [0, 1], added to trained popularity."""
@@ -180,8 +180,9 @@ class RecommendationEngine:
     def _key(self, endpoint: str, request: BaseModel) -> str:
         return f"resp:{self._version_key}:{endpoint}:{request.model_dump_json()}"
 
-    def _cached(self, endpoint: str, key: str, response_type: type[R], started: float) -> R | None:
-        raw = self.cache.get(key)
+    @staticmethod
+    def _cached(endpoint: str, raw: bytes | None, response_type: type[R], started: float) -> R | None:
+        """The response a cache lookup found (counted as a hit or a miss)."""
         CACHE.labels(endpoint, "miss" if raw is None else "hit").inc()
         if raw is None:
             return None
@@ -196,10 +197,13 @@ class RecommendationEngine:
             self.cache.set(key, response.model_dump_json().encode(), self.settings.cache_ttl_seconds, user_id=user_id)
 
     # -- endpoints -------------------------------------------------------------
-    def _rank_query(self, request: RecipeRequest | BatchRequest | ColdStartRequest, user_id: int | None) -> RankQuery:
+    @staticmethod
+    def _rank_query(
+        request: RecipeRequest | BatchRequest | ColdStartRequest, user_id: int | None, live: list[int]
+    ) -> RankQuery:
         return RankQuery(
             user_id=user_id,
-            live_recipe_ids=self._live(user_id) if user_id is not None else [],
+            live_recipe_ids=live,
             exclude_recipe_ids=request.exclude_recipe_ids,
             max_fsa_score=request.max_fsa_score,
             top_k=request.top_k,
@@ -214,18 +218,26 @@ class RecommendationEngine:
         return result
 
     async def recommend_batch(self, request: BatchRequest) -> BatchResponse:
-        """One result per user; hits come from the cache, misses are scored as one batch."""
+        """One result per user; hits come from the cache, misses are scored as one batch.
+
+        The cache and the live interactions are each read in one round trip for the whole batch.
+        """
         started = time.perf_counter()
         results: dict[int, RecipeResponse | BatchError] = {}
-        misses: dict[int, tuple[str, RankQuery]] = {}
-        for user_id in dict.fromkeys(request.user_ids):
-            single = _single(request, user_id)
-            key = self._key("recipes", single)
-            hit = self._cached("recipes", key, RecipeResponse, started)
+        user_ids = list(dict.fromkeys(request.user_ids))
+        keys = [self._key("recipes", _single(request, user_id)) for user_id in user_ids]
+        missed: list[tuple[int, str]] = []
+        for user_id, key, raw in zip(user_ids, keys, self.cache.get_many(keys), strict=True):
+            hit = self._cached("recipes", raw, RecipeResponse, started)
             if hit is not None:
                 results[user_id] = hit
             else:
-                misses[user_id] = (key, self._rank_query(request, user_id))
+                missed.append((user_id, key))
+        lives = self._live([user_id for user_id, _ in missed])
+        misses = {
+            user_id: (key, self._rank_query(request, user_id, live))
+            for (user_id, key), live in zip(missed, lives, strict=True)
+        }
         if misses:
             model_used, answers = await self._ask_recommend([query for _, query in misses.values()])
             for (user_id, (key, _)), answer in zip(misses.items(), answers, strict=True):
@@ -248,7 +260,7 @@ class RecommendationEngine:
         Not cached: trending moves with every interaction and this path is cheap.
         """
         started = time.perf_counter()
-        query = self._rank_query(request, None)
+        query = self._rank_query(request, None, [])
         if request.recent_recipe_ids:
             model_used, (answer,) = await self._ask_recommend(
                 [query.model_copy(update={"live_recipe_ids": request.recent_recipe_ids})]
@@ -276,10 +288,11 @@ class RecommendationEngine:
         """Training users closest to this one in embedding space; raises ``UnknownUserError``."""
         started = time.perf_counter()
         key = self._key("users", request)
-        hit = self._cached("users", key, SimilarUsersResponse, started)
+        hit = self._cached("users", self.cache.get(key), SimilarUsersResponse, started)
         if hit is not None:
             return hit
-        query = SimilarQuery(user_id=request.user_id, live_recipe_ids=self._live(request.user_id), top_k=request.top_k)
+        (live,) = self._live([request.user_id])
+        query = SimilarQuery(user_id=request.user_id, live_recipe_ids=live, top_k=request.top_k)
         model_used, (answer,) = await self._ask_similar([query])
         if not answer.found:
             raise UnknownUserError(request.user_id)

@@ -7,6 +7,7 @@ in-process memory, the embedded default. Both backends pass the same tests.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 
 from recipe_ml.events.schema import InteractionEvent
 
@@ -29,6 +30,10 @@ class ResponseCache(ABC):
     @abstractmethod
     def get(self, key: str) -> bytes | None:
         """The cached value, or None on a miss (or when the backend is down)."""
+
+    def get_many(self, keys: Sequence[str]) -> list[bytes | None]:
+        """``get`` of each key; backends override it to answer in one round trip."""
+        return [self.get(key) for key in keys]
 
     @abstractmethod
     def set(self, key: str, value: bytes, ttl_seconds: int, user_id: int | None = None) -> None:
@@ -67,6 +72,10 @@ class InteractionStore(ABC):
     @abstractmethod
     def recent_items(self, user_id: int, limit: int = 200) -> list[int]:
         """Recipe ids this user interacted with since training, newest first, each once."""
+
+    def recent_items_many(self, user_ids: Sequence[int], limit: int = 200) -> list[list[int]]:
+        """``recent_items`` of each user; backends override it to answer in one round trip."""
+        return [self.recent_items(user_id, limit) for user_id in user_ids]
 
     @abstractmethod
     def trending(self, limit: int) -> list[tuple[int, float]]:

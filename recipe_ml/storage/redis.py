@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import redis
 from redis.backoff import NoBackoff
@@ -110,12 +110,18 @@ class RedisCache(ResponseCache):
         self._invalidate = self._client.register_script(_CACHE_INVALIDATE)
 
     def get(self, key: str) -> bytes | None:
+        return self.get_many([key])[0]
+
+    def get_many(self, keys: Sequence[str]) -> list[bytes | None]:
+        """One ``MGET`` for all keys (a batch request's entries)."""
+        if not keys:
+            return []
         try:
-            value = self._client.get(self._entry(key))
+            values = self._client.mget([self._entry(key) for key in keys])
         except redis.RedisError as exc:
             log.warning("cache get failed, serving a miss: %s", exc)
-            return None
-        return value if isinstance(value, bytes) else None
+            return [None] * len(keys)
+        return [value if isinstance(value, bytes) else None for value in values]
 
     def set(self, key: str, value: bytes, ttl_seconds: int, user_id: int | None = None) -> None:
         if ttl_seconds <= 0:
@@ -188,9 +194,16 @@ class RedisInteractionStore(InteractionStore):
         return bool(self._apply(keys=keys, args=args))
 
     def recent_items(self, user_id: int, limit: int = 200) -> list[int]:
+        return self.recent_items_many([user_id], limit)[0]
+
+    def recent_items_many(self, user_ids: Sequence[int], limit: int = 200) -> list[list[int]]:
+        """One pipelined round trip of ``LRANGE`` for all users (a batch request's users)."""
         if limit <= 0:
-            return []
-        return [int(recipe) for recipe in self._client.lrange(self._recent(user_id), 0, limit - 1)]
+            return [[] for _ in user_ids]
+        pipe = self._client.pipeline(transaction=False)
+        for user_id in user_ids:
+            pipe.lrange(self._recent(user_id), 0, limit - 1)
+        return [[int(recipe) for recipe in items] for items in pipe.execute()]
 
     def trending(self, limit: int) -> list[tuple[int, float]]:
         if limit <= 0:

@@ -274,6 +274,23 @@ async def test_cold_start_folds_in_a_new_users_first_recipes(als: LocalBackend, 
     assert unknown_ids.model_used == "popularity" and len(unknown_ids.recommendations) == 8
 
 
+async def test_batch_reads_each_users_live_interactions_from_redis(
+    redis_url: str, als: LocalBackend, popularity: LocalBackend
+) -> None:
+    eng = engine(als, popularity, redis_url=redis_url, cache_ttl_seconds=0)
+    users = [known_user(als.ranker.model, n) for n in range(3)]
+    before = (await eng.recommend_batch(BatchRequest(user_ids=users, top_k=5))).results
+    tops = [ids(r)[0] for r in before if isinstance(r, RecipeResponse)]
+    for n, (user, top) in enumerate(zip(users[:2], tops, strict=False)):
+        EventApplier(store=eng.store, cache=eng.cache).apply(event(user, top, f"batch-{n}"))
+
+    after = (await eng.recommend_batch(BatchRequest(user_ids=users, top_k=5))).results
+
+    assert [isinstance(r, RecipeResponse) for r in after] == [True, True, True]
+    assert tops[0] not in ids(after[0]) and tops[1] not in ids(after[1])  # type: ignore[arg-type]
+    assert ids(after[2]) == ids(before[2])  # type: ignore[arg-type]
+
+
 async def test_redis_cache_is_shared_and_invalidated_per_user(
     redis_url: str, als: LocalBackend, popularity: LocalBackend
 ) -> None:
@@ -305,10 +322,12 @@ async def test_redis_outage_degrades_but_never_fails(als: LocalBackend, populari
     user = known_user(als.ranker.model)
 
     response = await eng.recommend(RecipeRequest(user_id=user))
+    batch = await eng.recommend_batch(BatchRequest(user_ids=[user, known_user(als.ranker.model, 1)]))
     cold = await eng.cold_start(ColdStartRequest())
     health = await eng.health()
 
     assert response.model_used == "als" and len(response.recommendations) == 10
+    assert all(isinstance(r, RecipeResponse) and len(r.recommendations) == 10 for r in batch.results)
     assert len(cold.recommendations) == 10
     assert health["status"] == "degraded" and health["redis"] == "unreachable"
 

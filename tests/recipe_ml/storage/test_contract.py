@@ -76,6 +76,14 @@ def test_cache_get_returns_what_set_stored(make_cache: Callable[..., ResponseCac
     assert cache.ping()
 
 
+def test_cache_get_many_answers_each_key_in_order(make_cache: Callable[..., ResponseCache]) -> None:
+    cache = make_cache()
+    cache.set("a", b"1", ttl_seconds=60)
+    cache.set("c", b"3", ttl_seconds=60, user_id=7)
+    assert cache.get_many(["c", "b", "a"]) == [b"3", None, b"1"]
+    assert cache.get_many([]) == []
+
+
 def test_cache_entry_expires_after_its_ttl(make_cache: Callable[..., ResponseCache]) -> None:
     cache = make_cache()
     cache.set("short", b"v", ttl_seconds=1, user_id=1)
@@ -150,6 +158,15 @@ def test_recent_items_newest_first_each_once_bounded(store: InteractionStore) ->
     assert store.recent_items(9, limit=2) == [6, 5]
     assert store.recent_items(9, limit=0) == []
     assert store.recent_items(404) == []
+
+
+def test_recent_items_many_answers_each_user_in_order(store: InteractionStore) -> None:
+    for n, (user, recipe) in enumerate([(1, 10), (2, 20), (1, 11)]):
+        store.apply(event(user, recipe, event_id=f"m{n}"))
+    assert store.recent_items_many([2, 404, 1]) == [[20], [], [11, 10]]
+    assert store.recent_items_many([1], limit=1) == [[11]]
+    assert store.recent_items_many([1], limit=0) == [[]]
+    assert store.recent_items_many([]) == []
 
 
 def test_trending_weights_halve_every_half_life(store: InteractionStore, clock: FakeClock) -> None:

@@ -45,9 +45,11 @@ def test_cache_survives_redis_down(down_url: str, caplog: pytest.LogCaptureFixtu
     cache = open_cache(down_url)
     with caplog.at_level(logging.WARNING, logger="recipe_ml.storage.redis"):
         assert cache.get("k") is None
+        assert cache.get_many(["k", "j"]) == [None, None]
         cache.set("k", b"v", 60, user_id=1)
         cache.set("k", b"v", 60)
     assert [r.message.split(":")[0] for r in caplog.records] == [
+        "cache get failed, serving a miss",
         "cache get failed, serving a miss",
         "cache set failed, response not cached",
         "cache set failed, response not cached",
@@ -63,6 +65,8 @@ def test_store_and_invalidation_raise_when_redis_is_down(down_url: str) -> None:
         store.apply(event)
     with pytest.raises(redis.ConnectionError):
         store.recent_items(1)
+    with pytest.raises(redis.ConnectionError):
+        store.recent_items_many([1, 2])
     with pytest.raises(redis.ConnectionError):
         open_cache(down_url).invalidate_user(1)
     assert store.ping() is False
