@@ -46,10 +46,10 @@ evaluate:  ## Offline evaluation; writes training_artifacts/reports/.
 	$(BIN)/python -m scripts.evaluate
 
 bench:  ## Latency, throughput and memory of a server it starts on the trained models.
-	$(BIN)/python -m scripts.benchmark_api --bentoml-home $(BENTOML_HOME)
+	$(BIN)/python -m harness.bench_api --bentoml-home $(BENTOML_HOME)
 
 bench-consumer:  ## Events applied per second by one consumer (local tansu broker, Redis on 127.0.0.1).
-	$(BIN)/python -m scripts.benchmark_consumer
+	$(BIN)/python -m harness.bench_consumer
 
 build:  ## Build the Bento recipe_ml_service from bentofile.yaml (models must be trained).
 	$(BIN)/bentoml build

@@ -1,7 +1,7 @@
 """The recipe recommendation API: ``bentoml serve service:RecipeService``.
 
 Thin on purpose: it parses HTTP, hands requests to ``RecommendationEngine``
-(``recipe_ml.api``) and turns its answers and errors into JSON. The two
+(``recipe_ml.serving``) and turns its answers and errors into JSON. The two
 model runners are separate services composed with ``bentoml.depends``; the
 popularity model is small and scored in this process, so it is the fallback
 that cannot fail. This process never imports torch.
@@ -31,9 +31,13 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Match, Route
 
-from recipe_ml.api.engine import Backend, LocalBackend, NoModelError, RecommendationEngine, UnknownUserError
-from recipe_ml.api.metrics import RUNNER_RETRIES, observe_request, render
-from recipe_ml.api.schemas import (
+from edge.model_store import load_from_store, store_entry
+from recipe_ml.config import get_settings
+from recipe_ml.events.applier import EventApplier
+from recipe_ml.events.schema import InteractionEvent
+from recipe_ml.serving.engine import Backend, LocalBackend, NoModelError, RecommendationEngine, UnknownUserError
+from recipe_ml.serving.ranker import ModelRanker
+from recipe_ml.serving.schemas import (
     BatchRequest,
     BatchResponse,
     ColdStartRequest,
@@ -44,13 +48,9 @@ from recipe_ml.api.schemas import (
     SimilarResult,
     SimilarUsersRequest,
 )
-from recipe_ml.api.scoring import ModelRanker
-from recipe_ml.config import get_settings
-from recipe_ml.events.applier import EventApplier
-from recipe_ml.events.schema import InteractionEvent
+from recipe_ml.serving.telemetry import RUNNER_RETRIES, observe_request, render
 from recipe_ml.storage import open_cache, open_interaction_store
 from runners.als import ALSRunner
-from runners.store import load_from_store, store_entry
 from runners.two_tower import TwoTowerRunner
 
 logger = logging.getLogger("recipe_ml.service")

@@ -1,1 +1,1 @@
-"""The BentoML edge: model store access and runners (BentoML is imported only here and in service.py)."""
+"""The runner services: one BentoML service per heavy model, scoring requests in adaptive batches."""

@@ -11,11 +11,11 @@ from typing import ClassVar
 
 import bentoml
 
-from recipe_ml.api.metrics import BATCH_SIZE
-from recipe_ml.api.schemas import RankQuery, RankResult, SimilarQuery, SimilarResult
-from recipe_ml.api.scoring import ModelRanker
+from edge.model_store import load_from_store
 from recipe_ml.config import get_settings
-from runners.store import load_from_store
+from recipe_ml.serving.ranker import ModelRanker
+from recipe_ml.serving.schemas import RankQuery, RankResult, SimilarQuery, SimilarResult
+from recipe_ml.serving.telemetry import BATCH_SIZE
 
 RUNNER_MAX_BATCH_SIZE = max(128, get_settings().max_batch_size)
 """A whole /batch request (up to MAX_BATCH_SIZE queries) fits in one batch."""

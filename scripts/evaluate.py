@@ -6,7 +6,7 @@
 Writes ``evaluation.md`` (metrics table, ALS grid, the recommendation of which
 model to serve first, the full-training time) and ``evaluation.png``.
 Protocol: every validation rating is a positive; recipes rated in train are
-excluded; metric definitions are in ``recipe_ml.metrics``.
+excluded; metric definitions are in ``recipe_ml.evaluation.metrics``.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from tqdm import tqdm
 
 from recipe_ml.config import REPORTS_DIR, get_settings
 from recipe_ml.data import DataError, Interactions, concat, load_splits, sample_users
-from recipe_ml.evaluation import evaluate
+from recipe_ml.evaluation.protocol import evaluate
 from recipe_ml.models import KINDS, Recommender, model_class
 from recipe_ml.models.popularity import PopularityRecommender
 from recipe_ml.models.two_tower import TwoTowerRecommender

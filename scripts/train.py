@@ -19,6 +19,7 @@ from typing import Any
 
 from tqdm import tqdm
 
+from edge.model_store import save_to_store
 from recipe_ml.config import DATA_DIR, get_settings
 from recipe_ml.data import (
     HEALTH_FILE,
@@ -30,9 +31,8 @@ from recipe_ml.data import (
     sample_users,
     split_path,
 )
-from recipe_ml.evaluation import evaluate
+from recipe_ml.evaluation.protocol import evaluate
 from recipe_ml.models import KINDS, Recommender, model_class
-from runners.store import save_to_store
 
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # implicit warns (and slows) with a threaded OpenBLAS
 

@@ -21,11 +21,11 @@ from pathlib import Path
 import httpx
 import pytest
 
+from edge.model_store import load_from_store
+from harness.server import LocalServer
 from recipe_ml.config import REPO_ROOT
 from recipe_ml.models.base import Recommender
 from recipe_ml.storage.redis import RedisInteractionStore
-from runners.store import load_from_store
-from scripts.local_server import LocalServer
 from tests.fixtures.kafka import TansuBroker, free_port, wait_until
 from tests.fixtures.redis import TEST_REDIS_URL
 

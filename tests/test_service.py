@@ -18,9 +18,9 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from edge.model_store import load_from_store
+from harness.server import LocalServer
 from recipe_ml.models.base import Recommender
-from runners.store import load_from_store
-from scripts.local_server import LocalServer
 from tests.fixtures.server import StartServer
 
 pytestmark = pytest.mark.integration

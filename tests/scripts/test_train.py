@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from edge.model_store import list_store, load_from_store, store_entry
 from recipe_ml.config import DATA_DIR
-from runners.store import list_store, load_from_store, store_entry
 from scripts.train import main, train_all
 
 

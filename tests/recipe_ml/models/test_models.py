@@ -11,7 +11,7 @@ import scipy.sparse as sp
 
 from recipe_ml.config import DATA_DIR
 from recipe_ml.data import IdMap, Interactions, load_health
-from recipe_ml.evaluation import rank_users
+from recipe_ml.evaluation.protocol import rank_users
 from recipe_ml.models import KINDS, Recommender, model_class
 from recipe_ml.models.als import ALSRecommender
 from recipe_ml.models.popularity import PopularityRecommender, popularity_prior

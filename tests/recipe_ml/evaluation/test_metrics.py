@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from recipe_ml.metrics import coverage_at_k, hit_matrix, ndcg_at_k, recall_at_k
+from recipe_ml.evaluation.metrics import coverage_at_k, hit_matrix, ndcg_at_k, recall_at_k
 
 
 def csr(rows: list[list[int]], n_items: int) -> sp.csr_matrix:

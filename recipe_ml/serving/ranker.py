@@ -11,10 +11,10 @@ from functools import cached_property
 
 import numpy as np
 
-from recipe_ml.api.schemas import MAX_ID, RankQuery, RankResult, SimilarQuery, SimilarResult
 from recipe_ml.data import IdMap
 from recipe_ml.models.base import Recommender
 from recipe_ml.ranking import health_mask, normalize_rows, rank, top_k
+from recipe_ml.serving.schemas import MAX_ID, RankQuery, RankResult, SimilarQuery, SimilarResult
 
 
 def known_indices(ids: IdMap, raw_ids: list[int]) -> np.ndarray:

@@ -1,8 +1,8 @@
 """Latency, throughput and memory of the API, uncached and cached, in one run.
 
-    python -m scripts.benchmark_api --bentoml-home /tmp/bench_home   # starts a server
-    python -m scripts.benchmark_api --bentoml-home /tmp/bench_home --redis-url redis://127.0.0.1:6379/14
-    python -m scripts.benchmark_api --url http://127.0.0.1:8000 --pid 1234
+    python -m harness.bench_api --bentoml-home /tmp/bench_home   # starts a server
+    python -m harness.bench_api --bentoml-home /tmp/bench_home --redis-url redis://127.0.0.1:6379/14
+    python -m harness.bench_api --url http://127.0.0.1:8000 --pid 1234
 
 Four phases of ``--seconds`` each against ``POST /api/recommendations/recipes``:
 uncached (every request excludes a random recipe id, so its cache key is new
@@ -27,9 +27,9 @@ import httpx
 import numpy as np
 import psutil
 
+from edge.model_store import load_from_store
+from harness.server import LocalServer, start_local_server
 from recipe_ml.config import get_settings
-from runners.store import load_from_store
-from scripts.local_server import LocalServer, start_local_server
 
 TARGETS = {
     "uncached p50 at 1 client (ms)": 10.0,

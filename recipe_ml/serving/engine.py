@@ -19,8 +19,9 @@ from typing import Protocol, TypeVar
 
 from pydantic import BaseModel
 
-from recipe_ml.api.metrics import CACHE, FALLBACKS
-from recipe_ml.api.schemas import (
+from recipe_ml.config import Settings
+from recipe_ml.serving.ranker import ModelRanker
+from recipe_ml.serving.schemas import (
     BatchError,
     BatchRequest,
     BatchResponse,
@@ -35,8 +36,7 @@ from recipe_ml.api.schemas import (
     SimilarUsersRequest,
     SimilarUsersResponse,
 )
-from recipe_ml.api.scoring import ModelRanker
-from recipe_ml.config import Settings
+from recipe_ml.serving.telemetry import CACHE, FALLBACKS
 from recipe_ml.storage.base import InteractionStore, ResponseCache
 
 logger = logging.getLogger(__name__)

@@ -13,9 +13,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from recipe_ml.api.engine import LocalBackend, NoModelError, RecommendationEngine, UnknownUserError
-from recipe_ml.api.metrics import FALLBACKS
-from recipe_ml.api.schemas import (
+from edge.model_store import load_from_store
+from recipe_ml.config import Settings
+from recipe_ml.events.applier import EventApplier
+from recipe_ml.events.schema import InteractionEvent, InteractionType
+from recipe_ml.models.base import Recommender
+from recipe_ml.serving.engine import LocalBackend, NoModelError, RecommendationEngine, UnknownUserError
+from recipe_ml.serving.ranker import ModelRanker
+from recipe_ml.serving.schemas import (
     BatchError,
     BatchRequest,
     ColdStartRequest,
@@ -27,13 +32,8 @@ from recipe_ml.api.schemas import (
     SimilarResult,
     SimilarUsersRequest,
 )
-from recipe_ml.api.scoring import ModelRanker
-from recipe_ml.config import Settings
-from recipe_ml.events.applier import EventApplier
-from recipe_ml.events.schema import InteractionEvent, InteractionType
-from recipe_ml.models.base import Recommender
+from recipe_ml.serving.telemetry import FALLBACKS
 from recipe_ml.storage import open_cache, open_interaction_store
-from runners.store import load_from_store
 
 UNKNOWN_USER = 999_999_999
 DEAD_REDIS = "redis://127.0.0.1:1/0"

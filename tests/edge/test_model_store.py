@@ -7,10 +7,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from edge.model_store import ModelNotFoundError, list_store, load_from_store, save_to_store, store_entry
 from recipe_ml.config import get_settings
 from recipe_ml.data import Interactions
 from recipe_ml.models import KINDS, Recommender, model_class
-from runners.store import ModelNotFoundError, list_store, load_from_store, save_to_store, store_entry
 
 SMALL = {"popularity": {}, "als": {"factors": 8, "iterations": 3}, "two_tower": {"epochs": 1}}
 

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from runners.store import load_from_store
-from scripts.benchmark_api import run_phase
-from scripts.local_server import LocalServer
+from edge.model_store import load_from_store
+from harness.bench_api import run_phase
+from harness.server import LocalServer
 
 pytestmark = pytest.mark.integration
 

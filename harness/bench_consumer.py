@@ -1,7 +1,7 @@
 """Events applied per second by one Kafka consumer into Redis, and freshness.
 
-    python -m scripts.benchmark_consumer --count 5000     # starts a local tansu broker
-    python -m scripts.benchmark_consumer --bootstrap host:9092 --redis-url redis://host:6379/0
+    python -m harness.bench_consumer --count 5000     # starts a local tansu broker
+    python -m harness.bench_consumer --bootstrap host:9092 --redis-url redis://host:6379/0
 
 Realistic events (``scripts.produce_events``) are produced to a fresh topic
 first; then one ``InteractionConsumer`` drains it through the real code path
@@ -25,6 +25,7 @@ import redis
 from kafka import KafkaProducer
 from kafka.errors import KafkaError
 
+from harness.tansu import Tansu, create_topic
 from recipe_ml.config import DATA_DIR, get_settings
 from recipe_ml.data import DataError, load_ratings, split_path
 from recipe_ml.events.applier import EventApplier
@@ -32,7 +33,6 @@ from recipe_ml.events.consumer import InteractionConsumer
 from recipe_ml.events.schema import InteractionEvent, InteractionType
 from recipe_ml.storage.redis import RedisCache, RedisInteractionStore
 from scripts.produce_events import sample_events, to_json
-from scripts.tansu import Tansu, create_topic
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 FRESHNESS_USER = 999_999_990

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from recipe_ml.api.schemas import BatchRequest, ColdStartRequest, RecipeRequest, SimilarUsersRequest
 from recipe_ml.config import get_settings
+from recipe_ml.serving.schemas import BatchRequest, ColdStartRequest, RecipeRequest, SimilarUsersRequest
 
 
 def error_fields(exc: pytest.ExceptionInfo[ValidationError]) -> list[str]:

@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from recipe_ml.api.schemas import RankQuery
-from recipe_ml.api.scoring import ModelRanker
 from recipe_ml.data import Interactions
-from recipe_ml.evaluation import evaluate, rank_users
+from recipe_ml.evaluation.protocol import evaluate, rank_users
 from recipe_ml.models import Recommender, model_class
+from recipe_ml.serving.ranker import ModelRanker
+from recipe_ml.serving.schemas import RankQuery
 
 
 @pytest.fixture(scope="module")

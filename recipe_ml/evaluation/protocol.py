@@ -6,7 +6,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from recipe_ml.data import Interactions
-from recipe_ml.metrics import coverage_at_k, hit_matrix, ndcg_at_k, recall_at_k
+from recipe_ml.evaluation.metrics import coverage_at_k, hit_matrix, ndcg_at_k, recall_at_k
 from recipe_ml.models.base import Recommender
 from recipe_ml.ranking import MMR_POOL_FACTOR, PERSONAL_WINDOW, mmr_rows, normalize_rows, with_personal_slots
 

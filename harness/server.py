@@ -1,6 +1,6 @@
 """Start ``bentoml serve service:RecipeService`` as a subprocess and wait until it is healthy.
 
-Shared by the benchmark (``scripts/benchmark_api.py``) and the test fixture
+Shared by the benchmark (``harness/bench_api.py``) and the test fixture
 (``tests/fixtures/server.py``), which both need the real process tree: its
 URL, its runner processes (to freeze one) and its resident memory.
 """

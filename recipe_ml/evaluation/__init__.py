@@ -1,0 +1,1 @@
+"""Offline evaluation: the ranking metrics and the protocol that applies them to a fitted model."""
