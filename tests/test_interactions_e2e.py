@@ -27,7 +27,6 @@ from recipe_ml.config import REPO_ROOT
 from recipe_ml.models.base import Recommender
 from recipe_ml.storage.redis import RedisInteractionStore
 from tests.fixtures.kafka import TansuBroker, free_port, wait_until
-from tests.fixtures.redis import TEST_REDIS_URL
 
 pytestmark = pytest.mark.integration
 
@@ -57,7 +56,9 @@ class Pipeline:
 
 
 @pytest.fixture(scope="module")
-def consumer_process(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[TansuBroker, str]]:
+def consumer_process(
+    tmp_path_factory: pytest.TempPathFactory, test_redis_url: str
+) -> Iterator[tuple[TansuBroker, str]]:
     """A broker and ``python -m recipe_ml.events.consumer`` on it, joined to its group."""
     broker = TansuBroker()
     broker.start()
@@ -66,7 +67,7 @@ def consumer_process(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple
     broker.create_topic(f"{topic}.dlq")
     env = {key: val for key, val in os.environ.items() if key not in {"REDIS_URL", "KAFKA_BOOTSTRAP_SERVERS"}}
     env.update(
-        REDIS_URL=TEST_REDIS_URL,
+        REDIS_URL=test_redis_url,
         KAFKA_BOOTSTRAP_SERVERS=broker.bootstrap,
         KAFKA_TOPIC=topic,
         KAFKA_DLQ_TOPIC=f"{topic}.dlq",

@@ -16,13 +16,13 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 from kafka import KafkaProducer, TopicPartition
 from kafka.consumer.fetcher import ConsumerRecord
 from kafka.structs import OffsetAndMetadata
 
+from harness.redis_server import RedisServer
 from recipe_ml.config import REPO_ROOT, Settings
 from recipe_ml.events.applier import EventApplier
 from recipe_ml.events.consumer import Backoff, InteractionConsumer
@@ -218,33 +218,25 @@ def test_two_consumers_in_one_group_share_partitions_and_apply_each_event_once(
 
 
 @pytest.fixture
-def own_redis(tmp_path: Path) -> Iterator[Callable[[], None]]:
+def own_redis() -> Iterator[RedisServer]:
     """A private redis-server (never the shared one) that the test may stop and restart.
 
     Append-only with fsync on every write, so a restart keeps what was applied.
-    Yields a function that stops it, sleeps 1 s and starts it again.
     """
-    port = free_port()
-    command = ["redis-server", "--port", str(port), "--dir", str(tmp_path), "--save", "",
-               "--appendonly", "yes", "--appendfsync", "always"]  # fmt: skip
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL)
-    wait_for_port(port)
-
-    def bounce() -> None:
-        nonlocal process
-        process.terminate()
-        process.wait(timeout=10)
-        time.sleep(1.0)
-        process = subprocess.Popen(command, stdout=subprocess.DEVNULL)
-
-    bounce.url = f"redis://127.0.0.1:{port}/0"  # type: ignore[attr-defined]
-    yield bounce
-    process.terminate()
-    process.wait(timeout=10)
+    server = RedisServer(extra_args=("--appendonly", "yes", "--appendfsync", "always")).start()
+    yield server
+    server.stop()
 
 
-def test_redis_dropping_for_a_moment_loses_no_event(topics: Topics, own_redis: Callable[[], None]) -> None:
-    url: str = own_redis.url  # type: ignore[attr-defined]
+def bounce(server: RedisServer) -> None:
+    """Stop the server, leave it down for a second, start it again on the same port and data."""
+    server.stop()
+    time.sleep(1.0)
+    server.start()
+
+
+def test_redis_dropping_for_a_moment_loses_no_event(topics: Topics, own_redis: RedisServer) -> None:
+    url = own_redis.url()
     store = frozen_store(url)
     producer = topics.broker.producer()
     with running(make_consumer(topics.settings(url), store)) as consumer:
@@ -253,7 +245,7 @@ def test_redis_dropping_for_a_moment_loses_no_event(topics: Topics, own_redis: C
         producer.flush()
         wait_until(lambda: store.recent_items(1) == [12, 11, 10], 30, "first events applied")
 
-        stopped = threading.Thread(target=own_redis)  # Redis is down for a second
+        stopped = threading.Thread(target=bounce, args=(own_redis,))  # Redis is down for a second
         stopped.start()
         time.sleep(0.2)
         for n in range(3, 6):

