@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-
-from recipe_ml.events.schema import InteractionEvent
+from datetime import datetime
+from typing import Protocol
 
 DEDUPE_TTL_SECONDS = 7 * 24 * 3600
 """How long an applied event id is remembered: far beyond any redelivery."""
@@ -22,6 +22,27 @@ A request that read the old state before the event but writes its response
 after the invalidation would otherwise cache a stale answer for the whole TTL.
 It must exceed a request's duration (``RUNNER_TIMEOUT_SECONDS``, 2 s).
 """
+
+
+class Interaction(Protocol):
+    """What a store records of an interaction event.
+
+    ``recipe_ml.events.schema.InteractionEvent`` is one; a structural type keeps
+    storage free of the events package, which builds on storage.
+    """
+
+    @property
+    def user_id(self) -> int: ...
+
+    @property
+    def recipe_id(self) -> int: ...
+
+    @property
+    def timestamp(self) -> datetime | None: ...
+
+    def dedupe_id(self) -> str:
+        """The id that tells a redelivered event from a new one."""
+        ...
 
 
 class ResponseCache(ABC):
@@ -62,7 +83,7 @@ class InteractionStore(ABC):
     """Interactions that arrived after training, shared by API and consumers."""
 
     @abstractmethod
-    def apply(self, event: InteractionEvent) -> bool:
+    def apply(self, event: Interaction) -> bool:
         """Record ``event`` atomically; False (and no change) if already applied.
 
         Events are told apart by ``event.dedupe_id()``. Raises on a backend

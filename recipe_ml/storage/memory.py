@@ -11,11 +11,11 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 
-from recipe_ml.events.schema import InteractionEvent
 from recipe_ml.storage.base import (
     DEDUPE_TTL_SECONDS,
     INVALIDATION_GUARD_SECONDS,
     MAX_RECENT_ITEMS,
+    Interaction,
     InteractionStore,
     ResponseCache,
 )
@@ -123,7 +123,7 @@ class MemoryInteractionStore(InteractionStore):
         self._counters: dict[int, float] = {}
         self._landmark: float | None = None
 
-    def apply(self, event: InteractionEvent) -> bool:
+    def apply(self, event: Interaction) -> bool:
         with self._lock:
             now = self._clock()
             while self._seen and next(iter(self._seen.values())) <= now:

@@ -14,11 +14,11 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from recipe_ml.events.schema import InteractionEvent
 from recipe_ml.storage.base import (
     DEDUPE_TTL_SECONDS,
     INVALIDATION_GUARD_SECONDS,
     MAX_RECENT_ITEMS,
+    Interaction,
     InteractionStore,
     ResponseCache,
 )
@@ -181,7 +181,7 @@ class RedisInteractionStore(InteractionStore):
         self._counters = f"{prefix}trending:{half_life_hours:g}h"
         self._landmark = f"{self._counters}:landmark"
 
-    def apply(self, event: InteractionEvent) -> bool:
+    def apply(self, event: Interaction) -> bool:
         keys = [f"{self._prefix}event:{event.dedupe_id()}", self._recent(event.user_id), self._counters, self._landmark]
         args = [
             self._dedupe_ttl,
