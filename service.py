@@ -18,6 +18,7 @@ from edge.model_store import load_from_store, store_entry
 from edge.remote import RemoteBackend
 from recipe_ml.config import get_settings
 from recipe_ml.events.applier import EventApplier
+from recipe_ml.models import CHAIN, REGISTRY
 from recipe_ml.serving.engine import Backend, LocalBackend, RecommendationEngine
 from recipe_ml.serving.ranker import ModelRanker
 from recipe_ml.storage import open_cache, open_interaction_store
@@ -43,12 +44,15 @@ class RecipeService:
     def __init__(self) -> None:
         settings = get_settings()
         logging.getLogger("recipe_ml").setLevel("DEBUG" if settings.debug else settings.log_level)
-        popularity, popularity_tag = load_from_store(settings.popularity_model)
-        chain: list[Backend] = [
-            RemoteBackend("two_tower", self.two_tower, str(store_entry(settings.two_tower_model).tag)),
-            RemoteBackend("als", self.als, str(store_entry(settings.als_model).tag)),
-            LocalBackend(ModelRanker(popularity, popularity_tag, precompute=settings.precompute_embeddings)),
-        ]
+        runners = {"two_tower": self.two_tower, "als": self.als}
+        chain: list[Backend] = []
+        for kind in CHAIN:
+            name = settings.model_name(kind)
+            if REGISTRY[kind].runner is None:
+                model, tag = load_from_store(name)
+                chain.append(LocalBackend(ModelRanker(model, tag, precompute=settings.precompute_embeddings)))
+            else:
+                chain.append(RemoteBackend(kind, runners[kind], str(store_entry(name).tag)))
         cache = open_cache(settings.redis_url)
         store = open_interaction_store(settings.redis_url, settings.popularity_half_life_hours)
         self.engine = RecommendationEngine(chain, cache=cache, store=store, settings=settings)

@@ -20,9 +20,8 @@ import psutil
 
 from harness.net import free_port
 from recipe_ml.config import REPO_ROOT
+from recipe_ml.models import REGISTRY
 
-RUNNER_SERVICES = {"two_tower": "recipe_two_tower_runner", "als": "recipe_als_runner"}
-"""Model kind → BentoML service name of its runner."""
 UNSET_BY_DEFAULT = ("REDIS_URL", "KAFKA_BOOTSTRAP_SERVERS")
 """Not inherited from the caller's environment: a server is embedded unless told otherwise."""
 
@@ -49,7 +48,7 @@ class LocalServer:
 
     def runner_process(self, kind: str) -> psutil.Process:
         """The worker process of the ``two_tower`` or ``als`` runner service."""
-        name = RUNNER_SERVICES[kind]
+        name = REGISTRY[kind].runner
         for proc in self.processes():
             try:
                 cmdline = proc.cmdline()

@@ -49,10 +49,16 @@ class Settings(BaseSettings):
     popularity_half_life_hours: float = Field(default=24.0, gt=0)
     """Half-life of a live interaction's weight in trending popularity."""
 
+    # One per row of ``recipe_ml.models.REGISTRY`` (a test holds them together):
+    # the model store name to serve, ``name`` (latest version) or ``name:version``.
     two_tower_model: str = "recipe_two_tower"
     als_model: str = "recipe_als"
     popularity_model: str = "recipe_popularity"
-    """Model store names (``name`` or ``name:version``; bare name = latest)."""
+
+    def model_name(self, kind: str) -> str:
+        """The stored model to serve for a model kind (its ``<kind>_model`` setting)."""
+        name: str = getattr(self, f"{kind}_model")
+        return name
 
 
 @lru_cache(maxsize=1)

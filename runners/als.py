@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import bentoml
 
+from recipe_ml.models import REGISTRY
 from runners.base import SERVICE_CONFIG, RankerRunner
 
 
-@bentoml.service(name="recipe_als_runner", **SERVICE_CONFIG)
+@bentoml.service(name=REGISTRY["als"].runner, **SERVICE_CONFIG)
 class ALSRunner(RankerRunner):
-    model_setting = "als_model"
+    kind = "als"

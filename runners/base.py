@@ -37,14 +37,14 @@ SERVICE_CONFIG: dict[str, object] = {
 
 
 class RankerRunner:
-    """Base of the runner services; subclasses set ``model_setting``."""
+    """Base of the runner services; subclasses set ``kind``."""
 
-    model_setting: ClassVar[str]
-    """Attribute of ``Settings`` naming the store model (``two_tower_model``...)."""
+    kind: ClassVar[str]
+    """The model kind served (a row of ``recipe_ml.models.REGISTRY``)."""
 
     def __init__(self) -> None:
         settings = get_settings()
-        model, tag = load_from_store(getattr(settings, self.model_setting))
+        model, tag = load_from_store(settings.model_name(self.kind))
         model.use_device(settings.device)
         self.ranker = ModelRanker(model, tag, precompute=settings.precompute_embeddings)
 

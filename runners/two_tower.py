@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import bentoml
 
+from recipe_ml.models import REGISTRY
 from runners.base import SERVICE_CONFIG, RankerRunner
 
 
-@bentoml.service(name="recipe_two_tower_runner", **SERVICE_CONFIG)
+@bentoml.service(name=REGISTRY["two_tower"].runner, **SERVICE_CONFIG)
 class TwoTowerRunner(RankerRunner):
-    model_setting = "two_tower_model"
+    kind = "two_tower"

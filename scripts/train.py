@@ -49,9 +49,7 @@ class TrainedModel:
 
 def store_name(kind: str) -> str:
     """The model store name of a kind, from ``Settings`` (a ``:version`` suffix is dropped)."""
-    settings = get_settings()
-    names = {"popularity": settings.popularity_model, "als": settings.als_model, "two_tower": settings.two_tower_model}
-    return names[kind].split(":", 1)[0]
+    return get_settings().model_name(kind).split(":", 1)[0]
 
 
 def build_model(kind: str, seed: int, epochs: int | None, show_progress: bool) -> Recommender:

@@ -21,6 +21,7 @@ import pytest
 import yaml
 
 from recipe_ml.config import REPO_ROOT, Settings
+from recipe_ml.models import REGISTRY
 
 COMPOSE = REPO_ROOT / "docker-compose.yml"
 ENV_EXAMPLE = REPO_ROOT / ".env.example"
@@ -28,7 +29,7 @@ README = REPO_ROOT / "README.md"
 BENTOFILE = REPO_ROOT / "bentofile.yaml"
 BENTO_SRC_IN_IMAGE = "/home/bentoml/bento/src"
 """Where a Bento image keeps the build's source (its WORKDIR is the parent)."""
-MODEL_NAMES = {"recipe_two_tower", "recipe_als", "recipe_popularity"}
+MODEL_NAMES = {kind.store_name for kind in REGISTRY.values()}
 LONG_RUNNING = {"api", "consumer", "redis", "kafka", "prometheus", "grafana"}
 ENV_LINE = re.compile(r"^#?([A-Z][A-Z0-9_]*)=(.*)$")
 

@@ -1,31 +1,72 @@
-"""The recommenders, by kind; a module is imported only when its kind is used.
+"""The recommenders, and the one table of model kinds the rest of the project reads.
 
-Lazy on purpose: the API process loads popularity and ALS models without
-importing torch, which only ``two_tower`` needs.
+Adding a model kind is a row of ``REGISTRY`` (plus its ``<kind>_model``
+setting in ``recipe_ml.config``, checked by a test): training, the runners,
+the fallback chain, the harness and the Bento's model list all follow it.
+
+Modules are imported lazily on purpose: the API process loads popularity and
+ALS models without importing torch, which only ``two_tower`` needs.
 """
 
 from __future__ import annotations
 
 import importlib
+from dataclasses import dataclass
 
 from recipe_ml.models.base import Recommender
 
-_MODULES = {
-    "popularity": ("recipe_ml.models.popularity", "PopularityRecommender"),
-    "als": ("recipe_ml.models.als", "ALSRecommender"),
-    "two_tower": ("recipe_ml.models.two_tower", "TwoTowerRecommender"),
+
+@dataclass(frozen=True)
+class ModelKind:
+    """What the project knows of one model kind."""
+
+    name: str
+    """Stable name of the algorithm (``Recommender.kind``), also the metric label and ``model_used``."""
+    module: str
+    class_name: str
+    runner: str | None
+    """BentoML service name of the kind's runner, or None: scored in the API process."""
+
+    @property
+    def store_name(self) -> str:
+        """Default name in the model store (the ``<kind>_model`` setting overrides it)."""
+        return f"recipe_{self.name}"
+
+    @property
+    def setting(self) -> str:
+        """The ``Settings`` field (and ``<KIND>_MODEL`` variable) naming the stored model to serve."""
+        return f"{self.name}_model"
+
+    def model_class(self) -> type[Recommender]:
+        """The class of the kind, importing its module on demand."""
+        cls: type[Recommender] = getattr(importlib.import_module(self.module), self.class_name)
+        return cls
+
+
+REGISTRY: dict[str, ModelKind] = {
+    kind.name: kind
+    for kind in (
+        ModelKind("popularity", "recipe_ml.models.popularity", "PopularityRecommender", runner=None),
+        ModelKind("als", "recipe_ml.models.als", "ALSRecommender", runner="recipe_als_runner"),
+        ModelKind("two_tower", "recipe_ml.models.two_tower", "TwoTowerRecommender", runner="recipe_two_tower_runner"),
+    )
 }
-KINDS = tuple(_MODULES)
+KINDS = tuple(REGISTRY)
 """Every model kind, in the order training runs them."""
+CHAIN = ("two_tower", "als", "popularity")
+"""The serving fallback chain, preferred model first; its last link runs in the API process."""
 
 
-def model_class(kind: str) -> type[Recommender]:
+def model_kind(name: str) -> ModelKind:
+    """The registry row of ``name``; ValueError lists the known kinds."""
+    if name not in REGISTRY:
+        raise ValueError(f"unknown model kind {name!r}; known kinds: {', '.join(KINDS)}")
+    return REGISTRY[name]
+
+
+def model_class(name: str) -> type[Recommender]:
     """The class of a model kind, importing its module on demand."""
-    if kind not in _MODULES:
-        raise ValueError(f"unknown model kind {kind!r}; known kinds: {', '.join(KINDS)}")
-    module_name, class_name = _MODULES[kind]
-    cls: type[Recommender] = getattr(importlib.import_module(module_name), class_name)
-    return cls
+    return model_kind(name).model_class()
 
 
-__all__ = ["KINDS", "Recommender", "model_class"]
+__all__ = ["CHAIN", "KINDS", "REGISTRY", "ModelKind", "Recommender", "model_class", "model_kind"]

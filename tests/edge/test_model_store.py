@@ -10,7 +10,7 @@ import pytest
 from edge.model_store import ModelNotFoundError, list_store, load_from_store, save_to_store, store_entry
 from recipe_ml.config import get_settings
 from recipe_ml.data import Interactions
-from recipe_ml.models import KINDS, Recommender, model_class
+from recipe_ml.models import KINDS, REGISTRY, Recommender, model_class
 
 SMALL = {"popularity": {}, "als": {"factors": 8, "iterations": 3}, "two_tower": {"epochs": 1}}
 
@@ -72,11 +72,8 @@ def test_bentoml_home_is_read_at_call_time(
 
 def test_fixture_store_holds_the_three_service_models(model_store: Path) -> None:
     settings = get_settings()
-    for name, kind in [
-        (settings.popularity_model, "popularity"),
-        (settings.als_model, "als"),
-        (settings.two_tower_model, "two_tower"),
-    ]:
+    for kind in REGISTRY:
+        name = settings.model_name(kind)
         model, tag = load_from_store(name, home=model_store)
         assert model.kind == kind and tag.startswith(f"{name}:")
         entry = store_entry(tag, home=model_store)

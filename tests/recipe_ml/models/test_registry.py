@@ -1,0 +1,32 @@
+"""The table of model kinds and what must agree with it."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from recipe_ml.config import REPO_ROOT, Settings
+from recipe_ml.models import CHAIN, KINDS, REGISTRY, model_class, model_kind
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_every_kind_has_its_class_and_a_setting_defaulting_to_its_store_name(kind: str) -> None:
+    row = REGISTRY[kind]
+    assert model_class(kind).kind == kind
+    assert Settings.model_fields[row.setting].default == row.store_name
+    assert Settings().model_name(kind) == row.store_name
+
+
+def test_the_chain_ends_with_the_in_process_model() -> None:
+    assert sorted(CHAIN) == sorted(KINDS)
+    assert [REGISTRY[kind].runner is None for kind in CHAIN] == [False] * (len(CHAIN) - 1) + [True]
+
+
+def test_the_bento_ships_every_registered_model() -> None:
+    bentofile = yaml.safe_load((REPO_ROOT / "bentofile.yaml").read_text())
+    assert set(bentofile["models"]) == {row.store_name for row in REGISTRY.values()}
+
+
+def test_an_unknown_kind_names_the_known_ones() -> None:
+    with pytest.raises(ValueError, match="unknown model kind 'svd'; known kinds: popularity, als, two_tower"):
+        model_kind("svd")
