@@ -201,14 +201,7 @@ class RecommendationEngine:
     def _rank_query(
         request: RecipeRequest | BatchRequest | ColdStartRequest, user_id: int | None, live: list[int]
     ) -> RankQuery:
-        return RankQuery(
-            user_id=user_id,
-            live_recipe_ids=live,
-            exclude_recipe_ids=request.exclude_recipe_ids,
-            max_fsa_score=request.max_fsa_score,
-            top_k=request.top_k,
-            diversity=request.diversity,
-        )
+        return RankQuery.model_validate({"user_id": user_id, "live_recipe_ids": live, **request.ranking_options()})
 
     async def recommend(self, request: RecipeRequest) -> RecipeResponse:
         """Personal recommendations; raises ``UnknownUserError``."""
@@ -329,20 +322,8 @@ def _elapsed_ms(started: float) -> float:
 
 def _single(request: BatchRequest, user_id: int) -> RecipeRequest:
     """The single-user request a batch entry stands for (same cache entry)."""
-    return RecipeRequest(
-        user_id=user_id,
-        top_k=request.top_k,
-        exclude_recipe_ids=request.exclude_recipe_ids,
-        diversity=request.diversity,
-        max_fsa_score=request.max_fsa_score,
-    )
+    return RecipeRequest.model_validate({"user_id": user_id, **request.ranking_options()})
 
 
 def _as_batch(request: RecipeRequest) -> BatchRequest:
-    return BatchRequest(
-        user_ids=[request.user_id],
-        top_k=request.top_k,
-        exclude_recipe_ids=request.exclude_recipe_ids,
-        diversity=request.diversity,
-        max_fsa_score=request.max_fsa_score,
-    )
+    return BatchRequest.model_validate({"user_ids": [request.user_id], **request.ranking_options()})

@@ -46,6 +46,10 @@ class _RankingOptions(_Request):
     max_fsa_score: float | None = Field(default=None, ge=4.0, le=12.0)
     """Only recipes with a known FSA score at most this (4 = healthiest)."""
 
+    def ranking_options(self) -> dict[str, object]:
+        """The options every ranking request shares, as keyword arguments of another request or a ``RankQuery``."""
+        return {name: getattr(self, name) for name in _RankingOptions.model_fields}
+
 
 class RecipeRequest(_RankingOptions):
     user_id: Id

@@ -6,7 +6,7 @@ import pytest
 from pydantic import ValidationError
 
 from recipe_ml.config import get_settings
-from recipe_ml.serving.schemas import BatchRequest, ColdStartRequest, RecipeRequest, SimilarUsersRequest
+from recipe_ml.serving.schemas import BatchRequest, ColdStartRequest, RankQuery, RecipeRequest, SimilarUsersRequest
 
 
 def error_fields(exc: pytest.ExceptionInfo[ValidationError]) -> list[str]:
@@ -71,3 +71,13 @@ def test_cold_start_and_similar_users_validate_too() -> None:
     with pytest.raises(ValidationError) as users:
         SimilarUsersRequest.model_validate({"user_id": 1, "diversity": 0.2})
     assert error_fields(users) == ["diversity"]
+
+
+def test_every_ranking_option_reaches_the_model_query() -> None:
+    """A new request option that the runners' ``RankQuery`` lacks would be dropped silently."""
+    request = RecipeRequest(user_id=1, top_k=3, exclude_recipe_ids=[7], diversity=0.5, max_fsa_score=6.0)
+    options = request.ranking_options()
+    assert set(options) == set(RecipeRequest.model_fields) - {"user_id"}
+    assert options["exclude_recipe_ids"] == [7] and options["diversity"] == 0.5
+    query = RankQuery.model_validate({"user_id": 1, **options})
+    assert query.model_dump(include=set(options)) == options
