@@ -50,6 +50,7 @@ class RemoteBackend:
         self.name = name
         self.version = version
         self.supports_similarity = True
+        self.personalization = "unknown until the runner answers a health check"
         self._client = proxy.to_async
         _never_recycle(self._client)
 
@@ -74,4 +75,5 @@ class RemoteBackend:
 
     async def ping(self) -> bool:
         info: dict[str, str] = await self._client.info()
+        self.personalization = info.get("personalization", self.personalization)
         return info.get("version") == self.version

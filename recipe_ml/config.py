@@ -28,6 +28,8 @@ class Settings(BaseSettings):
     workers: int = Field(default=1, ge=1)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
     device: Literal["cpu", "cuda"] = "cpu"
+    torch_threads: int = Field(default=2, ge=1)
+    """Threads torch uses to train and fold in the Two-Tower (a CPU share, not a model property)."""
 
     redis_url: str | None = None
     """``redis://host:port/db`` shares cache and interaction state; unset = in-process."""

@@ -1,18 +1,21 @@
-"""From a row of scores to the recipes a user sees: exclusions, health, diversity.
+"""From rows of scores to the recipes users see: exclusions, health, diversity, personal positions.
 
-Pure numpy on recipe indices, shared by every model and by the runners, so
-the rules (never recommend what the user already interacted with, the FSA
-health filter, MMR re-ranking, personal slots) live in one place.
+Pure numpy on recipe indices. ``rank_rows`` is the one ranking policy: the
+runners call it with a batch of queries, offline evaluation with blocks of
+users, so the evaluation measures what serving does by construction.
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
 
 import numpy as np
 
 MMR_POOL_FACTOR = 5
 """MMR re-ranks the best ``top_k * MMR_POOL_FACTOR`` candidates, not all recipes."""
 PERSONAL_WINDOW = 10
-"""Personal slots are the last positions of the top 10 (what the metrics' coverage@10 counts)."""
+"""Personal positions are the last positions of the top 10 (what coverage@10 and personalisation count)."""
 
 
 def health_mask(item_fsa: np.ndarray, max_fsa_score: float | None) -> np.ndarray | None:
@@ -31,31 +34,6 @@ def normalize_rows(vectors: np.ndarray) -> np.ndarray:
     """Rows scaled to unit length (zero rows stay zero), for cosine similarity."""
     norms = np.linalg.norm(vectors, axis=1, keepdims=True)
     return np.asarray(vectors / np.where(norms > 0, norms, 1.0), dtype=np.float32)
-
-
-def top_k(
-    scores: np.ndarray,
-    k: int,
-    exclude: np.ndarray | None = None,
-    allowed: np.ndarray | None = None,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Indices and scores of the ``k`` best entries, best first.
-
-    ``exclude`` lists indices never returned; ``allowed`` is a boolean mask
-    (False = never returned). Fewer than ``k`` come back when fewer remain.
-    """
-    masked = np.array(scores, dtype=np.float32, copy=True)
-    if exclude is not None and exclude.size:
-        masked[exclude] = -np.inf
-    if allowed is not None:
-        masked[~allowed] = -np.inf
-    n_valid = int(np.isfinite(masked).sum())
-    k = min(k, n_valid)
-    if k <= 0:
-        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
-    part = np.argpartition(-masked, k - 1)[:k] if k < masked.size else np.arange(masked.size)
-    order = part[np.argsort(-masked[part], kind="stable")]
-    return order.astype(np.int64), masked[order]
 
 
 def mmr_rows(relevance: np.ndarray, unit_vectors: np.ndarray, k: int, diversity: float) -> np.ndarray:
@@ -89,74 +67,120 @@ def mmr_rows(relevance: np.ndarray, unit_vectors: np.ndarray, k: int, diversity:
     return order
 
 
-def mmr(
-    candidates: np.ndarray,
-    relevance: np.ndarray,
-    unit_vectors: np.ndarray,
-    k: int,
-    diversity: float,
-) -> np.ndarray:
-    """Maximal Marginal Relevance for one user: positions into ``candidates``, in pick order (see ``mmr_rows``)."""
-    if candidates.size == 0 or k <= 0:
-        return np.zeros(0, dtype=np.int64)
-    order: np.ndarray = mmr_rows(relevance[None, :], unit_vectors[None, :, :], k, diversity)[0]
-    return order
+def top_k_rows(scores: np.ndarray, k: int) -> np.ndarray:
+    """(n, min(k, n_items)) indices of the highest scores per row, best first (argpartition, then sort)."""
+    k = min(k, scores.shape[1])
+    if k <= 0:
+        return np.zeros((scores.shape[0], 0), dtype=np.int64)
+    part = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+    order = np.argsort(-np.take_along_axis(scores, part, axis=1), axis=1, kind="stable")
+    ranked: np.ndarray = np.take_along_axis(part, order, axis=1)
+    return ranked.astype(np.int64)
 
 
-def with_personal_slots(ranked: np.ndarray, personal: np.ndarray, slots: int) -> np.ndarray:
-    """Rankings (n, m) whose last ``slots`` of the top ``PERSONAL_WINDOW`` are personal picks.
+@dataclass(frozen=True)
+class PersonalPolicy:
+    """How a personal scorer enters a ranking: its weight in the scores, and how many positions are its own.
 
-    ``ranked`` (n, m) is the ranking by score, best first; ``personal`` (n,
-    p) the recipes by affinity, best first, with the same exclusions applied
-    and ``p >= PERSONAL_WINDOW``. Positions ``PERSONAL_WINDOW - slots`` to
-    ``PERSONAL_WINDOW - 1`` take each row's best personal recipes that are not
-    already above them; the ranking by score resumes after them, without the
-    recipes moved up. Why the last slots: on this data the popular recipes
-    carry most hits, so the top positions stay theirs, and a few personal
-    recipes at the end of the top 10 cost little nDCG but multiply catalogue
-    coverage (validation, Two-Tower: coverage@10 0.2% -> 6.8% for one slot, nDCG@20 -1%).
+    The number of personal positions grows with the user's history:
+    ``round(intercept + per_doubling * log2(history length))``, clipped to the
+    top 10. Why adaptive: a user with three recipes gives the personal scorer
+    little to go on, and the popular recipes are their best bet; a heavy user's
+    own tastes predict better. The three numbers are fitted on validation
+    (``recipe_ml.evaluation.policy``), never set by hand.
     """
-    m = ranked.shape[1]
-    window = min(PERSONAL_WINDOW, m)
-    slots = min(slots, window, personal.shape[1])
-    if slots <= 0:
-        return ranked
-    head = ranked[:, : window - slots]
-    in_head = (personal[:, :, None] == head[:, None, :]).any(axis=2)
-    picks = np.take_along_axis(personal, np.argsort(in_head, axis=1, kind="stable")[:, :slots], axis=1)
-    tail = ranked[:, window - slots :]
-    moved = (tail[:, :, None] == picks[:, None, :]).any(axis=2)
-    tail = np.take_along_axis(tail, np.argsort(moved, axis=1, kind="stable"), axis=1)
-    return np.concatenate([head, picks, tail], axis=1)[:, :m]
+
+    blend_weight: float
+    """Weight of the personal scores added to the model's scores (the non-personal positions)."""
+    intercept: float
+    per_doubling: float
+
+    def positions(self, history_lengths: np.ndarray) -> np.ndarray:
+        """(n,) personal positions in the top 10 for users with these history lengths."""
+        raw = self.intercept + self.per_doubling * np.log2(np.maximum(np.asarray(history_lengths), 1))
+        positions: np.ndarray = np.clip(np.rint(raw), 0, PERSONAL_WINDOW).astype(np.int64)
+        return positions
+
+    def as_dict(self) -> dict[str, float]:
+        return asdict(self)
 
 
-def rank(
+def override_positions(adaptive: np.ndarray, personalization: Sequence[float | None]) -> np.ndarray:
+    """Personal positions per row: a request's ``personalization`` (share of the top 10) wins over the policy's."""
+    return np.asarray(
+        [
+            default if share is None else round(share * PERSONAL_WINDOW)
+            for default, share in zip(adaptive.tolist(), personalization, strict=True)
+        ],
+        dtype=np.int64,
+    )
+
+
+def rank_rows(
     scores: np.ndarray,
     k: int,
     *,
-    exclude: np.ndarray | None = None,
-    allowed: np.ndarray | None = None,
     diversity: float = 0.0,
     unit_item_vectors: np.ndarray | None = None,
-    affinity: np.ndarray | None = None,
-    personal_slots: int = 0,
-) -> tuple[np.ndarray, np.ndarray]:
-    """The recipes to show (indices, scores), after exclusions, health, MMR and personal slots.
+    personal: np.ndarray | None = None,
+    positions: np.ndarray | None = None,
+) -> np.ndarray:
+    """(n, k) recipes to show per row, best first; -1 pads a row with fewer than ``k`` recipes left.
 
-    With ``diversity`` > 0 and item vectors, the ``k * MMR_POOL_FACTOR`` best
-    candidates are re-ranked by MMR. With ``affinity`` and ``personal_slots``
-    the last slots of the top ``PERSONAL_WINDOW`` go to the best recipes by
-    affinity (``with_personal_slots``). The returned scores stay the model's,
-    so a client sees why a recipe was picked even when the policy moved it.
+    ``scores`` (n, n_items) holds -inf for every recipe a row must not return
+    (seen, excluded, failing the health filter), and so does ``personal``, the
+    personal scorer's scores. With ``diversity`` > 0 and item vectors, the
+    ``k * MMR_POOL_FACTOR`` best candidates are re-ranked by MMR. Then the last
+    ``positions[row]`` of the top ``min(PERSONAL_WINDOW, k)`` go to the row's
+    best personal recipes not already above them, and the ranking by score
+    resumes after them without the recipes moved up. Why the last positions:
+    the popular recipes carry most hits on this data, so the top of the list
+    stays theirs; personal recipes below them cost little accuracy and make
+    the lists differ from user to user.
     """
-    slots = personal_slots if affinity is not None else 0
+    n, n_items = scores.shape
+    k = min(k, n_items)
+    window = min(PERSONAL_WINDOW, k)
+    slots = np.zeros(n, dtype=np.int64) if personal is None or positions is None else np.minimum(positions, window)
+    extra = int(slots.max(initial=0))
     if diversity <= 0.0 or unit_item_vectors is None:
-        indices, _ = top_k(scores, k + slots, exclude, allowed)
+        ranked = top_k_rows(scores, k + extra)
     else:
-        pool, pool_scores = top_k(scores, k * MMR_POOL_FACTOR, exclude, allowed)
-        indices = pool[mmr(pool, pool_scores, unit_item_vectors[pool], k + slots, diversity)]
-    if affinity is not None and slots > 0 and indices.size:
-        personal, _ = top_k(affinity, PERSONAL_WINDOW, exclude, allowed)
-        indices = with_personal_slots(indices[None, :], personal[None, :], slots)[0]
-    indices = indices[:k]
-    return indices, np.asarray(scores[indices], dtype=np.float32)
+        pool = top_k_rows(scores, k * MMR_POOL_FACTOR)
+        relevance = np.take_along_axis(scores, pool, axis=1)
+        finite = np.isfinite(relevance)
+        relevance = np.where(finite, relevance, relevance[finite].min(initial=0.0))
+        picked = mmr_rows(relevance, unit_item_vectors[pool], k + extra, diversity)
+        ranked = np.take_along_axis(pool, picked, axis=1)
+    valid = np.isfinite(np.take_along_axis(scores, ranked, axis=1))
+    if extra == 0 or personal is None:
+        return _padded(ranked, valid, k)
+    head_len = (window - slots)[:, None]
+    position = np.arange(ranked.shape[1])[None, :]
+    in_head = position < head_len
+    best = top_k_rows(personal, PERSONAL_WINDOW + extra)
+    usable = np.isfinite(np.take_along_axis(personal, best, axis=1))
+    usable &= ~((best[:, :, None] == ranked[:, None, :]) & (in_head & valid)[:, None, :]).any(axis=2)
+    order = np.argsort(~usable, axis=1, kind="stable")[:, :extra]
+    picks = np.take_along_axis(best, order, axis=1)
+    pick_ok = np.take_along_axis(usable, order, axis=1) & (np.arange(extra)[None, :] < slots[:, None])
+    moved = ((ranked[:, :, None] == picks[:, None, :]) & pick_ok[:, None, :]).any(axis=2)
+    # Order keys: the head keeps its positions, the picks follow it, the rest of the ranking after them.
+    ranked_keys = np.where(in_head, position, position + PERSONAL_WINDOW + extra).astype(np.float64)
+    ranked_keys[~valid | (moved & ~in_head)] = np.inf
+    pick_keys = np.where(pick_ok, head_len + np.arange(extra)[None, :], np.inf)
+    candidates = np.concatenate([ranked, picks], axis=1)
+    keys = np.concatenate([ranked_keys, pick_keys], axis=1)
+    order = np.argsort(keys, axis=1, kind="stable")
+    return _padded(
+        np.take_along_axis(candidates, order, axis=1), np.isfinite(np.take_along_axis(keys, order, axis=1)), k
+    )
+
+
+def _padded(ranked: np.ndarray, valid: np.ndarray, k: int) -> np.ndarray:
+    """The valid recipes of each row in order, first ``k`` columns, -1 where a row ran out of them."""
+    order = np.argsort(~valid, axis=1, kind="stable")
+    out = np.where(np.take_along_axis(valid, order, axis=1), np.take_along_axis(ranked, order, axis=1), -1)[:, :k]
+    if out.shape[1] < k:
+        out = np.concatenate([out, np.full((out.shape[0], k - out.shape[1]), -1, dtype=np.int64)], axis=1)
+    return out.astype(np.int64)

@@ -65,5 +65,6 @@ class RankerRunner:
 
     @bentoml.api  # type: ignore[untyped-decorator]
     async def info(self) -> dict[str, str]:
-        """The model kind and store tag (the API's health check)."""
-        return {"kind": self.ranker.model.kind, "version": self.ranker.version}
+        """The model kind, store tag and personalisation policy (the API's health check)."""
+        model = self.ranker.model
+        return {"kind": model.kind, "version": self.ranker.version, "personalization": model.personalization}

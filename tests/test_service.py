@@ -79,7 +79,7 @@ def test_recipes_are_personal_unseen_and_cached(api: httpx.Client, model: Recomm
     assert first.status_code == 200, first.text
     body = first.json()
     assert set(body) == {"user_id", "recommendations", "model_used", "latency_ms", "cached"}
-    assert body["user_id"] == uid and body["model_used"] == "two_tower" and body["cached"] is False
+    assert body["user_id"] == uid and body["model_used"] == "two_tower+ease" and body["cached"] is False
     assert [r["rank"] for r in body["recommendations"]] == list(range(1, 8))
     assert len(set(recipe_ids(body))) == 7 and not set(recipe_ids(body)) & history(model, uid)
     assert second.json()["cached"] is True and recipe_ids(second.json()) == recipe_ids(body)
@@ -165,7 +165,7 @@ def test_cold_start(api: httpx.Client, model: Recommender) -> None:
 
     assert popular.status_code == 200 and popular.json()["model_used"] == "popularity"
     assert len(recipe_ids(popular.json())) == 5
-    assert folded.json()["model_used"] == "two_tower"
+    assert folded.json()["model_used"] == "two_tower+ease"
     assert not set(recipe_ids(folded.json())) & set(first_recipes)
 
 
@@ -180,6 +180,8 @@ def test_cold_start(api: httpx.Client, model: Recommender) -> None:
         ("/api/recommendations/recipes", b"", 422, "user_id"),
         ("/api/recommendations/recipes", b"[1, 2]", 422, "body"),
         ("/api/recommendations/recipes", b'{"user_id": 5, "max_fsa_score": "low"}', 422, "max_fsa_score"),
+        ("/api/recommendations/recipes", b'{"user_id": 5, "personalization": 1.5}', 422, "personalization"),
+        ("/api/recommendations/batch", b'{"user_ids": [5], "personalization": -0.1}', 422, "personalization"),
         ("/api/recommendations/users", b'{"user_id": 5, "top_k": 0}', 422, "top_k"),
         ("/api/recommendations/batch", b'{"user_ids": []}', 422, "user_ids"),
         ("/api/recommendations/batch", b'{"user_ids": [' + b",".join([b"1"] * 101) + b"]}", 422, "user_ids"),
@@ -217,7 +219,9 @@ def test_health_and_metrics(api: httpx.Client, model: Recommender) -> None:
     assert health["status"] == "ok" and health["redis"] == "ok" and health["kafka"] == "not configured"
     assert set(health["models"]) == {"two_tower", "als", "popularity"}
     assert all(version.startswith("recipe_") for version in health["models"].values())
-    assert any(labels["endpoint"] == "recipes" and labels["model_used"] == "two_tower" for labels, _ in requests)
+    assert health["personalization"]["two_tower"].startswith("ease scorer, adaptive positions")
+    assert health["personalization"]["als"].startswith("no personal scorer: fallback")
+    assert any(labels["endpoint"] == "recipes" and labels["model_used"] == "two_tower+ease" for labels, _ in requests)
     assert {labels["result"] for labels, value in cache if value > 0} >= {"hit", "miss"}
     assert {labels["le"] for labels, _ in buckets} >= {"0.0001", "0.001"}
 
@@ -255,7 +259,7 @@ def test_fallback_chain_two_tower_then_als_then_popularity(
     assert by_popularity.status_code == 200 and by_popularity.json()["model_used"] == "popularity"
     assert not set(recipe_ids(by_popularity.json())) & history(model, request["user_id"])
     assert no_similarity.status_code == 503 and "detail" in no_similarity.json()
-    assert recovered.json()["model_used"] == "two_tower" and recovered.json()["cached"] is False
+    assert recovered.json()["model_used"] == "two_tower+ease" and recovered.json()["cached"] is False
     fallbacks = metric_samples(api, "recipe_api_fallbacks_total")
     assert {(labels["model"], labels["reason"]) for labels, _ in fallbacks} >= {
         ("two_tower", "timeout"),
@@ -271,7 +275,7 @@ def test_redis_outage_degrades_but_never_fails(start_server: StartServer, model:
         health = client.get("/api/health")
         event = client.post("/api/interactions", json={"userId": 1, "recipeId": 2, "interactionType": "view"})
 
-    assert recipes.status_code == 200 and recipes.json()["model_used"] == "two_tower"
+    assert recipes.status_code == 200 and recipes.json()["model_used"] == "two_tower+ease"
     assert cold.status_code == 200
     assert health.status_code == 200 and health.json()["status"] == "degraded"
     assert health.json()["redis"] == "unreachable"

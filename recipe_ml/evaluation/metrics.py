@@ -7,6 +7,11 @@ Definitions, used consistently in every report:
 - Recall@k = hits in the top k / |relevant|: the definition of the published
   protocol on this split (Anelli et al. 2023), so figures compare with it.
 - Coverage@k = distinct recipes in all users' top k / catalogue size.
+- Personalisation@k = 1 - mean share of recipes two users' top k have in
+  common, over a fixed seeded sample of user pairs (1: no two lists share a
+  recipe; 0: everyone sees the same list).
+- Novelty@k = mean popularity percentile of the recommended recipes, counted
+  from the most popular (0: the most interacted-with recipe, 1: the least).
 
 Users without relevant recipes are left out of the averages.
 """
@@ -52,5 +57,38 @@ def recall_at_k(hits: np.ndarray, n_relevant: np.ndarray, k: int) -> np.ndarray:
 
 
 def coverage_at_k(ranked: np.ndarray, n_items: int, k: int) -> float:
-    """Share of the catalogue that appears in at least one user's top k."""
-    return float(np.unique(ranked[:, :k]).size / n_items)
+    """Share of the catalogue that appears in at least one user's top k (-1 padding ignored)."""
+    shown = np.unique(ranked[:, :k])
+    return float(shown[shown >= 0].size / n_items)
+
+
+PAIRS = 20_000
+"""User pairs sampled for personalisation: enough for a stable mean, cheap to compare."""
+
+
+def personalisation_at_k(ranked: np.ndarray, k: int = 10, n_pairs: int = PAIRS, seed: int = 0) -> float:
+    """1 - mean overlap share of two users' top k, over ``n_pairs`` seeded pairs of distinct rows."""
+    n = ranked.shape[0]
+    if n < 2:
+        return 0.0
+    rng = np.random.default_rng(seed)
+    first = rng.integers(0, n, size=n_pairs)
+    second = (first + rng.integers(1, n, size=n_pairs)) % n  # never the same row
+    a, b = ranked[first, :k], ranked[second, :k]
+    shared = ((a[:, :, None] == b[:, None, :]) & (a[:, :, None] >= 0)).any(axis=2).sum(axis=1)
+    return float(1.0 - shared.mean() / k)
+
+
+def popularity_percentile(counts: np.ndarray) -> np.ndarray:
+    """(n_items,) rank of each recipe by interactions, 0 for the most popular, 1 for the least."""
+    order = np.argsort(-np.asarray(counts), kind="stable")
+    percentile = np.empty(order.size, dtype=np.float64)
+    percentile[order] = np.arange(order.size) / max(order.size - 1, 1)
+    return percentile
+
+
+def novelty_at_k(ranked: np.ndarray, percentile: np.ndarray, k: int = 10) -> float:
+    """Mean ``popularity_percentile`` of the recommended recipes in the top k (-1 padding ignored)."""
+    top = ranked[:, :k]
+    shown = top[top >= 0]
+    return float(percentile[shown].mean()) if shown.size else 0.0

@@ -1,80 +1,154 @@
-"""Offline evaluation: rank every recipe for every validation user, excluding seen ones."""
+"""Offline evaluation: rank every recipe for every validation user, excluding seen ones.
+
+The ranking is ``recipe_ml.ranking.rank_rows`` on ``Recommender.rank_inputs``,
+the calls serving makes, on blocks of users: the metrics are those of what
+users get.
+"""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse as sp
 
 from recipe_ml.data import Interactions
-from recipe_ml.evaluation.metrics import coverage_at_k, hit_matrix, ndcg_at_k, recall_at_k
+from recipe_ml.evaluation.metrics import (
+    coverage_at_k,
+    hit_matrix,
+    ndcg_at_k,
+    novelty_at_k,
+    personalisation_at_k,
+    popularity_percentile,
+    recall_at_k,
+)
 from recipe_ml.models.base import Recommender
-from recipe_ml.ranking import MMR_POOL_FACTOR, PERSONAL_WINDOW, mmr_rows, normalize_rows, with_personal_slots
+from recipe_ml.ranking import normalize_rows, override_positions, rank_rows
 
 BLOCK_USERS = 2048
 """Users scored per matrix product: bounds memory at BLOCK_USERS x n_recipes floats."""
-
-
-def top_k(scores: np.ndarray, k: int) -> np.ndarray:
-    """(n, k) indices of the highest scores per row, best first (argpartition, then sort)."""
-    k = min(k, scores.shape[1])
-    part = np.argpartition(-scores, k - 1, axis=1)[:, :k]
-    order = np.argsort(-np.take_along_axis(scores, part, axis=1), axis=1, kind="stable")
-    ranked: np.ndarray = np.take_along_axis(part, order, axis=1)
-    return ranked
+QUARTILES = 4
+METRICS = ("ndcg@10", "ndcg@20", "recall@10", "recall@20", "coverage@10", "personalisation@10", "novelty@10")
+"""Every metric ``evaluate`` returns, in report order."""
 
 
 def rank_users(
-    model: Recommender, users: np.ndarray, k: int, exclude: sp.csr_matrix, diversity: float = 0.0
+    model: Recommender,
+    users: np.ndarray,
+    k: int,
+    exclude: sp.csr_matrix,
+    diversity: float = 0.0,
+    personalization: float | None = None,
 ) -> np.ndarray:
     """(len(users), k) best recipes per user index, recipes in ``exclude``'s row left out.
 
-    The serving policy, vectorised: MMR with ``diversity`` > 0 and the model's
-    personal slots (``recipe_ml.ranking``), so the metrics are those of what
-    users get.
+    ``exclude`` is also each user's history (what the personal scorer reads).
+    ``personalization`` overrides the policy's personal positions for every
+    user, as the request field does (None: the model's default policy).
     """
     ranked = np.zeros((users.size, k), dtype=np.int64)
-    vectors = model.user_vectors
     unit_items = normalize_rows(model.item_vectors) if diversity > 0 else None
     for start in range(0, users.size, BLOCK_USERS):
         block = users[start : start + BLOCK_USERS]
-        seen = exclude[block].tocoo()
-        scores = model.score(vectors[block])
-        scores[seen.row, seen.col] = -np.inf
-        affinity = model.affinity(vectors[block]) if model.personal_slots > 0 else None
-        slots = model.personal_slots if affinity is not None else 0
-        if unit_items is None:
-            top = top_k(scores, k + slots)
-        else:
-            pool = top_k(scores, k * MMR_POOL_FACTOR)
-            relevance = np.take_along_axis(scores, pool, axis=1)
-            top = np.take_along_axis(pool, mmr_rows(relevance, unit_items[pool], k + slots, diversity), axis=1)
-        if affinity is not None:
-            affinity[seen.row, seen.col] = -np.inf
-            top = with_personal_slots(top, top_k(affinity, PERSONAL_WINDOW), slots)
-        ranked[start : start + block.size] = top[:, :k]
+        histories = exclude[block]
+        inputs = model.rank_inputs(model.user_vectors[block], histories)
+        seen = histories.tocoo()
+        inputs.ranking[seen.row, seen.col] = -np.inf
+        if inputs.personal is not None:
+            inputs.personal[seen.row, seen.col] = -np.inf
+        positions = inputs.positions
+        if personalization is not None:
+            positions = override_positions(positions, [personalization] * block.size)
+        ranked[start : start + block.size] = rank_rows(
+            inputs.ranking,
+            k,
+            diversity=diversity,
+            unit_item_vectors=unit_items,
+            personal=inputs.personal,
+            positions=positions,
+        )
     return ranked
+
+
+def activity_quartiles(train: Interactions, users: np.ndarray) -> np.ndarray:
+    """(len(users),) quartile 0-3 of each user by number of training ratings (equal-size groups).
+
+    Ties (many users have the same few ratings) are split by user index, so
+    the four groups have the same size and the heaviest users form the last.
+    """
+    lengths = np.diff(train.matrix().indptr)[users]
+    order = np.argsort(lengths, kind="stable")
+    quartile = np.empty(users.size, dtype=np.int64)
+    quartile[order] = np.arange(users.size) * QUARTILES // max(users.size, 1)
+    return quartile
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """Metrics of one model and policy on validation: overall, and per activity quartile."""
+
+    overall: dict[str, float]
+    quartiles: list[dict[str, float]]
+    """One dict per quartile of users by training ratings, lightest first (with ``min_ratings``/``max_ratings``)."""
+    per_user_ndcg20: np.ndarray
+    ranked: np.ndarray
+
+
+def metrics_of(
+    ranked: np.ndarray, relevant: sp.csr_matrix, percentile: np.ndarray, ks: tuple[int, ...] = (10, 20)
+) -> tuple[dict[str, float], np.ndarray]:
+    """Every metric of ``METRICS`` for rankings ``ranked`` against rows of ``relevant``; and per-user nDCG@20."""
+    hits = hit_matrix(ranked, relevant)
+    n_relevant = np.diff(relevant.indptr)
+    results: dict[str, float] = {}
+    per_user = np.zeros(ranked.shape[0])
+    for k in ks:
+        ndcg = ndcg_at_k(hits, n_relevant, k)
+        per_user = ndcg if k == 20 else per_user
+        results[f"ndcg@{k}"] = float(ndcg.mean())
+        results[f"recall@{k}"] = float(recall_at_k(hits, n_relevant, k).mean())
+    results["coverage@10"] = coverage_at_k(ranked, relevant.shape[1], 10)
+    results["personalisation@10"] = personalisation_at_k(ranked, 10)
+    results["novelty@10"] = novelty_at_k(ranked, percentile, 10)
+    return results, per_user
+
+
+def evaluate_in_detail(
+    model: Recommender,
+    train: Interactions,
+    validation: Interactions,
+    diversity: float = 0.0,
+    personalization: float | None = None,
+) -> Evaluation:
+    """``evaluate``, with the per-quartile metrics, per-user nDCG@20 and the rankings themselves."""
+    relevant = validation.matrix()
+    users = np.flatnonzero(np.diff(relevant.indptr) > 0)
+    seen = train.matrix()
+    ranked = rank_users(model, users, 20, seen, diversity, personalization)
+    percentile = popularity_percentile(np.asarray(seen.sum(axis=0)).ravel())
+    overall, per_user = metrics_of(ranked, relevant[users], percentile)
+    quartile = activity_quartiles(train, users)
+    lengths = np.diff(seen.indptr)[users]
+    quartiles = []
+    for q in range(QUARTILES):
+        rows = np.flatnonzero(quartile == q)
+        metrics, _ = metrics_of(ranked[rows], relevant[users[rows]], percentile)
+        metrics["min_ratings"] = float(lengths[rows].min()) if rows.size else 0.0
+        metrics["max_ratings"] = float(lengths[rows].max()) if rows.size else 0.0
+        quartiles.append(metrics)
+    return Evaluation(overall, quartiles, per_user, ranked)
 
 
 def evaluate(
     model: Recommender,
     train: Interactions,
     validation: Interactions,
-    ks: tuple[int, ...] = (10, 20),
     diversity: float = 0.0,
+    personalization: float | None = None,
 ) -> dict[str, float]:
-    """nDCG@k, Recall@k for each k and coverage@10 of ``model`` (fitted on ``train``) on ``validation``.
+    """Every metric of ``METRICS`` of ``model`` (fitted on ``train``) on ``validation``.
 
-    ``diversity`` is the MMR weight of serving (0: plain ranking).
+    ``diversity`` is the MMR weight of serving (0: plain ranking);
+    ``personalization`` the request field (None: the model's default policy).
     """
-    relevant = validation.matrix()
-    n_relevant_all = np.diff(relevant.indptr)
-    users = np.flatnonzero(n_relevant_all > 0)
-    ranked = rank_users(model, users, max(ks), train.matrix(), diversity)
-    hits = hit_matrix(ranked, relevant[users])
-    n_relevant = n_relevant_all[users]
-    results: dict[str, float] = {}
-    for k in ks:
-        results[f"ndcg@{k}"] = float(ndcg_at_k(hits, n_relevant, k).mean())
-        results[f"recall@{k}"] = float(recall_at_k(hits, n_relevant, k).mean())
-    results["coverage@10"] = coverage_at_k(ranked, relevant.shape[1], 10)
-    return results
+    return evaluate_in_detail(model, train, validation, diversity, personalization).overall

@@ -17,10 +17,9 @@ class ALSRecommender(Recommender):
 
     ``implicit`` fits the factors; fold-in is the same closed-form least
     squares in numpy, so serving needs only the saved item factors. Defaults
-    come from ``scripts.evaluate --tune-als`` on validation: with 128 factors
-    on this sparse matrix only strong regularisation keeps ALS near the
-    popularity baseline; these are within 1% of the best nDCG@20 of the grid
-    with three times its coverage.
+    come from ``scripts.evaluate --tune-als`` on validation (the grid is in
+    the report): on this sparse matrix only strong regularisation keeps ALS
+    near the popularity baseline.
     """
 
     kind = "als"
@@ -38,8 +37,7 @@ class ALSRecommender(Recommender):
         self.alpha = alpha
         self.iterations = iterations
         self.seed = seed
-        self._user_vectors = np.zeros((0, factors), dtype=np.float32)
-        self._item_vectors = np.zeros((0, factors), dtype=np.float32)
+        self._init_vectors(factors)
         self._gram = np.zeros((factors, factors), dtype=np.float64)
 
     def fit(self, data: Interactions) -> None:
@@ -64,14 +62,6 @@ class ALSRecommender(Recommender):
         y = self._item_vectors.astype(np.float64)
         self._gram = y.T @ y
 
-    @property
-    def user_vectors(self) -> np.ndarray:
-        return self._user_vectors
-
-    @property
-    def item_vectors(self) -> np.ndarray:
-        return self._item_vectors
-
     def fold_in(self, histories: Sequence[np.ndarray]) -> np.ndarray:
         """Exact ALS user step (``implicit``'s ``recalculate_user``) for each history.
 
@@ -88,10 +78,6 @@ class ALSRecommender(Recommender):
             out[row] = np.linalg.solve(lhs, self.alpha * y_h.sum(axis=0))
         return out
 
-    def _save_arrays(self, path: Path) -> None:
-        np.save(path / "user_vectors.npy", self._user_vectors)
-        np.save(path / "item_vectors.npy", self._item_vectors)
-
     def _load_arrays(self, path: Path) -> None:
-        self._user_vectors = np.load(path / "user_vectors.npy")
-        self._set_item_vectors(np.load(path / "item_vectors.npy"))
+        super()._load_arrays(path)
+        self._set_item_vectors(self._item_vectors)

@@ -15,6 +15,7 @@ import inspect
 import json
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -22,8 +23,26 @@ import numpy as np
 import scipy.sparse as sp
 
 from recipe_ml.data import IdMap, Interactions
+from recipe_ml.models.ease import EASEScorer, history_matrix
+from recipe_ml.ranking import PersonalPolicy
 
 META_FILE = "recommender.json"
+PERSONAL_DIR = "personal"
+PERSONAL_META = "personal.json"
+
+
+@dataclass(frozen=True)
+class RankInputs:
+    """What the ranking policy needs for a batch of users (``recipe_ml.ranking.rank_rows``)."""
+
+    scores: np.ndarray
+    """(n, n_items) the model's own scores: what a client is shown."""
+    ranking: np.ndarray
+    """(n, n_items) the scores the list is ranked by (the model's, plus the personal scorer's weight)."""
+    personal: np.ndarray | None
+    """(n, n_items) scores of the personal positions' picks, or None: no personal positions."""
+    positions: np.ndarray
+    """(n,) personal positions per user by default (the adaptive policy, or the fixed fallback)."""
 
 
 class Recommender(ABC):
@@ -60,9 +79,6 @@ class Recommender(ABC):
         else:
             self.item_fsa = data.health.aligned(data.items)[0]
 
-    runtime_arguments: ClassVar[frozenset[str]] = frozenset({"show_progress", "on_epoch"})
-    """Constructor arguments that change how a fit runs, not the model (never saved)."""
-
     def hyper_parameters(self) -> dict[str, Any]:
         """The constructor arguments, read back from the attributes of the same name.
 
@@ -71,22 +87,39 @@ class Recommender(ABC):
         Saved as model metadata and passed back to ``__init__`` on load.
         """
         names = inspect.signature(type(self).__init__).parameters
-        return {name: getattr(self, name) for name in names if name != "self" and name not in self.runtime_arguments}
+        return {name: getattr(self, name) for name in names if name != "self"}
+
+    saved_arrays: ClassVar[tuple[str, ...]] = ("user_vectors", "item_vectors")
+    """The fitted arrays ``save`` writes (``<name>.npy``) and ``load`` reads back into ``_<name>``."""
+
+    _user_vectors: np.ndarray
+    _item_vectors: np.ndarray
+    _item_bias: np.ndarray | None = None
+
+    personal: EASEScorer | None = None
+    """The personal scorer of the personal positions, or None (today's policy: ``personal_slots``)."""
+    policy: PersonalPolicy | None = None
+    """How ``personal`` enters the ranking; set with it by ``attach_personal``."""
+
+    def _init_vectors(self, dim: int) -> None:
+        """Zero-size vectors of width ``dim``: the state of a model not fitted yet."""
+        self._user_vectors = np.zeros((0, dim), dtype=np.float32)
+        self._item_vectors = np.zeros((0, dim), dtype=np.float32)
 
     @property
-    @abstractmethod
     def user_vectors(self) -> np.ndarray:
         """(n_users, dim) float32, row ``i`` for user index ``i``."""
+        return self._user_vectors
 
     @property
-    @abstractmethod
     def item_vectors(self) -> np.ndarray:
         """(n_items, dim) float32, row ``j`` for recipe index ``j``."""
+        return self._item_vectors
 
     @property
     def item_bias(self) -> np.ndarray | None:
         """(n_items,) float32 added to every score, or None."""
-        return None
+        return self._item_bias
 
     @abstractmethod
     def fold_in(self, histories: Sequence[np.ndarray]) -> np.ndarray:
@@ -97,11 +130,56 @@ class Recommender(ABC):
         """
 
     personal_slots: int = 0
-    """How many of the last top-10 positions go to the best recipes by ``affinity``.
+    """Without a personal scorer: how many of the last top-10 positions go to the best recipes by ``affinity``.
 
-    The ranking policy of ``recipe_ml.ranking.with_personal_slots``, applied
-    alike in offline evaluation and in serving; 0 turns it off.
+    The policy before personal scorers, kept as the fallback of a model
+    trained without one; 0 turns it off.
     """
+
+    def attach_personal(self, scorer: EASEScorer, policy: PersonalPolicy) -> None:
+        """Serve ``scorer``'s picks in the personal positions, as ``policy`` says (saved with the model)."""
+        if scorer.n_items != len(self.items):
+            raise ValueError(f"personal scorer has {scorer.n_items} recipes, the model {len(self.items)}")
+        self.personal = scorer
+        self.policy = policy
+
+    @property
+    def served_as(self) -> str:
+        """The ``model_used`` of this model's answers: the kind, ``+`` the personal scorer when it has one."""
+        return self.kind if self.personal is None else f"{self.kind}+{self.personal.kind}"
+
+    @property
+    def personalization(self) -> str:
+        """How the personal positions are chosen (``/api/health``): scorer and policy, or the fallback."""
+        if self.personal is not None and self.policy is not None:
+            return f"{self.personal.kind} scorer, adaptive positions {self.policy.as_dict()}"
+        if self.personal_slots > 0 and self.supports_similarity:
+            return f"no personal scorer: fallback, {self.personal_slots} position(s) by the model's own affinity"
+        if self.supports_similarity:
+            return "no personal scorer: the model's own ranking"
+        return "none: the same ranking for every user"
+
+    def rank_inputs(self, user_vectors: np.ndarray, histories: sp.csr_matrix) -> RankInputs:
+        """Scores, ranking scores, personal scores and default personal positions for a batch.
+
+        ``histories`` (n, n_items) holds each user's recipes (training and
+        live): the personal scorer reads them, and their length sets the
+        adaptive number of personal positions. The one place that turns a
+        model into the inputs of ``rank_rows``, for serving and evaluation alike.
+        """
+        scores = self.score(user_vectors)
+        n = scores.shape[0]
+        if self.personal is not None and self.policy is not None:
+            personal = self.personal.scores(histories)
+            ranking = scores + np.float32(self.policy.blend_weight) * personal
+            return RankInputs(scores, ranking, personal, self.policy.positions(np.diff(histories.indptr)))
+        affinity = self.affinity(user_vectors)
+        slots = np.full(n, self.personal_slots if affinity is not None else 0, dtype=np.int64)
+        return RankInputs(scores, scores.copy(), affinity, slots)
+
+    def history_rows(self, histories: Sequence[np.ndarray]) -> sp.csr_matrix:
+        """Users x recipes 0/1 matrix of lists of recipe indices."""
+        return history_matrix(list(histories), len(self.items))
 
     def score(self, user_vectors: np.ndarray) -> np.ndarray:
         """Scores (n, n_items) of every recipe for each user vector."""
@@ -134,13 +212,15 @@ class Recommender(ABC):
         return np.asarray(self.seen.indices[start:end])
 
     # Persistence: a plain directory, so the BentoML store is only a wrapper.
-    @abstractmethod
     def _save_arrays(self, path: Path) -> None:
-        """Write the fitted state (besides ids and ``seen``) under ``path``."""
+        """Write the fitted state (besides ids and ``seen``) under ``path``: the ``saved_arrays``."""
+        for name in self.saved_arrays:
+            np.save(path / f"{name}.npy", getattr(self, f"_{name}"))
 
-    @abstractmethod
     def _load_arrays(self, path: Path) -> None:
         """Read back what ``_save_arrays`` wrote."""
+        for name in self.saved_arrays:
+            setattr(self, f"_{name}", np.load(path / f"{name}.npy"))
 
     def save(self, path: Path) -> None:
         """Write the model to the directory ``path`` (created if missing)."""
@@ -152,6 +232,10 @@ class Recommender(ABC):
         np.save(path / "item_fsa.npy", self.item_fsa)
         sp.save_npz(path / "seen.npz", self.seen)
         self._save_arrays(path)
+        if self.personal is not None and self.policy is not None:
+            self.personal.save(path / PERSONAL_DIR)
+            personal_meta = {"hyper_parameters": self.personal.hyper_parameters(), "policy": self.policy.as_dict()}
+            (path / PERSONAL_DIR / PERSONAL_META).write_text(json.dumps(personal_meta, indent=2))
 
     @classmethod
     def load(cls, path: Path) -> Recommender:
@@ -169,4 +253,10 @@ class Recommender(ABC):
         model.item_fsa = np.load(path / "item_fsa.npy")
         model.seen = sp.load_npz(path / "seen.npz").tocsr()
         model._load_arrays(path)
+        personal_meta = path / PERSONAL_DIR / PERSONAL_META
+        if personal_meta.is_file():
+            saved = json.loads(personal_meta.read_text())
+            scorer = EASEScorer(**saved["hyper_parameters"])
+            scorer.load(path / PERSONAL_DIR)
+            model.attach_personal(scorer, PersonalPolicy(**saved["policy"]))
         return model

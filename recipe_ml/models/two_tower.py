@@ -20,15 +20,15 @@ targets (a split of each history into input and targets).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
 import scipy.sparse as sp
 import torch
 from torch import nn
-from tqdm import tqdm
 
+from recipe_ml.config import get_settings
 from recipe_ml.data import FSA_RANGE, Interactions
 from recipe_ml.models.base import Recommender
 from recipe_ml.models.popularity import check_weighting, popularity_prior
@@ -110,18 +110,16 @@ class TwoTowerRecommender(Recommender):
     Training logits: ``user . recipe / temperature + prior_weight * prior``,
     the prior (``popularity_prior``) frozen. Serving score: ``prior +
     affinity_weight * user . recipe / temperature`` (the weights are folded
-    into the exported vectors and bias), plus ``personal_slots``: the last
-    slots of the top 10 go to the best recipes by affinity (``user . recipe``).
+    into the exported vectors and bias). Without a personal scorer,
+    ``personal_slots``: the last slots of the top 10 go to the best recipes by
+    affinity (``user . recipe``).
 
-    Defaults come from validation (``scripts.evaluate`` prints the curve per
+    Defaults come from validation (``scripts.evaluate`` reports the curve per
     epoch). On this popularity-dominated data the towers' dot product added to
-    the prior only lowered nDCG (affinity_weight 1: nDCG@20 -10 to -25%), so it
-    is a small tie-break, and personalisation comes from the personal slots.
-    ``prior_weight`` sets what those picks are: with the full prior in
-    training the towers learn the niche residual (coverage@10 ~24%, nDCG@20
-    -3% vs the prior alone), without it they re-learn popularity (coverage
-    ~1%); 0.65 lands in between. 3 epochs: nDCG@20 0.0227 (popularity 0.0226)
-    with coverage@10 6.8% for one personal slot; more epochs add coverage, not nDCG.
+    the prior only lowered nDCG, so it is a small tie-break, and
+    personalisation comes from the personal positions. ``prior_weight`` sets
+    what the towers learn: with the full prior in training, the niche
+    residual; without it, popularity again; 0.65 lands in between.
     """
 
     kind = "two_tower"
@@ -141,8 +139,6 @@ class TwoTowerRecommender(Recommender):
         affinity_weight: float = 0.05,
         personal_slots: int = 1,
         seed: int = 0,
-        show_progress: bool = False,
-        on_epoch: Callable[[int, TwoTowerRecommender], None] | None = None,
     ) -> None:
         self.epochs = epochs
         self.lr = lr
@@ -160,11 +156,7 @@ class TwoTowerRecommender(Recommender):
         self.affinity_weight = affinity_weight
         self.personal_slots = personal_slots
         self.seed = seed
-        self.show_progress = show_progress
-        self.on_epoch = on_epoch
-        """Called after each epoch with the exported model (development: validation curves)."""
-        self._user_vectors = np.zeros((0, EMBEDDING_DIM), dtype=np.float32)
-        self._item_vectors = np.zeros((0, EMBEDDING_DIM), dtype=np.float32)
+        self._init_vectors(EMBEDDING_DIM)
         self._item_bias = np.zeros(0, dtype=np.float32)
         self._user_encoder: UserEncoder | None = None
         self._device = torch.device("cpu")
@@ -177,10 +169,26 @@ class TwoTowerRecommender(Recommender):
         if self._user_encoder is not None:
             self._user_encoder.to(self._device)
 
+    saved_arrays = ("user_vectors", "item_vectors", "item_bias")
+
     def fit(self, data: Interactions) -> None:
+        for _ in self.fit_epochs(data):
+            pass
+
+    def steps_per_epoch(self, n_users: int) -> int:
+        """Optimizer steps of one epoch over ``n_users`` users (a trainer's progress bar)."""
+        return (n_users + self.batch_size - 1) // self.batch_size
+
+    def fit_epochs(self, data: Interactions, export_every_epoch: bool = False) -> Iterator[int]:
+        """Fit on ``data``, yielding the number of each finished epoch.
+
+        The trainer drives the loop (progress, per-epoch validation): with
+        ``export_every_epoch`` the model is servable at every yield, otherwise
+        only once the iterator is exhausted.
+        """
         self._set_data(data)
         torch.manual_seed(self.seed)
-        torch.set_num_threads(2)
+        torch.set_num_threads(get_settings().torch_threads)
         rng = np.random.default_rng(self.seed)
         n_users, n_items = self.seen.shape
         fsa, who = data.health.aligned(data.items) if data.health is not None else (self.item_fsa, self.item_fsa)
@@ -194,24 +202,19 @@ class TwoTowerRecommender(Recommender):
         params = [*user_encoder.parameters(), *recipe_encoder.parameters()]
         optimizer = torch.optim.AdamW(params, lr=self.lr, weight_decay=self.weight_decay)
 
-        steps = self.epochs * ((n_users + self.batch_size - 1) // self.batch_size)
-        with tqdm(total=steps, desc="two-tower", unit="batch", disable=not self.show_progress) as bar:
-            for epoch in range(self.epochs):
-                user_encoder.train()
-                recipe_encoder.train()
-                order = rng.permutation(n_users)
-                for start in range(0, n_users, self.batch_size):
-                    rows = self.seen[order[start : start + self.batch_size]]
-                    loss = self._batch_loss(rows, rng, user_encoder, recipe_encoder(features), bias)
-                    optimizer.zero_grad()
-                    loss.backward()  # type: ignore[no-untyped-call]
-                    optimizer.step()
-                    bar.update(1)
-                    bar.set_postfix(loss=f"{loss.item():.3f}")
-                if self.on_epoch is not None or epoch == self.epochs - 1:
-                    self._export(user_encoder, recipe_encoder, features, prior)
-                if self.on_epoch is not None:
-                    self.on_epoch(epoch + 1, self)
+        for epoch in range(self.epochs):
+            user_encoder.train()
+            recipe_encoder.train()
+            order = rng.permutation(n_users)
+            for start in range(0, n_users, self.batch_size):
+                rows = self.seen[order[start : start + self.batch_size]]
+                loss = self._batch_loss(rows, rng, user_encoder, recipe_encoder(features), bias)
+                optimizer.zero_grad()
+                loss.backward()  # type: ignore[no-untyped-call]
+                optimizer.step()
+            if export_every_epoch or epoch == self.epochs - 1:
+                self._export(user_encoder, recipe_encoder, features, prior)
+            yield epoch + 1
 
     def _export(
         self, user_encoder: UserEncoder, recipe_encoder: RecipeEncoder, features: torch.Tensor, prior: torch.Tensor
@@ -253,18 +256,6 @@ class TwoTowerRecommender(Recommender):
         log_probs = torch.log_softmax(logits, dim=1)
         return -((log_probs * target).sum(dim=1) / target.sum(dim=1).clamp(min=1.0)).mean()
 
-    @property
-    def user_vectors(self) -> np.ndarray:
-        return self._user_vectors
-
-    @property
-    def item_vectors(self) -> np.ndarray:
-        return self._item_vectors
-
-    @property
-    def item_bias(self) -> np.ndarray | None:
-        return self._item_bias
-
     def fold_in(self, histories: Sequence[np.ndarray]) -> np.ndarray:
         """The user tower on each history (scaled to serving): the same function that made ``user_vectors``."""
         if self._user_encoder is None:
@@ -281,15 +272,11 @@ class TwoTowerRecommender(Recommender):
     def _save_arrays(self, path: Path) -> None:
         if self._user_encoder is None:
             raise RuntimeError("two-tower model is not fitted")
+        super()._save_arrays(path)
         torch.save(self._user_encoder.state_dict(), path / "user_encoder.pt")
-        np.save(path / "user_vectors.npy", self._user_vectors)
-        np.save(path / "item_vectors.npy", self._item_vectors)
-        np.save(path / "item_bias.npy", self._item_bias)
 
     def _load_arrays(self, path: Path) -> None:
-        self._user_vectors = np.load(path / "user_vectors.npy")
-        self._item_vectors = np.load(path / "item_vectors.npy")
-        self._item_bias = np.load(path / "item_bias.npy")
+        super()._load_arrays(path)
         encoder = UserEncoder(len(self.items), self.dropout)
         encoder.load_state_dict(torch.load(path / "user_encoder.pt", weights_only=True, map_location="cpu"))
         self._user_encoder = encoder.eval().to(self._device)

@@ -69,6 +69,8 @@ class Backend(Protocol):
     name: str
     version: str
     supports_similarity: bool
+    personalization: str
+    """How the model picks personal positions (``Recommender.personalization``), as of the last ping."""
 
     async def recommend(self, queries: list[RankQuery]) -> list[RankResult]: ...
 
@@ -85,6 +87,7 @@ class LocalBackend:
         self.name = ranker.model.kind
         self.version = ranker.version
         self.supports_similarity = ranker.model.supports_similarity
+        self.personalization = ranker.model.personalization
 
     async def recommend(self, queries: list[RankQuery]) -> list[RankResult]:
         return self.ranker.recommend(queries)
@@ -240,7 +243,7 @@ class RecommendationEngine:
                 response = RecipeResponse(
                     user_id=user_id,
                     recommendations=answer.recommendations(),
-                    model_used=model_used,
+                    model_used=answer.model_used or model_used,
                     latency_ms=_elapsed_ms(started),
                 )
                 self._store(key, response, model_used, user_id)
@@ -260,7 +263,9 @@ class RecommendationEngine:
             )
             if answer.found:
                 return ColdStartResponse(
-                    recommendations=answer.recommendations(), model_used=model_used, latency_ms=_elapsed_ms(started)
+                    recommendations=answer.recommendations(),
+                    model_used=answer.model_used or model_used,
+                    latency_ms=_elapsed_ms(started),
                 )
         popularity = self.chain[-1]
         (answer,) = await popularity.recommend(
@@ -274,7 +279,9 @@ class RecommendationEngine:
             ]
         )
         return ColdStartResponse(
-            recommendations=answer.recommendations(), model_used=popularity.name, latency_ms=_elapsed_ms(started)
+            recommendations=answer.recommendations(),
+            model_used=answer.model_used or popularity.name,
+            latency_ms=_elapsed_ms(started),
         )
 
     async def similar_users(self, request: SimilarUsersRequest) -> SimilarUsersResponse:
@@ -313,7 +320,14 @@ class RecommendationEngine:
             reachable = await asyncio.to_thread(tcp_reachable, settings.kafka_bootstrap_servers)
             kafka = "ok" if reachable else "unreachable"
         degraded = "unavailable" in models.values() or "unreachable" in (redis, kafka)
-        return {"status": "degraded" if degraded else "ok", "models": models, "redis": redis, "kafka": kafka}
+        personalization = {b.name: b.personalization for b in self.chain}
+        return {
+            "status": "degraded" if degraded else "ok",
+            "models": models,
+            "personalization": personalization,
+            "redis": redis,
+            "kafka": kafka,
+        }
 
 
 def _elapsed_ms(started: float) -> float:

@@ -13,7 +13,7 @@ import numpy as np
 
 from recipe_ml.data import IdMap
 from recipe_ml.models.base import Recommender
-from recipe_ml.ranking import health_mask, normalize_rows, rank, top_k
+from recipe_ml.ranking import health_mask, normalize_rows, override_positions, rank_rows, top_k_rows
 from recipe_ml.serving.schemas import MAX_ID, RankQuery, RankResult, SimilarQuery, SimilarResult
 
 
@@ -45,77 +45,100 @@ class ModelRanker:
     def unit_user_vectors(self) -> np.ndarray:
         return normalize_rows(self.model.user_vectors)
 
-    def _user_vectors(self, users: Sequence[int | None], live: Sequence[list[int]]) -> tuple[np.ndarray, np.ndarray]:
-        """User vectors for a batch, and which users the model can place.
+    def _user_vectors(
+        self, users: Sequence[int | None], live: Sequence[list[int]]
+    ) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
+        """User vectors for a batch, which users the model can place, and each one's recipes.
 
         A training user without live interactions uses their trained vector;
         anyone with live interactions is folded in from history + live items
         (all folds of the batch in one call); an unknown user with no known
         live item cannot be placed. A query with neither user nor live items
         asks for the population's vector (a fold-in of nothing: popularity).
+        The recipes (history + live) are what the personal scorer reads.
         """
         model = self.model
         n = len(users)
         vectors = np.zeros((n, model.item_vectors.shape[1]), dtype=np.float32)
         found = np.zeros(n, dtype=bool)
+        histories = [np.zeros(0, dtype=np.int64) for _ in range(n)]
         fold_rows: list[int] = []
-        fold_histories: list[np.ndarray] = []
         for row, (user_id, live_ids) in enumerate(zip(users, live, strict=True)):
             index = None if user_id is None else model.users.index_of(user_id)
             live_idx = known_indices(model.items, live_ids)
             if index is not None and live_idx.size == 0:
                 vectors[row] = model.user_vectors[index]
                 found[row] = True
+                histories[row] = model.history(index)
                 continue
             if index is None and live_idx.size == 0 and (user_id is not None or live_ids):
                 continue
-            history = live_idx if index is None else np.union1d(model.history(index), live_idx)
+            histories[row] = live_idx if index is None else np.union1d(model.history(index), live_idx)
             fold_rows.append(row)
-            fold_histories.append(history)
             found[row] = True
         if fold_rows:
-            vectors[fold_rows] = model.fold_in(fold_histories)
-        return vectors, found
+            vectors[fold_rows] = model.fold_in([histories[row] for row in fold_rows])
+        return vectors, found, histories
 
     def recommend(self, queries: Sequence[RankQuery]) -> list[RankResult]:
-        """Ranked recipes for each query, scored together."""
+        """Ranked recipes for each query, scored together and ranked by ``rank_rows`` (as offline evaluation)."""
         model = self.model
-        vectors, found = self._user_vectors([q.user_id for q in queries], [q.live_recipe_ids for q in queries])
-        scores = model.score(vectors)
-        affinities = model.affinity(vectors) if model.personal_slots > 0 else None
+        users, lives = [q.user_id for q in queries], [q.live_recipe_ids for q in queries]
+        vectors, found, histories = self._user_vectors(users, lives)
+        inputs = model.rank_inputs(vectors, model.history_rows(histories))
+        for row, query in enumerate(queries):
+            if query.boost:
+                pairs = [(rid, value) for rid, value in query.boost.items() if 0 <= rid <= MAX_ID]
+                boost_idx = model.items.indices(np.asarray([rid for rid, _ in pairs], dtype=np.int64))
+                boost_val = np.asarray([value for _, value in pairs], dtype=np.float32)
+                inputs.scores[row, boost_idx[boost_idx >= 0]] += boost_val[boost_idx >= 0]
+                inputs.ranking[row, boost_idx[boost_idx >= 0]] += boost_val[boost_idx >= 0]
+            banned = np.concatenate(
+                [known_indices(model.items, query.exclude_recipe_ids + query.live_recipe_ids), histories[row]]
+            )
+            allowed = health_mask(model.item_fsa, query.max_fsa_score)
+            for matrix in (inputs.ranking, inputs.personal):
+                if matrix is not None:
+                    matrix[row, banned] = -np.inf
+                    if allowed is not None:
+                        matrix[row, ~allowed] = -np.inf
+        positions = override_positions(inputs.positions, [q.personalization for q in queries])
+        ranked: dict[int, np.ndarray] = {}
+        for diversity in {q.diversity for q in queries}:
+            rows = [r for r, q in enumerate(queries) if found[r] and q.diversity == diversity]
+            if not rows:
+                continue
+            top = rank_rows(
+                inputs.ranking[rows],
+                max(queries[r].top_k for r in rows),
+                diversity=diversity,
+                unit_item_vectors=self.unit_item_vectors,
+                personal=None if inputs.personal is None else inputs.personal[rows],
+                positions=positions[rows],
+            )
+            ranked.update(zip(rows, top, strict=True))
         results = []
         for row, query in enumerate(queries):
             if not found[row]:
                 results.append(RankResult(found=False))
                 continue
-            row_scores = scores[row]
-            if query.boost:
-                pairs = [(rid, value) for rid, value in query.boost.items() if 0 <= rid <= MAX_ID]
-                boost_idx = model.items.indices(np.asarray([rid for rid, _ in pairs], dtype=np.int64))
-                boost_val = np.asarray([value for _, value in pairs], dtype=np.float32)
-                row_scores[boost_idx[boost_idx >= 0]] += boost_val[boost_idx >= 0]
-            exclude = known_indices(model.items, query.exclude_recipe_ids + query.live_recipe_ids)
-            index = None if query.user_id is None else model.users.index_of(query.user_id)
-            if index is not None:
-                exclude = np.concatenate([exclude, model.history(index)])
-            indices, picked = rank(
-                row_scores,
-                query.top_k,
-                exclude=exclude,
-                allowed=health_mask(model.item_fsa, query.max_fsa_score),
-                diversity=query.diversity,
-                unit_item_vectors=self.unit_item_vectors,
-                affinity=None if affinities is None else affinities[row],
-                personal_slots=model.personal_slots,
+            indices = ranked[row][: query.top_k]
+            indices = indices[indices >= 0]
+            results.append(
+                RankResult(
+                    found=True,
+                    recipe_ids=model.items.ids[indices].tolist(),
+                    scores=inputs.scores[row, indices].tolist(),
+                    model_used=model.served_as,
+                )
             )
-            results.append(RankResult(found=True, recipe_ids=model.items.ids[indices].tolist(), scores=picked.tolist()))
         return results
 
     def similar_users(self, queries: Sequence[SimilarQuery]) -> list[SimilarResult]:
         """The most similar training users (cosine of user vectors) for each query."""
         if not self.model.supports_similarity:
             raise NotImplementedError(f"{self.model.kind} vectors carry no per-user signal")
-        vectors, found = self._user_vectors([q.user_id for q in queries], [q.live_recipe_ids for q in queries])
+        vectors, found, _ = self._user_vectors([q.user_id for q in queries], [q.live_recipe_ids for q in queries])
         sims = normalize_rows(vectors) @ self.unit_user_vectors.T
         results = []
         for row, query in enumerate(queries):
@@ -123,8 +146,11 @@ class ModelRanker:
                 results.append(SimilarResult(found=False))
                 continue
             index = self.model.users.index_of(query.user_id)
-            self_idx = np.asarray([] if index is None else [index], dtype=np.int64)
-            indices, picked = top_k(sims[row], query.top_k, exclude=self_idx)
+            if index is not None:
+                sims[row, index] = -np.inf  # not one's own most similar user
+            indices = top_k_rows(sims[row : row + 1], query.top_k)[0]
+            indices = indices[np.isfinite(sims[row, indices])]
+            picked = sims[row, indices]
             results.append(
                 SimilarResult(found=True, user_ids=self.model.users.ids[indices].tolist(), scores=picked.tolist())
             )

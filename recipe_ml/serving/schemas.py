@@ -45,6 +45,9 @@ class _RankingOptions(_Request):
     """MMR weight: 0 = pure relevance, 1 = pure novelty among the candidates."""
     max_fsa_score: float | None = Field(default=None, ge=4.0, le=12.0)
     """Only recipes with a known FSA score at most this (4 = healthiest)."""
+    personalization: float | None = Field(default=None, ge=0.0, le=1.0)
+    """Share of the top 10 given to the user's personal picks (0: none, 1: all ten).
+    Unset: the model's adaptive policy (more personal positions for users with longer histories)."""
 
     def ranking_options(self) -> dict[str, object]:
         """The options every ranking request shares, as keyword arguments of another request or a ``RankQuery``."""
@@ -132,6 +135,8 @@ class RankQuery(BaseModel):
     max_fsa_score: float | None = None
     top_k: int = 10
     diversity: float = 0.0
+    personalization: float | None = None
+    """Share of the top 10 that is personal; None: the model's adaptive policy."""
     boost: dict[int, float] = Field(default_factory=dict)
     """Added to recipes' scores before ranking (trending recency in cold-start)."""
 
@@ -142,6 +147,8 @@ class RankResult(BaseModel):
     found: bool
     recipe_ids: list[int] = Field(default_factory=list)
     scores: list[float] = Field(default_factory=list)
+    model_used: str | None = None
+    """What ranked: the model kind, ``+`` its personal scorer when it has one (e.g. ``two_tower+ease``)."""
 
     def recommendations(self) -> list[Recommendation]:
         return [

@@ -1,42 +1,19 @@
-"""Ranking rules on hand-made scores: exclusions, health filter, MMR, personal slots."""
+"""The ranking policy on hand-made scores: exclusions, MMR, personal positions, the adaptive policy."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from recipe_ml.ranking import health_mask, mmr, mmr_rows, normalize_rows, rank, top_k, with_personal_slots
-
-
-def test_top_k_orders_best_first_and_skips_excluded_and_disallowed() -> None:
-    scores = np.array([0.1, 0.9, 0.5, 0.7, 0.3], dtype=np.float32)
-    allowed = np.array([True, True, True, False, True])
-
-    indices, picked = top_k(scores, 3, exclude=np.array([1]), allowed=allowed)
-
-    assert indices.tolist() == [2, 4, 0]
-    assert picked.tolist() == pytest.approx([0.5, 0.3, 0.1])
-
-
-def test_top_k_returns_fewer_when_fewer_remain() -> None:
-    indices, picked = top_k(np.array([1.0, 2.0], dtype=np.float32), 5, exclude=np.array([0]))
-
-    assert indices.tolist() == [1]
-    assert picked.tolist() == [2.0]
-
-
-def test_top_k_of_nothing_left_is_empty() -> None:
-    indices, _ = top_k(np.array([1.0], dtype=np.float32), 3, exclude=np.array([0]))
-
-    assert indices.size == 0
-
-
-def test_top_k_does_not_modify_the_scores() -> None:
-    scores = np.array([1.0, 2.0, 3.0], dtype=np.float32)
-
-    top_k(scores, 1, exclude=np.array([2]))
-
-    assert scores.tolist() == [1.0, 2.0, 3.0]
+from recipe_ml.ranking import (
+    PersonalPolicy,
+    health_mask,
+    mmr_rows,
+    normalize_rows,
+    override_positions,
+    rank_rows,
+    top_k_rows,
+)
 
 
 def test_health_mask_keeps_scores_at_most_the_limit_and_drops_unknown() -> None:
@@ -54,11 +31,15 @@ def test_normalize_rows_gives_unit_rows_and_keeps_zero_rows() -> None:
     assert unit.tolist() == [[pytest.approx(0.6), pytest.approx(0.8)], [0.0, 0.0]]
 
 
+def mmr_one(relevance: np.ndarray, vectors: np.ndarray, k: int, diversity: float) -> list[int]:
+    order: np.ndarray = mmr_rows(relevance[None, :], vectors[None, :, :], k, diversity)[0]
+    return order.tolist()
+
+
 def test_mmr_without_diversity_is_relevance_order() -> None:
     vectors = normalize_rows(np.eye(4, dtype=np.float32))
-    order = mmr(np.arange(4), np.array([0.2, 0.9, 0.5, 0.7], dtype=np.float32), vectors, 4, 0.0)
 
-    assert order.tolist() == [1, 3, 2, 0]
+    assert mmr_one(np.array([0.2, 0.9, 0.5, 0.7], dtype=np.float32), vectors, 4, 0.0) == [1, 3, 2, 0]
 
 
 def test_mmr_with_diversity_skips_a_near_duplicate() -> None:
@@ -66,24 +47,83 @@ def test_mmr_with_diversity_skips_a_near_duplicate() -> None:
     vectors = normalize_rows(np.array([[1.0, 0.0], [1.0, 0.01], [0.0, 1.0]], dtype=np.float32))
     relevance = np.array([1.0, 0.95, 0.9], dtype=np.float32)
 
-    assert mmr(np.arange(3), relevance, vectors, 2, 0.0).tolist() == [0, 1]
-    assert mmr(np.arange(3), relevance, vectors, 2, 0.5).tolist() == [0, 2]
+    assert mmr_one(relevance, vectors, 2, 0.0) == [0, 1]
+    assert mmr_one(relevance, vectors, 2, 0.5) == [0, 2]
 
 
-def test_rank_with_diversity_keeps_model_scores_and_exclusions() -> None:
+def test_top_k_rows_orders_best_first_per_row() -> None:
+    scores = np.array([[0.1, 0.9, 0.5, 0.7], [4.0, 3.0, 2.0, 1.0]], dtype=np.float32)
+
+    assert top_k_rows(scores, 3).tolist() == [[1, 3, 2], [0, 1, 2]]
+    assert top_k_rows(scores, 9).shape == (2, 4)
+
+
+def test_rank_rows_skips_excluded_recipes_and_pads_when_too_few_remain() -> None:
+    scores = np.array([[0.1, 0.9, -np.inf, 0.7], [-np.inf, -np.inf, 2.0, -np.inf]], dtype=np.float32)
+
+    assert rank_rows(scores, 3).tolist() == [[1, 3, 0], [2, -1, -1]]
+
+
+def test_personal_positions_take_the_last_top_10_positions_without_duplicates() -> None:
+    scores = -np.arange(40, dtype=np.float32)[None, :].repeat(2, axis=0)  # recipe 0 best ... 39 worst
+    personal = np.full((2, 40), -1.0, dtype=np.float32)
+    # Best personal: 3 (already in the head), then 11 (in the tail: moves up), then 30 (new).
+    personal[:, [3, 11, 30]] = [3.0, 2.0, 1.0]
+
+    ranked = rank_rows(scores, 12, personal=personal, positions=np.array([1, 2]))
+
+    assert ranked[0].tolist() == [0, 1, 2, 3, 4, 5, 6, 7, 8, 11, 9, 10]
+    assert ranked[1].tolist() == [0, 1, 2, 3, 4, 5, 6, 7, 11, 30, 8, 9]
+    assert (
+        rank_rows(scores, 12, personal=personal, positions=np.array([0, 0])).tolist() == rank_rows(scores, 12).tolist()
+    )
+
+
+def test_personal_picks_respect_exclusions_and_a_list_shorter_than_the_window() -> None:
+    scores = -np.arange(20, dtype=np.float32)[None, :]
+    personal = np.zeros((1, 20), dtype=np.float32)
+    personal[0, [15, 16, 17]] = [3.0, 2.0, 1.0]
+    scores[0, 15] = personal[0, 15] = -np.inf  # excluded (seen, or failing the health filter)
+
+    assert rank_rows(scores, 10, personal=personal, positions=np.array([1])).tolist() == [
+        [0, 1, 2, 3, 4, 5, 6, 7, 8, 16]
+    ]
+    assert rank_rows(scores, 4, personal=personal, positions=np.array([2])).tolist() == [[0, 1, 16, 17]]
+
+
+def test_all_ten_positions_personal_is_the_personal_ranking() -> None:
+    rng = np.random.default_rng(3)
+    scores, personal = rng.random((4, 60)).astype(np.float32), rng.random((4, 60)).astype(np.float32)
+
+    ranked = rank_rows(scores, 10, personal=personal, positions=np.full(4, 10))
+
+    assert ranked.tolist() == top_k_rows(personal, 10).tolist()
+
+
+def test_rank_rows_with_diversity_keeps_exclusions_and_starts_from_the_most_relevant() -> None:
     rng = np.random.default_rng(0)
-    scores = rng.random(50).astype(np.float32)
+    scores = rng.random((1, 50)).astype(np.float32)
     vectors = normalize_rows(rng.normal(size=(50, 8)).astype(np.float32))
-    exclude = np.argsort(-scores)[:3]
+    excluded = np.argsort(-scores[0])[:3]
+    scores[0, excluded] = -np.inf
 
-    indices, picked = rank(scores, 10, exclude=exclude, diversity=0.7, unit_item_vectors=vectors)
+    diverse = rank_rows(scores, 10, diversity=0.7, unit_item_vectors=vectors)[0]
+    plain = rank_rows(scores, 10)[0]
 
-    assert len(set(indices.tolist())) == 10
-    assert not set(indices.tolist()) & set(exclude.tolist())
-    assert picked.tolist() == pytest.approx(scores[indices].tolist())
-    plain, _ = rank(scores, 10, exclude=exclude)
-    assert indices.tolist() != plain.tolist()  # diversity moved something
-    assert indices[0] == plain[0]  # MMR always starts from the most relevant
+    assert len(set(diverse.tolist())) == 10 and not set(diverse.tolist()) & set(excluded.tolist())
+    assert diverse.tolist() != plain.tolist()  # diversity moved something
+    assert diverse[0] == plain[0]  # MMR always starts from the most relevant
+
+
+def test_the_adaptive_policy_gives_heavier_users_more_personal_positions() -> None:
+    policy = PersonalPolicy(blend_weight=1.0, intercept=1.0, per_doubling=1.5)
+
+    assert policy.positions(np.array([1, 3, 8, 64, 10_000])).tolist() == [1, 3, 6, 10, 10]
+    assert PersonalPolicy(1.0, -5.0, 0.0).positions(np.array([4])).tolist() == [0]
+
+
+def test_a_request_share_overrides_the_policy_per_row() -> None:
+    assert override_positions(np.array([3, 3, 3]), [None, 0.0, 0.55]).tolist() == [3, 0, 6]
 
 
 def test_mmr_rows_ranks_each_row_like_mmr_alone() -> None:
@@ -94,39 +134,4 @@ def test_mmr_rows_ranks_each_row_like_mmr_alone() -> None:
     batch = mmr_rows(relevance, vectors, 5, 0.4)
 
     for row in range(3):
-        assert batch[row].tolist() == mmr(np.arange(12), relevance[row], vectors[row], 5, 0.4).tolist()
-
-
-def test_personal_slots_take_the_last_top_10_positions_without_duplicates() -> None:
-    ranked = np.array([[10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21]])
-    # Best by affinity: 13 is already in the head, 20 is in the tail (moves up), 30 is new.
-    personal = np.array([[13, 20, 30, 31, 32, 33, 34, 35, 36, 37]])
-
-    one = with_personal_slots(ranked, personal, 1)
-    two = with_personal_slots(ranked, personal, 2)
-
-    assert one.tolist() == [[10, 11, 12, 13, 14, 15, 16, 17, 18, 20, 19, 21]]
-    assert two.tolist() == [[10, 11, 12, 13, 14, 15, 16, 17, 20, 30, 18, 19]]
-    assert with_personal_slots(ranked, personal, 0) is ranked
-
-
-def test_personal_slots_on_a_list_shorter_than_the_window_use_its_last_positions() -> None:
-    ranked = np.array([[1, 2, 3], [4, 5, 6]])
-    personal = np.array([[1, 9, 8], [7, 4, 5]])
-
-    assert with_personal_slots(ranked, personal, 1).tolist() == [[1, 2, 9], [4, 5, 7]]
-
-
-def test_rank_with_personal_slots_respects_exclusions_and_health_and_keeps_model_scores() -> None:
-    scores = np.arange(20, 0, -1).astype(np.float32)  # recipe 0 best ... 19 worst
-    affinity = np.zeros(20, dtype=np.float32)
-    affinity[[15, 16, 17]] = [3.0, 2.0, 1.0]  # 15 excluded, 16 fails the health filter: 17 is the pick
-    allowed = np.ones(20, dtype=bool)
-    allowed[16] = False
-
-    indices, picked = rank(scores, 10, exclude=np.array([15]), allowed=allowed, affinity=affinity, personal_slots=1)
-
-    assert indices.tolist() == [0, 1, 2, 3, 4, 5, 6, 7, 8, 17]
-    assert picked.tolist() == scores[indices].tolist()
-    plain, _ = rank(scores, 10, affinity=None, personal_slots=1)
-    assert plain.tolist() == list(range(10))  # no affinity (popularity): the policy is off
+        assert batch[row].tolist() == mmr_one(relevance[row], vectors[row], 5, 0.4)

@@ -10,6 +10,7 @@ import pytest
 
 from edge.model_store import list_store, load_from_store, store_entry
 from recipe_ml.config import DATA_DIR
+from recipe_ml.evaluation.protocol import METRICS
 from scripts.train import main, train_all
 
 
@@ -26,7 +27,9 @@ def test_main_trains_all_three_models_into_bentoml_home(
     meta = entry.info.metadata
     assert meta["trained_on"] == "train" and meta["n_users"] == 200 and meta["seed"] == 5
     assert meta["hyper_parameters"]["epochs"] == 1
-    assert set(meta["metrics"]) == {"ndcg@10", "ndcg@20", "recall@10", "recall@20", "coverage@10"}
+    assert set(meta["metrics"]) == set(METRICS)
+    assert meta["personalization"].startswith("ease scorer, adaptive positions")
+    assert "two_tower+ease: trained in" in out
     assert len(meta["data_fingerprint"]) == 64
     assert entry.info.labels == {"kind": "two_tower", "stage": "evaluation"}
 

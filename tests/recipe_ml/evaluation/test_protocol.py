@@ -1,15 +1,22 @@
-"""Offline ranking equals serving: the same policy (MMR, personal slots) on a real slice."""
+"""Offline evaluation on a real slice: serving's answers, the new metrics, the quartiles, the policy fit."""
 
 from __future__ import annotations
+
+import copy
 
 import numpy as np
 import pytest
 
 from recipe_ml.data import Interactions
-from recipe_ml.evaluation.protocol import evaluate, rank_users
+from recipe_ml.evaluation.policy import fit_policy
+from recipe_ml.evaluation.protocol import METRICS, activity_quartiles, evaluate, evaluate_in_detail, rank_users
 from recipe_ml.models import Recommender, model_class
+from recipe_ml.models.ease import EASEScorer
+from recipe_ml.ranking import PersonalPolicy
 from recipe_ml.serving.ranker import ModelRanker
 from recipe_ml.serving.schemas import RankQuery
+
+POLICY = PersonalPolicy(blend_weight=500.0, intercept=2.0, per_doubling=1.0)
 
 
 @pytest.fixture(scope="module")
@@ -19,23 +26,76 @@ def two_tower(small_splits: dict[str, Interactions]) -> Recommender:
     return model
 
 
+@pytest.fixture(scope="module")
+def with_ease(two_tower: Recommender, small_splits: dict[str, Interactions]) -> Recommender:
+    model = copy.copy(two_tower)
+    scorer = EASEScorer(neighbours=200)
+    scorer.fit(small_splits["train"].matrix())
+    model.attach_personal(scorer, POLICY)
+    return model
+
+
 @pytest.mark.parametrize("diversity", [0.0, 0.3])
-@pytest.mark.parametrize("slots", [0, 2])
-def test_offline_ranking_is_what_a_user_is_served(two_tower: Recommender, diversity: float, slots: int) -> None:
-    two_tower.personal_slots = slots
+@pytest.mark.parametrize("personal", [False, True])
+def test_offline_ranking_is_what_a_user_is_served(
+    two_tower: Recommender, with_ease: Recommender, diversity: float, personal: bool
+) -> None:
+    model = with_ease if personal else two_tower
     users = np.arange(25)
 
-    offline = rank_users(two_tower, users, 10, two_tower.seen, diversity)
+    offline = rank_users(model, users, 10, model.seen, diversity)
 
-    ranker = ModelRanker(two_tower, "test")
-    queries = [RankQuery(user_id=int(two_tower.users.ids[u]), top_k=10, diversity=diversity) for u in users]
-    served = [two_tower.items.indices(np.asarray(r.recipe_ids)).tolist() for r in ranker.recommend(queries)]
+    queries = [RankQuery(user_id=int(model.users.ids[u]), top_k=10, diversity=diversity) for u in users]
+    served = [
+        model.items.indices(np.asarray(r.recipe_ids)).tolist() for r in ModelRanker(model, "t").recommend(queries)
+    ]
     assert offline.tolist() == served
 
 
-def test_personal_slots_buy_coverage(two_tower: Recommender, small_splits: dict[str, Interactions]) -> None:
-    two_tower.personal_slots = 0
-    without = evaluate(two_tower, small_splits["train"], small_splits["validation"])
-    two_tower.personal_slots = 2
-    with_slots = evaluate(two_tower, small_splits["train"], small_splits["validation"])
-    assert with_slots["coverage@10"] > 2 * without["coverage@10"]
+def test_the_personal_scorer_makes_lists_personal(
+    two_tower: Recommender, with_ease: Recommender, small_splits: dict[str, Interactions]
+) -> None:
+    train, validation = small_splits["train"], small_splits["validation"]
+    alone = evaluate(two_tower, train, validation)
+    personal = evaluate(with_ease, train, validation)
+
+    assert set(personal) == set(METRICS)
+    assert personal["personalisation@10"] > alone["personalisation@10"] + 0.2
+    assert personal["coverage@10"] > 2 * alone["coverage@10"]
+    none = evaluate(with_ease, train, validation, personalization=0.0)
+    assert none["personalisation@10"] < personal["personalisation@10"]
+
+
+def test_quartiles_split_users_by_training_ratings(
+    with_ease: Recommender, small_splits: dict[str, Interactions]
+) -> None:
+    train = small_splits["train"]
+    users = np.arange(len(train.users))
+    quartile = activity_quartiles(train, users)
+    lengths = np.diff(train.matrix().indptr)
+
+    assert np.bincount(quartile).tolist() == [len(users) // 4] * 4
+    assert all(lengths[quartile == q].max() <= lengths[quartile == q + 1].min() for q in range(3))
+    detail = evaluate_in_detail(with_ease, train, small_splits["validation"])
+    assert [q["min_ratings"] for q in detail.quartiles] == sorted(q["min_ratings"] for q in detail.quartiles)
+    assert detail.per_user_ndcg20.mean() == pytest.approx(detail.overall["ndcg@20"])
+
+
+def test_policy_fit_keeps_the_best_feasible_rule_and_leaves_the_model_as_it_was(
+    with_ease: Recommender, small_splits: dict[str, Interactions]
+) -> None:
+    train, validation = small_splits["train"], small_splits["validation"]
+    popularity = model_class("popularity")(weighting="count")
+    popularity.fit(train)
+    baseline = evaluate_in_detail(popularity, train, validation).per_user_ndcg20
+
+    fit = fit_policy(with_ease, train, validation, baseline, blend_weights=(500.0,))
+
+    assert with_ease.policy == POLICY
+    assert [m["positions"] for m in fit.fixed[500.0]] == list(range(11))
+    feasible = [
+        c for c in fit.candidates if c.metrics["personalisation@10"] >= 0.55 and c.metrics["coverage@10"] >= 0.15
+    ]
+    assert fit.best in (feasible or fit.candidates)
+    assert fit.best.metrics["ndcg@20"] == max(c.metrics["ndcg@20"] for c in (feasible or fit.candidates))
+    assert len(fit.held_out_gain) == 2

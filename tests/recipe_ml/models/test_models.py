@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import copy
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,7 +16,9 @@ from recipe_ml.data import IdMap, Interactions, load_health
 from recipe_ml.evaluation.protocol import rank_users
 from recipe_ml.models import KINDS, Recommender, model_class
 from recipe_ml.models.als import ALSRecommender
+from recipe_ml.models.ease import EASEScorer
 from recipe_ml.models.popularity import PopularityRecommender, popularity_prior
+from recipe_ml.ranking import PersonalPolicy
 
 SMALL = {"popularity": {}, "als": {"factors": 16, "iterations": 5}, "two_tower": {"epochs": 2}}
 
@@ -218,9 +222,83 @@ def test_a_cuda_device_without_cuda_is_a_clear_error(fitted: dict[str, Recommend
 
 
 @pytest.mark.parametrize("kind", KINDS)
-def test_hyper_parameters_are_the_constructor_arguments_without_runtime_ones(
-    kind: str, fitted: dict[str, Recommender]
-) -> None:
+def test_hyper_parameters_are_the_constructor_arguments(kind: str, fitted: dict[str, Recommender]) -> None:
     params = fitted[kind].hyper_parameters()
-    assert not params.keys() & Recommender.runtime_arguments
     assert type(fitted[kind])(**params).hyper_parameters() == params
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_save_and_load_give_the_same_scores(kind: str, fitted: dict[str, Recommender], tmp_path: Path) -> None:
+    model = fitted[kind]
+    model.save(tmp_path / kind)
+    loaded = Recommender.load(tmp_path / kind)
+    np.testing.assert_array_equal(loaded.score(loaded.user_vectors[:5]), model.score(model.user_vectors[:5]))
+    assert loaded.personal is None and loaded.served_as == kind
+
+
+def test_ease_solves_the_closed_form_and_keeps_the_strongest_weights() -> None:
+    rng = np.random.default_rng(0)
+    seen = sp.csr_matrix((rng.random((40, 12)) < 0.3).astype(np.float32))
+    gram = (seen.T @ seen).toarray().astype(np.float64) + 7.0 * np.eye(12)
+    precision = np.linalg.inv(gram)
+    expected = precision / -np.diag(precision)
+    np.fill_diagonal(expected, 0.0)
+
+    full = EASEScorer(l2=7.0, neighbours=12)
+    full.fit(seen)
+    np.testing.assert_allclose(full.weights.toarray(), expected, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(full.scores(seen[:3]), seen[:3].toarray() @ expected, rtol=1e-4, atol=1e-6)
+
+    sparse = EASEScorer(l2=7.0, neighbours=3)
+    sparse.fit(seen)
+    kept = sparse.weights.toarray()
+    assert (np.count_nonzero(kept, axis=1) <= 3).all()
+    for row in range(12):
+        strongest = np.sort(np.abs(expected[row]))[-3:]
+        np.testing.assert_allclose(np.sort(np.abs(kept[row][kept[row] != 0])), strongest[strongest > 0], rtol=1e-4)
+
+
+def test_ease_rejects_bad_hyper_parameters() -> None:
+    with pytest.raises(ValueError, match="l2 must be > 0"):
+        EASEScorer(l2=0.0)
+    with pytest.raises(ValueError, match="neighbours must be >= 1"):
+        EASEScorer(neighbours=0)
+
+
+def test_a_model_with_a_personal_scorer_saves_it_and_ranks_with_it(
+    fitted: dict[str, Recommender], small_splits: dict[str, Interactions], tmp_path: Path
+) -> None:
+    model = copy.copy(fitted["two_tower"])
+    scorer = EASEScorer(neighbours=50)
+    scorer.fit(small_splits["train"].matrix())
+    policy = PersonalPolicy(blend_weight=300.0, intercept=1.0, per_doubling=1.0)
+    model.attach_personal(scorer, policy)
+    assert model.served_as == "two_tower+ease" and "ease scorer" in model.personalization
+
+    model.save(tmp_path / "m")
+    loaded = Recommender.load(tmp_path / "m")
+
+    assert loaded.policy == policy and loaded.personal is not None
+    assert (loaded.personal.weights != scorer.weights).nnz == 0
+    histories = loaded.seen[:4]
+    inputs = loaded.rank_inputs(loaded.user_vectors[:4], histories)
+    assert inputs.personal is not None
+    np.testing.assert_allclose(inputs.ranking, inputs.scores + 300.0 * inputs.personal, rtol=1e-5, atol=1e-5)
+    assert inputs.positions.tolist() == policy.positions(np.diff(histories.indptr)).tolist()
+    with pytest.raises(ValueError, match="personal scorer has 3 recipes"):
+        _attach_wrong_size(model, policy)
+
+
+def _attach_wrong_size(model: Recommender, policy: PersonalPolicy) -> None:
+    small = EASEScorer()
+    small.weights = sp.csr_matrix((3, 3), dtype=np.float32)
+    model.attach_personal(small, policy)
+
+
+def test_a_model_without_a_personal_scorer_falls_back_to_its_affinity_slots(fitted: dict[str, Recommender]) -> None:
+    model = fitted["two_tower"]
+    inputs = model.rank_inputs(model.user_vectors[:3], model.seen[:3])
+    assert inputs.personal is not None and inputs.positions.tolist() == [1, 1, 1]
+    assert "fallback" in model.personalization and model.served_as == "two_tower"
+    popularity = fitted["popularity"].rank_inputs(fitted["popularity"].user_vectors[:2], fitted["popularity"].seen[:2])
+    assert popularity.personal is None and "same ranking" in fitted["popularity"].personalization

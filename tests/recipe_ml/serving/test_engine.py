@@ -8,6 +8,7 @@ that fail or stall the way a broken runner does.
 from __future__ import annotations
 
 import asyncio
+import copy
 from pathlib import Path
 
 import numpy as np
@@ -45,6 +46,7 @@ class FailingBackend:
     name = "broken"
     version = "broken:1"
     supports_similarity = True
+    personalization = "unknown"
 
     async def recommend(self, queries: list[RankQuery]) -> list[RankResult]:
         raise ConnectionError("runner is down")
@@ -339,12 +341,57 @@ async def test_health_reports_versions_and_unreachable_parts(als: LocalBackend, 
     assert healthy == {
         "status": "ok",
         "models": {"als": als.version, "popularity": popularity.version},
+        "personalization": {
+            "als": "no personal scorer: the model's own ranking",
+            "popularity": "none: the same ranking for every user",
+        },
         "redis": "not configured",
         "kafka": "not configured",
     }
     assert broken["status"] == "degraded"
     assert broken["models"] == {"broken": "unavailable", "als": als.version, "popularity": popularity.version}
     assert broken["kafka"] == "unreachable"
+
+
+@pytest.fixture(scope="module")
+def two_tower(model_store: Path) -> Recommender:
+    model, _ = load_from_store("recipe_two_tower", home=model_store)
+    return model
+
+
+async def test_the_two_tower_answers_with_its_personal_scorer_and_honours_personalization(
+    two_tower: Recommender, popularity: LocalBackend
+) -> None:
+    eng = engine(LocalBackend(ModelRanker(two_tower, "recipe_two_tower:t")), popularity)
+    user = known_user(two_tower, 3)
+
+    default = await eng.recommend(RecipeRequest(user_id=user, diversity=0.0))
+    popular = await eng.recommend(RecipeRequest(user_id=user, diversity=0.0, personalization=0.0))
+    personal = await eng.recommend(RecipeRequest(user_id=user, diversity=0.0, personalization=1.0))
+
+    assert default.model_used == popular.model_used == "two_tower+ease"
+    assert (await eng.health())["personalization"]["two_tower"].startswith("ease scorer, adaptive positions")
+    assert ids(popular) != ids(personal) and not (set(ids(personal)) & training_history(two_tower, user))
+    assert personal.recommendations[0].recipe_id != popular.recommendations[0].recipe_id
+
+
+async def test_a_two_tower_trained_without_a_personal_scorer_falls_back_and_says_so(
+    two_tower: Recommender, popularity: LocalBackend, tmp_path: Path
+) -> None:
+    without = copy.copy(two_tower)
+    without.personal = without.policy = None
+    without.save(tmp_path / "no_personal")
+    loaded = Recommender.load(tmp_path / "no_personal")
+    eng = engine(LocalBackend(ModelRanker(loaded, "recipe_two_tower:old")), popularity)
+
+    response = await eng.recommend(RecipeRequest(user_id=known_user(loaded, 3), diversity=0.0))
+    health = await eng.health()
+
+    assert loaded.personal is None and response.model_used == "two_tower"
+    assert len(response.recommendations) == 10
+    assert health["personalization"]["two_tower"] == (
+        "no personal scorer: fallback, 1 position(s) by the model's own affinity"
+    )
 
 
 def test_an_empty_chain_is_refused() -> None:

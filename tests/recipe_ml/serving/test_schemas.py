@@ -31,6 +31,9 @@ def test_defaults_come_from_the_settings() -> None:
         ({"top_k": 5}, "user_id"),
         ({"user_id": -1}, "user_id"),
         ({"user_id": 5, "diversity": 1.5}, "diversity"),
+        ({"user_id": 5, "personalization": 1.01}, "personalization"),
+        ({"user_id": 5, "personalization": -0.5}, "personalization"),
+        ({"user_id": 5, "personalization": "all"}, "personalization"),
         ({"user_id": 5, "max_fsa_score": 2}, "max_fsa_score"),
         ({"user_id": 5, "exclude_recipe_ids": ["x"]}, "exclude_recipe_ids.0"),
         ({"user_id": 5, "topk": 5}, "topk"),
@@ -64,7 +67,10 @@ def test_batch_size_is_bounded_by_max_batch_size() -> None:
 
 
 def test_cold_start_and_similar_users_validate_too() -> None:
-    assert ColdStartRequest().recent_recipe_ids == []
+    assert ColdStartRequest().recent_recipe_ids == [] and ColdStartRequest().personalization is None
+    with pytest.raises(ValidationError) as share:
+        ColdStartRequest.model_validate({"personalization": 2})
+    assert error_fields(share) == ["personalization"]
     with pytest.raises(ValidationError) as exc:
         ColdStartRequest.model_validate({"recent_recipe_ids": "1,2"})
     assert error_fields(exc) == ["recent_recipe_ids"]
@@ -75,9 +81,11 @@ def test_cold_start_and_similar_users_validate_too() -> None:
 
 def test_every_ranking_option_reaches_the_model_query() -> None:
     """A new request option that the runners' ``RankQuery`` lacks would be dropped silently."""
-    request = RecipeRequest(user_id=1, top_k=3, exclude_recipe_ids=[7], diversity=0.5, max_fsa_score=6.0)
+    request = RecipeRequest(
+        user_id=1, top_k=3, exclude_recipe_ids=[7], diversity=0.5, max_fsa_score=6.0, personalization=0.4
+    )
     options = request.ranking_options()
     assert set(options) == set(RecipeRequest.model_fields) - {"user_id"}
-    assert options["exclude_recipe_ids"] == [7] and options["diversity"] == 0.5
+    assert options["exclude_recipe_ids"] == [7] and options["diversity"] == 0.5 and options["personalization"] == 0.4
     query = RankQuery.model_validate({"user_id": 1, **options})
     assert query.model_dump(include=set(options)) == options
