@@ -1,37 +1,51 @@
-"""scripts/evaluate.py on a small user slice: the report and chart are written."""
+"""scripts/evaluate.py on a small user slice: the report, the chart and the frontier are written."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from recipe_ml.config import DATA_DIR
-from scripts.evaluate import ModelResult, main, recommendation
+from recipe_ml.evaluation.protocol import METRICS, Evaluation
+from scripts.evaluate import SHIPPED, ModelResult, main, recommendation
 
 
-def result(kind: str, ndcg20: float, coverage: float, served_ndcg20: float | None = None) -> ModelResult:
-    metrics = {"ndcg@10": 0.0, "ndcg@20": ndcg20, "recall@10": 0.0, "recall@20": 0.0, "coverage@10": coverage}
-    served = None if served_ndcg20 is None else {**metrics, "ndcg@20": served_ndcg20}
-    return ModelResult(kind, metrics, 1.0, {}, served)
+def result(kind: str, ndcg20: float, coverage: float, personalisation: float, heavy_ndcg20: float) -> ModelResult:
+    metrics = {m: 0.0 for m in METRICS} | {
+        "ndcg@20": ndcg20,
+        "coverage@10": coverage,
+        "personalisation@10": personalisation,
+    }
+    quartiles = [dict(metrics) for _ in range(3)] + [{**metrics, "ndcg@20": heavy_ndcg20}]
+    evaluation = Evaluation(metrics, quartiles, np.zeros(0), np.zeros((0, 20), dtype=np.int64))
+    return ModelResult(kind, evaluation, 1.0, {})
 
 
-def test_report_and_chart_are_written(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_report_charts_and_frontier_are_written(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--sample-users", "300", "--epochs", "1", "--out-dir", str(tmp_path), "--skip-full-timing"]) == 0
     report = (tmp_path / "evaluation.md").read_text()
-    for kind in ("popularity", "popularity_5star", "als", "two_tower"):
+    for kind in ("popularity", "popularity_5star", "als", "two_tower", SHIPPED):
         assert f"| {kind} | " in report
+    assert "personal.@10" in report and "novelty@10" in report
+    quartiles = report.split("## Per user-activity quartile")[1].split("###")[0]
+    assert all(f"| {SHIPPED} | Q{q} (" in quartiles for q in (1, 2, 3, 4))
     served = report.split("### As served (MMR diversity 0.3")[1].split("##")[0]
-    assert "| two_tower | " in served and "| popularity | " not in served
-    slots = report.split("## Two-Tower personal slots")[1]
-    assert all(f"\n| {n} | " in slots for n in (0, 1, 2, 3))
-    assert "## Which model first" in report and "Sample of 300 users" in report
-    assert "## The ceiling of popularity" in report
+    assert f"| {SHIPPED} | " in served and "| popularity | " not in served
+    sources = report.split("## Personal scorers compared")[1].split("## Personal policy")[0]
+    for source in ("towers' dot product", "ALS", "EASE, blend weight 500"):
+        assert f"| {source} | 0 | " in sources and f"| {source} | 10 | " in sources
+    policy = report.split("## Personal policy (fitted on validation)")[1].split("##")[0]
+    assert "- Fitted: blend weight **" in policy and "Two-fold check" in policy
+    assert "## Targets (shipped default, validation)" in report and "Sample of 300 users" in report
     assert "## Full training time" not in report
     assert "| 1 | " in report.split("## Two-Tower per epoch")[1]
-    png = (tmp_path / "evaluation.png").read_bytes()
-    assert png.startswith(b"\x89PNG") and len(png) > 10_000
-    assert "two_tower: ndcg@10=" in capsys.readouterr().out
+    for name in ("evaluation.png", "frontier.png"):
+        png = (tmp_path / name).read_bytes()
+        assert png.startswith(b"\x89PNG") and len(png) > 10_000
+    out = capsys.readouterr().out
+    assert f"{SHIPPED}: ndcg@10=" in out and "fitted personal policy:" in out
 
 
 def test_als_grid_and_full_training_time_are_reported(tmp_path: Path) -> None:
@@ -39,36 +53,19 @@ def test_als_grid_and_full_training_time_are_reported(tmp_path: Path) -> None:
     report = (tmp_path / "evaluation.md").read_text()
     assert "## ALS tuning" in report
     assert report.count("| 50.0 | 4.0 | 15 |") == 1
-    assert "All three models on train + validation: **" in report
+    assert "All models on train + validation: **" in report and "personal scorer (ease)" in report
 
 
 def test_recommendation_follows_the_targets() -> None:
-    met = recommendation(
-        [result("popularity", 0.020, 0.002), result("als", 0.01, 0.1), result("two_tower", 0.022, 0.06)]
-    )
-    assert "**targets met**" in met and "Serve **two_tower** first" in met
-    low_coverage = recommendation(
-        [result("popularity", 0.020, 0.002), result("als", 0.01, 0.1), result("two_tower", 0.022, 0.01)]
-    )
-    assert (
-        "**targets not met**" in low_coverage and "Serve **two_tower** first: it has the best nDCG@20" in low_coverage
-    )
-    matches_baseline = recommendation(
-        [
-            result("popularity", 0.020, 0.002),
-            result("popularity_5star", 0.021, 0.002),
-            result("als", 0.01, 0.1),
-            result("two_tower", 0.0201, 0.06, served_ndcg20=0.0199),
-        ]
-    )
-    assert "As served (MMR diversity 0.3), Two-Tower nDCG@20 is 0.995x popularity's" in matches_baseline
-    assert "**targets not met**" in matches_baseline
-    assert "Serve **two_tower** first: it matches the popularity baseline" in matches_baseline
-    assert "popularity_5star ranks +4.5% better on nDCG@20" in matches_baseline
-    pop_best = recommendation(
-        [result("popularity", 0.02, 0.002), result("als", 0.01, 0.1), result("two_tower", 0.019, 0.1)]
-    )
-    assert "Serve **popularity** first" in pop_best
+    baseline = result("popularity", 0.020, 0.002, 0.03, 0.020)
+    met = recommendation([baseline, result(SHIPPED, 0.0201, 0.2, 0.6, 0.022)])
+    assert met.count(": met") == 4 and f"Serve **{SHIPPED}** first" in met
+    assert "heavy-user quartile nDCG@20 vs popularity: 1.100x (target >= 1.05x): met" in met
+    not_personal = recommendation([baseline, result(SHIPPED, 0.0201, 0.2, 0.4, 0.020)])
+    assert "personalisation@10: 0.400 (target >= 0.5): **not met**" in not_personal
+    assert "Serve **two_tower+ease** first" not in not_personal and "misses a target above" in not_personal
+    heavy_only = recommendation([baseline, result(SHIPPED, 0.0201, 0.2, 0.6, 0.0205)])
+    assert f"Serve **{SHIPPED}** first" in heavy_only and heavy_only.count("**not met**") == 1
 
 
 def test_a_missing_data_file_fails_with_its_name(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
