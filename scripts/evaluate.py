@@ -31,7 +31,7 @@ from tqdm import tqdm
 from recipe_ml.config import REPORTS_DIR, get_settings
 from recipe_ml.data import DataError, Interactions, concat, load_splits, sample_users
 from recipe_ml.evaluation.policy import COVERAGE_FLOOR, PERSONALISATION_FLOOR, PolicyFit, fit_policy
-from recipe_ml.evaluation.protocol import METRICS, Evaluation, evaluate, evaluate_in_detail
+from recipe_ml.evaluation.protocol import METRICS, Evaluation, evaluate
 from recipe_ml.models import KINDS, Recommender, model_class
 from recipe_ml.models.ease import EASEScorer
 from recipe_ml.models.popularity import PopularityRecommender
@@ -108,7 +108,7 @@ def evaluate_models(
     for name, model in tqdm(models, desc="evaluate", unit="model", disable=not show_progress):
 
         def record(epoch: int, model: Recommender = model) -> None:
-            curve.append({"epoch": epoch, **evaluate(model, train, validation)})
+            curve.append({"epoch": epoch, **evaluate(model, train, validation).overall})
 
         start = time.perf_counter()
         fit_model(model, train, on_epoch=record if name == "two_tower" else None)
@@ -129,8 +129,8 @@ def _result(
     name: str, model: Recommender, splits: dict[str, Interactions], seconds: float, diversity: float
 ) -> ModelResult:
     train, validation = splits["train"], splits["validation"]
-    detail = evaluate_in_detail(model, train, validation)
-    served = evaluate(model, train, validation, diversity=diversity) if model.supports_similarity else None
+    detail = evaluate(model, train, validation)
+    served = evaluate(model, train, validation, diversity=diversity).overall if model.supports_similarity else None
     params = model.hyper_parameters()
     if model.personal is not None and model.policy is not None:
         params = {**params, "personal": model.personal.hyper_parameters(), "policy": model.policy.as_dict()}
@@ -149,7 +149,7 @@ def sweep_sources(fitted: dict[str, Recommender], splits: dict[str, Interactions
     for name, label in (("two_tower", "towers' dot product"), ("als", "ALS")):
         model = fitted[name]
         sweeps.sources[label] = [
-            {"positions": float(n), **evaluate(model, train, validation, personalization=n / PERSONAL_WINDOW)}
+            {"positions": float(n), **evaluate(model, train, validation, personalization=n / PERSONAL_WINDOW).overall}
             for n in range(PERSONAL_WINDOW + 1)
         ]
     return sweeps
@@ -165,7 +165,7 @@ def tune_als(splits: dict[str, Interactions], seed: int, show_progress: bool) ->
         start = time.perf_counter()
         model.fit(splits["train"])
         seconds = time.perf_counter() - start
-        detail = evaluate_in_detail(model, splits["train"], splits["validation"])
+        detail = evaluate(model, splits["train"], splits["validation"])
         results.append(ModelResult("als", detail, seconds, params))
     return sorted(results, key=lambda r: -r.metrics["ndcg@20"])
 
@@ -193,7 +193,7 @@ def oracle_popularity(splits: dict[str, Interactions]) -> dict[str, float]:
     """
     oracle = PopularityRecommender(weighting="count")
     oracle.fit(splits["validation"])
-    return evaluate(oracle, splits["train"], splits["validation"])
+    return evaluate(oracle, splits["train"], splits["validation"]).overall
 
 
 def targets(results: Sequence[ModelResult]) -> list[tuple[str, float, str, bool]]:

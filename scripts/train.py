@@ -134,7 +134,7 @@ def train_all(
                 personal_seconds = time.perf_counter() - personal_start
             model.attach_personal(personal, PERSONAL_POLICY)
         seconds = time.perf_counter() - start
-        metrics = evaluate(model, splits["train"], splits["validation"]) if eval_mode else {}
+        metrics = evaluate(model, splits["train"], splits["validation"]).overall if eval_mode else {}
         metadata = {
             "hyper_parameters": model.hyper_parameters(),
             "personalization": model.personalization,

@@ -113,14 +113,18 @@ def metrics_of(
     return results, per_user
 
 
-def evaluate_in_detail(
+def evaluate(
     model: Recommender,
     train: Interactions,
     validation: Interactions,
     diversity: float = 0.0,
     personalization: float | None = None,
 ) -> Evaluation:
-    """``evaluate``, with the per-quartile metrics, per-user nDCG@20 and the rankings themselves."""
+    """Every metric of ``METRICS`` of ``model`` (fitted on ``train``) on ``validation``, overall and per quartile.
+
+    ``diversity`` is the MMR weight of serving (0: plain ranking);
+    ``personalization`` the request field (None: the model's default policy).
+    """
     relevant = validation.matrix()
     users = np.flatnonzero(np.diff(relevant.indptr) > 0)
     seen = train.matrix()
@@ -137,18 +141,3 @@ def evaluate_in_detail(
         metrics["max_ratings"] = float(lengths[rows].max()) if rows.size else 0.0
         quartiles.append(metrics)
     return Evaluation(overall, quartiles, per_user, ranked)
-
-
-def evaluate(
-    model: Recommender,
-    train: Interactions,
-    validation: Interactions,
-    diversity: float = 0.0,
-    personalization: float | None = None,
-) -> dict[str, float]:
-    """Every metric of ``METRICS`` of ``model`` (fitted on ``train``) on ``validation``.
-
-    ``diversity`` is the MMR weight of serving (0: plain ranking);
-    ``personalization`` the request field (None: the model's default policy).
-    """
-    return evaluate_in_detail(model, train, validation, diversity, personalization).overall

@@ -9,7 +9,7 @@ import pytest
 
 from recipe_ml.data import Interactions
 from recipe_ml.evaluation.policy import fit_policy
-from recipe_ml.evaluation.protocol import METRICS, activity_quartiles, evaluate, evaluate_in_detail, rank_users
+from recipe_ml.evaluation.protocol import METRICS, activity_quartiles, evaluate, rank_users
 from recipe_ml.models import Recommender, model_class
 from recipe_ml.models.ease import EASEScorer
 from recipe_ml.ranking import PersonalPolicy
@@ -56,13 +56,13 @@ def test_the_personal_scorer_makes_lists_personal(
     two_tower: Recommender, with_ease: Recommender, small_splits: dict[str, Interactions]
 ) -> None:
     train, validation = small_splits["train"], small_splits["validation"]
-    alone = evaluate(two_tower, train, validation)
-    personal = evaluate(with_ease, train, validation)
+    alone = evaluate(two_tower, train, validation).overall
+    personal = evaluate(with_ease, train, validation).overall
 
     assert set(personal) == set(METRICS)
     assert personal["personalisation@10"] > alone["personalisation@10"] + 0.2
     assert personal["coverage@10"] > 2 * alone["coverage@10"]
-    none = evaluate(with_ease, train, validation, personalization=0.0)
+    none = evaluate(with_ease, train, validation, personalization=0.0).overall
     assert none["personalisation@10"] < personal["personalisation@10"]
 
 
@@ -76,7 +76,7 @@ def test_quartiles_split_users_by_training_ratings(
 
     assert np.bincount(quartile).tolist() == [len(users) // 4] * 4
     assert all(lengths[quartile == q].max() <= lengths[quartile == q + 1].min() for q in range(3))
-    detail = evaluate_in_detail(with_ease, train, small_splits["validation"])
+    detail = evaluate(with_ease, train, small_splits["validation"])
     assert [q["min_ratings"] for q in detail.quartiles] == sorted(q["min_ratings"] for q in detail.quartiles)
     assert detail.per_user_ndcg20.mean() == pytest.approx(detail.overall["ndcg@20"])
 
@@ -87,7 +87,7 @@ def test_policy_fit_keeps_the_best_feasible_rule_and_leaves_the_model_as_it_was(
     train, validation = small_splits["train"], small_splits["validation"]
     popularity = model_class("popularity")(weighting="count")
     popularity.fit(train)
-    baseline = evaluate_in_detail(popularity, train, validation).per_user_ndcg20
+    baseline = evaluate(popularity, train, validation).per_user_ndcg20
 
     fit = fit_policy(with_ease, train, validation, baseline, blend_weights=(500.0,))
 
