@@ -30,12 +30,18 @@ from tqdm import tqdm
 
 from recipe_ml.config import REPORTS_DIR, get_settings
 from recipe_ml.data import DataError, Interactions, concat, load_splits, sample_users
-from recipe_ml.evaluation.policy import COVERAGE_FLOOR, PERSONALISATION_FLOOR, PolicyFit, fit_policy
+from recipe_ml.evaluation.policy import (
+    COVERAGE_FLOOR,
+    PERSONALISATION_FLOOR,
+    AffinityScorer,
+    PolicyFit,
+    fit_policy,
+)
 from recipe_ml.evaluation.protocol import METRICS, Evaluation, evaluate
 from recipe_ml.models import KINDS, Recommender, model_class
 from recipe_ml.models.ease import EASEScorer
 from recipe_ml.models.popularity import PopularityRecommender
-from recipe_ml.ranking import PERSONAL_WINDOW
+from recipe_ml.ranking import PERSONAL_WINDOW, PersonalPolicy
 from scripts.train import (
     PERSONAL_KINDS,
     PERSONAL_POLICY,
@@ -138,18 +144,22 @@ def _result(
 
 
 def sweep_sources(fitted: dict[str, Recommender], splits: dict[str, Interactions]) -> Sweeps:
-    """Each candidate source of the personal picks with 0..10 personal positions for every user.
+    """The towers' dot product and ALS as the source of the personal picks, 0..10 positions for every user.
 
-    The towers' dot product and ALS pick under today's policy (the model's
-    own ranking, its affinity in the personal positions); the EASE rows come
-    from the policy fit (``fit_policy``), per blend weight.
+    The head is the same as the shipped model's (the Two-Tower's ranking) and
+    there is no blend, so the rows compare the sources alone; the EASE rows
+    come from the policy fit (``fit_policy``), per blend weight, 0 included.
     """
     train, validation = splits["train"], splits["validation"]
     sweeps = Sweeps()
     for name, label in (("two_tower", "towers' dot product"), ("als", "ALS")):
-        model = fitted[name]
+        candidate = copy.copy(fitted["two_tower"])
+        candidate.attach_personal(AffinityScorer(fitted[name]), PersonalPolicy(0.0, 0.0, 0.0))
         sweeps.sources[label] = [
-            {"positions": float(n), **evaluate(model, train, validation, personalization=n / PERSONAL_WINDOW).overall}
+            {
+                "positions": float(n),
+                **evaluate(candidate, train, validation, personalization=n / PERSONAL_WINDOW).overall,
+            }
             for n in range(PERSONAL_WINDOW + 1)
         ]
     return sweeps
@@ -405,8 +415,9 @@ def render_markdown(
         "",
         "## Personal scorers compared",
         "",
-        "The same policy (a popularity-led ranking, the last N of the top-10 positions given to the personal "
-        "source's best recipes) with N fixed for every user, for each candidate source of the personal picks. "
+        "The same head (the Two-Tower's ranking: the 5-star prior and a small weight of the towers), the last N "
+        "of the top-10 positions given to the source's best recipes, N fixed for every user, for each candidate "
+        "source of the personal picks; EASE also with its scores blended into the head (blend weight > 0). "
         "`frontier.png` plots all of them with the adaptive rules of the fit below.",
         "",
         *_sweep_lines(sweeps, fit, baseline),

@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 import numpy as np
+import scipy.sparse as sp
 
 from recipe_ml.data import Interactions
 from recipe_ml.evaluation.metrics import popularity_percentile
@@ -24,14 +26,45 @@ from recipe_ml.evaluation.protocol import metrics_of, rank_users
 from recipe_ml.models.base import Recommender
 from recipe_ml.ranking import PERSONAL_WINDOW, PersonalPolicy
 
-BLEND_WEIGHTS = (250.0, 500.0, 1000.0)
-"""Blend weights tried, in units of the Two-Tower's score (a log-count prior)."""
+BLEND_WEIGHTS = (0.0, 250.0, 500.0, 1000.0)
+"""Blend weights tried, in units of the Two-Tower's score (a log-count prior); 0: personal positions only."""
 INTERCEPTS = tuple(float(x) for x in np.arange(0.0, 8.5, 0.5))
 PER_DOUBLING = (0.0, 0.5, 1.0, 1.5, 2.0)
 PERSONALISATION_FLOOR = 0.55
 """The target is 0.5; the fit keeps a margin, since a new split's lists differ from validation's."""
 COVERAGE_FLOOR = 0.15
 FOLD_SEED = 1
+
+
+class AffinityScorer:
+    """Another model's affinity (its dot product without bias) as a personal scorer, for comparison only.
+
+    The report compares the towers' dot product and ALS with EASE as the
+    source of the personal picks, under the same head ranking; this adapter
+    lets them fill the personal positions. Users are folded in from their
+    recipes, as serving would.
+    """
+
+    def __init__(self, model: Recommender) -> None:
+        self.model = model
+        self.kind = model.kind
+
+    @property
+    def n_items(self) -> int:
+        return len(self.model.items)
+
+    def hyper_parameters(self) -> dict[str, float | int]:
+        return {}
+
+    def scores(self, histories: sp.csr_matrix) -> np.ndarray:
+        rows = [histories.indices[histories.indptr[i] : histories.indptr[i + 1]] for i in range(histories.shape[0])]
+        affinity = self.model.affinity(self.model.fold_in(rows))
+        if affinity is None:
+            raise ValueError(f"{self.model.kind} has no per-user affinity")
+        return affinity
+
+    def save(self, path: Path) -> None:
+        raise NotImplementedError("a comparison scorer is never shipped")
 
 
 @dataclass(frozen=True)

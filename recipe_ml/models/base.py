@@ -17,7 +17,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
 import numpy as np
 import scipy.sparse as sp
@@ -29,6 +29,21 @@ from recipe_ml.ranking import PersonalPolicy
 META_FILE = "recommender.json"
 PERSONAL_DIR = "personal"
 PERSONAL_META = "personal.json"
+
+
+class PersonalScorer(Protocol):
+    """What ranks the personal positions: scores of every recipe from users' recipes (``EASEScorer`` ships)."""
+
+    kind: str
+
+    @property
+    def n_items(self) -> int: ...
+
+    def scores(self, histories: sp.csr_matrix) -> np.ndarray: ...
+
+    def hyper_parameters(self) -> dict[str, float | int]: ...
+
+    def save(self, path: Path) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -96,7 +111,7 @@ class Recommender(ABC):
     _item_vectors: np.ndarray
     _item_bias: np.ndarray | None = None
 
-    personal: EASEScorer | None = None
+    personal: PersonalScorer | None = None
     """The personal scorer of the personal positions, or None (today's policy: ``personal_slots``)."""
     policy: PersonalPolicy | None = None
     """How ``personal`` enters the ranking; set with it by ``attach_personal``."""
@@ -136,7 +151,7 @@ class Recommender(ABC):
     trained without one; 0 turns it off.
     """
 
-    def attach_personal(self, scorer: EASEScorer, policy: PersonalPolicy) -> None:
+    def attach_personal(self, scorer: PersonalScorer, policy: PersonalPolicy) -> None:
         """Serve ``scorer``'s picks in the personal positions, as ``policy`` says (saved with the model)."""
         if scorer.n_items != len(self.items):
             raise ValueError(f"personal scorer has {scorer.n_items} recipes, the model {len(self.items)}")

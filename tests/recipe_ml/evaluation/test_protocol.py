@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from recipe_ml.data import Interactions
-from recipe_ml.evaluation.policy import fit_policy
+from recipe_ml.evaluation.policy import AffinityScorer, fit_policy
 from recipe_ml.evaluation.protocol import METRICS, activity_quartiles, evaluate, rank_users
 from recipe_ml.models import Recommender, model_class
 from recipe_ml.models.ease import EASEScorer
@@ -99,3 +100,24 @@ def test_policy_fit_keeps_the_best_feasible_rule_and_leaves_the_model_as_it_was(
     assert fit.best in (feasible or fit.candidates)
     assert fit.best.metrics["ndcg@20"] == max(c.metrics["ndcg@20"] for c in (feasible or fit.candidates))
     assert len(fit.held_out_gain) == 2
+
+
+def test_another_models_affinity_can_fill_the_personal_positions_for_comparison(
+    two_tower: Recommender, small_splits: dict[str, Interactions], tmp_path: Path
+) -> None:
+    als = model_class("als")(factors=16, iterations=3)
+    als.fit(small_splits["train"])
+    candidate = copy.copy(two_tower)
+    candidate.attach_personal(AffinityScorer(als), PersonalPolicy(0.0, 0.0, 0.0))
+
+    inputs = candidate.rank_inputs(candidate.user_vectors[:3], candidate.seen[:3])
+
+    assert inputs.personal is not None
+    np.testing.assert_allclose(inputs.personal, als.affinity(als.fold_in([als.history(u) for u in range(3)])))
+    np.testing.assert_array_equal(inputs.ranking, inputs.scores)  # blend weight 0: the head is the Two-Tower's
+    with pytest.raises(NotImplementedError, match="never shipped"):
+        candidate.save(tmp_path / "m")
+    popularity = model_class("popularity")()
+    popularity.fit(small_splits["train"])
+    with pytest.raises(ValueError, match="popularity has no per-user affinity"):
+        AffinityScorer(popularity).scores(candidate.seen[:1])
