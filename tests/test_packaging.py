@@ -154,7 +154,7 @@ def test_api_and_consumer_share_one_image_and_redis(services: dict[str, dict[str
 
 def test_consumer_runs_the_consumer_module_from_the_bento_source(services: dict[str, dict[str, Any]]) -> None:
     consumer = services["consumer"]
-    assert consumer["command"] == ["python", "-m", "recipe_ml.events.consumer"]
+    assert consumer["command"] == ["python", "-m", "scripts.cli", "consume"]
     assert consumer["working_dir"] == BENTO_SRC_IN_IMAGE
     assert "ports" not in consumer, "consumers scale too: no fixed host port"
 
