@@ -7,14 +7,15 @@ import pytest
 
 from recipe_ml.data import Interactions
 from recipe_ml.evaluation.protocol import evaluate, rank_users
-from recipe_ml.models import Recommender, model_class
+from recipe_ml.models import Recommender
+from recipe_ml.models.two_tower import TwoTowerRecommender
 from recipe_ml.serving.ranker import ModelRanker
 from recipe_ml.serving.schemas import RankQuery
 
 
 @pytest.fixture(scope="module")
 def two_tower(small_splits: dict[str, Interactions]) -> Recommender:
-    model = model_class("two_tower")(epochs=2)
+    model = TwoTowerRecommender(epochs=2)
     model.fit(small_splits["train"])
     return model
 

@@ -87,7 +87,7 @@ def popularity(model_store: Path) -> LocalBackend:
 
 
 def settings(**overrides: object) -> Settings:
-    return Settings(_env_file=None, **overrides)  # type: ignore[call-arg]
+    return Settings(_env_file=None, **overrides)  # type: ignore[call-arg, arg-type]
 
 
 def engine(*chain: object, redis_url: str | None = None, **overrides: object) -> RecommendationEngine:
