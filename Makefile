@@ -16,34 +16,43 @@ export BENTOML_DO_NOT_TRACK := true
 # implicit (ALS) oversubscribes the cores without this.
 export OPENBLAS_NUM_THREADS := 1
 
-.PHONY: help setup install train serve test lint evaluate bench bench-consumer build containerize loadtest consumer produce clean
+.PHONY: help setup install system-deps train serve test lint evaluate bench bench-consumer build containerize loadtest consumer produce clean
 
 help:  ## List the targets.
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
 
 setup: install train  ## Create .venv, install the pinned dependencies, train the three models.
 
-install:  ## Create .venv and install requirements-dev.txt (runtime + tests + tools).
+install:  ## Create .venv, install requirements-dev.txt (runtime + tests + tools) and the `recipe-ml` command.
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -r requirements-dev.txt
+	$(BIN)/pip install --no-deps --no-build-isolation -e .
+
+# Debian packages that some tests and benchmarks drive (root; `.ci/run` runs it).
+SYSTEM_PACKAGES := wrk default-jdk-headless libjackson2-databind-java
+
+system-deps:  ## apt-get install the load generator (wrk) and the JDK + Jackson of the Java client test.
+	apt-get update -qq
+	apt-get install -y -qq --no-install-recommends $(SYSTEM_PACKAGES)
 
 train:  ## Train Two-Tower, ALS and popularity into the BentoML store (bentoml_home/).
-	$(BIN)/python -m scripts.train
+	$(BIN)/recipe-ml train
 
 serve:  ## Serve the API on PORT (8000), embedded mode (no Redis, no Kafka unless .env says so).
 	$(BIN)/bentoml serve service:RecipeService --port $(PORT)
 
 # pytest's exit code is passed through as it is: 5 ("no tests collected")
 # fails the target on purpose, since a suite that finds nothing is broken.
-test:  ## Run the whole test suite (needs Redis on 127.0.0.1:6379).
+test:  ## Run the whole test suite (uses Redis on 127.0.0.1:6379, else starts its own).
 	$(BIN)/pytest tests/
 
-lint:  ## ruff and mypy (strict).
+lint:  ## ruff (lint and format) and mypy (strict), tests included.
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
 evaluate:  ## Offline evaluation; writes training_artifacts/reports/.
-	$(BIN)/python -m scripts.evaluate
+	$(BIN)/recipe-ml evaluate
 
 bench:  ## Latency, throughput and memory of a server it starts on the trained models.
 	$(BIN)/python -m harness.bench_api --bentoml-home $(BENTOML_HOME)
@@ -63,10 +72,10 @@ loadtest:  ## Headless Locust, 20 users for 60 s against HOST; CSV in loadtests/
 		--host $(HOST) --csv loadtests/reports/locust --only-summary
 
 consumer:  ## Kafka consumer (needs KAFKA_BOOTSTRAP_SERVERS and REDIS_URL).
-	$(BIN)/python -m recipe_ml.events.consumer
+	$(BIN)/recipe-ml consume
 
 produce:  ## Send demo interaction events drawn from the real data to Kafka.
-	$(BIN)/python -m scripts.produce_events
+	$(BIN)/recipe-ml produce
 
 clean:  ## Remove caches and load-test reports (keeps .venv and the model store).
 	rm -rf .pytest_cache .mypy_cache .ruff_cache loadtests/reports

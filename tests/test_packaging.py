@@ -154,7 +154,7 @@ def test_api_and_consumer_share_one_image_and_redis(services: dict[str, dict[str
 
 def test_consumer_runs_the_consumer_module_from_the_bento_source(services: dict[str, dict[str, Any]]) -> None:
     consumer = services["consumer"]
-    assert consumer["command"] == ["python", "-m", "recipe_ml.events.consumer"]
+    assert consumer["command"] == ["python", "-m", "scripts.cli", "consume"]
     assert consumer["working_dir"] == BENTO_SRC_IN_IMAGE
     assert "ports" not in consumer, "consumers scale too: no fixed host port"
 
@@ -232,8 +232,8 @@ def _readme_make_targets() -> set[str]:
 def test_ci_runs_exactly_the_readme_commands() -> None:
     ci_lines = (REPO_ROOT / ".ci/run").read_text().splitlines()
     ci_commands = [line.strip() for line in ci_lines if line.startswith("make ")]
-    assert ci_commands == ["make setup", "make test"]
-    assert {"setup", "serve", "test"} <= _readme_make_targets()
+    assert ci_commands == ["make system-deps", "make setup", "make test"]
+    assert {"system-deps", "setup", "serve", "test"} <= _readme_make_targets()
 
 
 def test_every_make_target_in_the_readme_exists() -> None:

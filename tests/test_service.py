@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import numpy as np
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -95,7 +96,7 @@ def test_exclusions_and_health_filter(api: httpx.Client, model: Recommender) -> 
     healthy = api.post("/api/recommendations/recipes", json={"user_id": uid, "top_k": 5, "max_fsa_score": 7}).json()
 
     assert not set(recipe_ids(excluded)) & set(recipe_ids(plain)[:2])
-    fsa = model.item_fsa[model.items.indices(recipe_ids(healthy))]
+    fsa = model.item_fsa[model.items.indices(np.asarray(recipe_ids(healthy)))]
     assert len(fsa) == 5 and all(score <= 7 for score in fsa)
 
 

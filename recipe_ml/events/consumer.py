@@ -13,10 +13,11 @@ reads ``Settings`` (``KAFKA_*``, ``REDIS_URL``, ``CONSUMER_METRICS_PORT``).
 
 from __future__ import annotations
 
+import argparse
 import logging
 import signal
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from types import FrameType
@@ -305,8 +306,13 @@ class InteractionConsumer:
         raise AssertionError("unreachable: Backoff.delays() is infinite")
 
 
-def main() -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     """Entry point: consume until SIGTERM/SIGINT, then commit and exit 0."""
+    argparse.ArgumentParser(
+        prog="recipe-ml consume",
+        description="Consume interaction events from KAFKA_TOPIC into the Redis state at REDIS_URL; "
+        "every setting comes from the environment or .env (see README, Configuration).",
+    ).parse_args(argv)
     settings = get_settings()
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if not settings.redis_url:

@@ -32,8 +32,8 @@ def test_normalize_rows_gives_unit_rows_and_keeps_zero_rows() -> None:
 
 
 def mmr_one(relevance: np.ndarray, vectors: np.ndarray, k: int, diversity: float) -> list[int]:
-    order: np.ndarray = mmr_rows(relevance[None, :], vectors[None, :, :], k, diversity)[0]
-    return order.tolist()
+    order: list[int] = mmr_rows(relevance[None, :], vectors[None, :, :], k, diversity)[0].tolist()
+    return order
 
 
 def test_mmr_without_diversity_is_relevance_order() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -24,7 +25,7 @@ def test_main_trains_all_three_models_into_bentoml_home(
     tags = list_store(tmp_path)
     assert [t.split(":")[0] for t in tags] == ["recipe_als", "recipe_popularity", "recipe_two_tower"]
     entry = store_entry("recipe_two_tower", home=tmp_path)
-    meta = entry.info.metadata
+    meta: dict[str, Any] = dict(entry.info.metadata)
     assert meta["trained_on"] == "train" and meta["n_users"] == 200 and meta["seed"] == 5
     assert meta["hyper_parameters"]["epochs"] == 1
     assert set(meta["metrics"]) == set(METRICS)

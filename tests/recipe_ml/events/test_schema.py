@@ -66,12 +66,12 @@ def test_bad_input_names_the_field(payload: bytes, reason: str) -> None:
 
 def test_dedupe_id_prefers_the_event_id_then_hashes_the_content() -> None:
     base = {"user_id": 1, "recipe_id": 2, "interaction_type": InteractionType.VIEW}
-    assert InteractionEvent(**base, event_id="abc").dedupe_id() == "abc"
-    same = InteractionEvent(**base).dedupe_id()
-    assert same == InteractionEvent(**base).dedupe_id()
+    assert InteractionEvent.model_validate({**base, "event_id": "abc"}).dedupe_id() == "abc"
+    same = InteractionEvent.model_validate(base).dedupe_id()
+    assert same == InteractionEvent.model_validate(base).dedupe_id()
     assert same.startswith("sha256:")
-    later = InteractionEvent(**base, timestamp=datetime(2026, 1, 1, tzinfo=UTC)).dedupe_id()
-    other_recipe = InteractionEvent(**{**base, "recipe_id": 3}).dedupe_id()
+    later = InteractionEvent.model_validate({**base, "timestamp": datetime(2026, 1, 1, tzinfo=UTC)}).dedupe_id()
+    other_recipe = InteractionEvent.model_validate({**base, "recipe_id": 3}).dedupe_id()
     assert len({same, later, other_recipe}) == 3
 
 

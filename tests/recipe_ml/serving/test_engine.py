@@ -89,7 +89,7 @@ def popularity(model_store: Path) -> LocalBackend:
 
 
 def settings(**overrides: object) -> Settings:
-    return Settings(_env_file=None, **overrides)  # type: ignore[call-arg]
+    return Settings(_env_file=None, **overrides)  # type: ignore[call-arg, arg-type]
 
 
 def engine(*chain: object, redis_url: str | None = None, **overrides: object) -> RecommendationEngine:
@@ -370,7 +370,9 @@ async def test_the_two_tower_answers_with_its_personal_scorer_and_honours_person
     personal = await eng.recommend(RecipeRequest(user_id=user, diversity=0.0, personalization=1.0))
 
     assert default.model_used == popular.model_used == "two_tower+ease"
-    assert (await eng.health())["personalization"]["two_tower"].startswith("ease scorer, adaptive positions")
+    personalization = (await eng.health())["personalization"]
+    assert isinstance(personalization, dict)
+    assert personalization["two_tower"].startswith("ease scorer, adaptive positions")
     assert ids(popular) != ids(personal) and not (set(ids(personal)) & training_history(two_tower, user))
     assert personal.recommendations[0].recipe_id != popular.recommendations[0].recipe_id
 
@@ -389,9 +391,9 @@ async def test_a_two_tower_trained_without_a_personal_scorer_falls_back_and_says
 
     assert loaded.personal is None and response.model_used == "two_tower"
     assert len(response.recommendations) == 10
-    assert health["personalization"]["two_tower"] == (
-        "no personal scorer: fallback, 1 position(s) by the model's own affinity"
-    )
+    personalization = health["personalization"]
+    assert isinstance(personalization, dict)
+    assert personalization["two_tower"] == "no personal scorer: fallback, 1 position(s) by the model's own affinity"
 
 
 def test_an_empty_chain_is_refused() -> None:

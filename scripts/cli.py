@@ -1,0 +1,48 @@
+"""``recipe-ml``: the project's commands behind one entry point.
+
+    recipe-ml train      # fit the models, save them to the BentoML model store
+    recipe-ml evaluate   # offline evaluation report (training_artifacts/reports/)
+    recipe-ml consume    # the Kafka sidecar consumer
+    recipe-ml produce    # demo interaction events drawn from the real data
+
+The Makefile, the Bento image and docker-compose call these (``python -m
+scripts.cli …`` where the project is not pip-installed, as in the image).
+Each command's module is imported only when it runs: the consumer never
+loads torch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Callable, Sequence
+
+COMMANDS = {
+    "train": ("scripts.train", "train the models into the BentoML model store"),
+    "evaluate": ("scripts.evaluate", "offline evaluation on the validation split; writes the report"),
+    "consume": ("recipe_ml.events.consumer", "consume interaction events from Kafka into Redis"),
+    "produce": ("scripts.produce_events", "send demo interaction events to Kafka or the HTTP API"),
+}
+"""Command → (module with ``main(argv)``, one-line help)."""
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    parser = argparse.ArgumentParser(
+        prog="recipe-ml",
+        description="Recipe ML Backend commands; `recipe-ml COMMAND --help` for each.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="\n".join(f"  {name:<9} {text}" for name, (_, text) in COMMANDS.items()),
+    )
+    parser.add_argument("command", choices=list(COMMANDS), metavar="COMMAND", help=", ".join(COMMANDS))
+    if not args or args[0] in {"-h", "--help"}:
+        parser.print_help()
+        return 0 if args else 2
+    command = parser.parse_args(args[:1]).command
+    entry: Callable[[Sequence[str]], int] = importlib.import_module(COMMANDS[command][0]).main
+    return entry(args[1:])
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
