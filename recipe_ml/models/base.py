@@ -167,7 +167,11 @@ class Recommender(ABC):
     def personalization(self) -> str:
         """How the personal positions are chosen (``/api/health``): scorer and policy, or the fallback."""
         if self.personal is not None and self.policy is not None:
-            return f"{self.personal.kind} scorer, adaptive positions {self.policy.as_dict()}"
+            p = self.policy
+            return (
+                f"{self.personal.kind} scorer, adaptive positions: round({p.intercept:g} + {p.per_doubling:g}"
+                f" x log2(history length)) of the top 10, blend weight {p.blend_weight:g}"
+            )
         if self.personal_slots > 0 and self.supports_similarity:
             return f"no personal scorer: fallback, {self.personal_slots} position(s) by the model's own affinity"
         if self.supports_similarity:
