@@ -221,7 +221,7 @@ def test_health_and_metrics(api: httpx.Client, model: Recommender) -> None:
     assert set(health["models"]) == {"two_tower", "als", "popularity"}
     assert all(version.startswith("recipe_") for version in health["models"].values())
     assert health["personalization"]["two_tower"].startswith("ease scorer, adaptive positions")
-    assert health["personalization"]["als"].startswith("no personal scorer: fallback")
+    assert health["personalization"]["als"] == "no personal scorer: the model's own ranking"
     assert any(labels["endpoint"] == "recipes" and labels["model_used"] == "two_tower+ease" for labels, _ in requests)
     assert {labels["result"] for labels, value in cache if value > 0} >= {"hit", "miss"}
     assert {labels["le"] for labels, _ in buckets} >= {"0.0001", "0.001"}
@@ -330,6 +330,6 @@ def test_concurrent_load_has_no_failed_requests(api: httpx.Client, server: Local
     outcomes = asyncio.run(_load(server.base_url, users, LOAD_CLIENTS, LOAD_SECONDS))
 
     batches = {le: v - batches_before.get(le, 0.0) for le, v in batch_histogram().items()}
-    assert outcomes["200"] > LOAD_CLIENTS and set(outcomes) <= {"200", "two_tower", "als", "popularity"}, outcomes
+    assert outcomes["200"] > LOAD_CLIENTS and set(outcomes) <= {"200", "two_tower+ease", "als", "popularity"}, outcomes
     assert transport_failures() == failures_before
     assert batches["+Inf"] > batches["1.0"], "concurrent requests were never scored as one batch"
