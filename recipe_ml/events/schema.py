@@ -34,7 +34,39 @@ class InvalidEvent(ValueError):
 class InteractionEvent(BaseModel):
     """One interaction of a user with a recipe."""
 
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="ignore", frozen=True)
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        populate_by_name=True,
+        extra="ignore",
+        frozen=True,
+        json_schema_extra={
+            # The rule of ``_rating_only_for_rate`` in the published schema (POST /api/interactions),
+            # so that a client or a fuzzer knows which events are valid without reading this code.
+            "oneOf": [
+                {
+                    "properties": {"interactionType": {"enum": ["rate"]}, "rating": {"type": "integer"}},
+                    "required": ["rating"],
+                },
+                {
+                    "properties": {
+                        "interactionType": {"enum": [kind for kind in InteractionType if kind != "rate"]},
+                        "rating": {"enum": [None]},
+                    }
+                },
+            ],
+            "examples": [
+                {"userId": 880574, "recipeId": 162760, "interactionType": "cook", "eventId": "demo-1"},
+                {
+                    "userId": 5,
+                    "recipeId": 234,
+                    "interactionType": "rate",
+                    "rating": 4,
+                    "timestamp": "2026-11-29T10:00:00Z",
+                    "eventId": "5f0c2b1e-rate",
+                },
+            ],
+        },
+    )
 
     user_id: int = Field(ge=0)
     recipe_id: int = Field(ge=0)

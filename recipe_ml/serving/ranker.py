@@ -14,7 +14,7 @@ import numpy as np
 from recipe_ml.data import IdMap
 from recipe_ml.models.base import Recommender
 from recipe_ml.ranking import health_mask, normalize_rows, rank, top_k
-from recipe_ml.serving.schemas import MAX_ID, RankQuery, RankResult, SimilarQuery, SimilarResult
+from recipe_ml.serving.schemas import MAX_ID, RankQuery, RankResult, SimilarQuery, SimilarRecipeQuery, SimilarResult
 
 
 def known_indices(ids: IdMap, raw_ids: list[int]) -> np.ndarray:
@@ -23,6 +23,18 @@ def known_indices(ids: IdMap, raw_ids: list[int]) -> np.ndarray:
     in_range = np.asarray([raw for raw in raw_ids if 0 <= raw <= MAX_ID], dtype=np.int64)
     indices = ids.indices(in_range)
     return indices[indices >= 0]
+
+
+def candidate_mask(
+    ids: IdMap, item_fsa: np.ndarray, include: list[int] | None, max_fsa_score: float | None
+) -> np.ndarray | None:
+    """Recipes a query may return: the health filter and the ``include_recipe_ids`` candidates, or None for all."""
+    allowed = health_mask(item_fsa, max_fsa_score)
+    if include is None:
+        return allowed
+    candidates = np.zeros(len(item_fsa), dtype=bool)
+    candidates[known_indices(ids, include)] = True
+    return candidates if allowed is None else candidates & allowed
 
 
 class ModelRanker:
@@ -102,7 +114,7 @@ class ModelRanker:
                 row_scores,
                 query.top_k,
                 exclude=exclude,
-                allowed=health_mask(model.item_fsa, query.max_fsa_score),
+                allowed=candidate_mask(model.items, model.item_fsa, query.include_recipe_ids, query.max_fsa_score),
                 diversity=query.diversity,
                 unit_item_vectors=self.unit_item_vectors,
                 affinity=None if affinities is None else affinities[row],
@@ -128,4 +140,35 @@ class ModelRanker:
             results.append(
                 SimilarResult(found=True, user_ids=self.model.users.ids[indices].tolist(), scores=picked.tolist())
             )
+        return results
+
+    def similar_recipes(self, queries: Sequence[SimilarRecipeQuery]) -> list[RankResult]:
+        """The recipes closest to each query's recipe (cosine of recipe vectors), with the ranking filters.
+
+        Cosine, not the dot product: the dot product would favour recipes with
+        long vectors (the popular ones) whatever the recipe on the page is.
+        """
+        if not self.model.supports_similarity:
+            raise NotImplementedError(f"{self.model.kind} vectors carry no per-recipe signal")
+        model = self.model
+        rows = [model.items.index_of(q.recipe_id) if 0 <= q.recipe_id <= MAX_ID else None for q in queries]
+        known = [index for index in rows if index is not None]
+        sims = self.unit_item_vectors[known] @ self.unit_item_vectors.T
+        results = []
+        position = 0
+        for index, query in zip(rows, queries, strict=True):
+            if index is None:
+                results.append(RankResult(found=False))
+                continue
+            exclude = np.concatenate([known_indices(model.items, query.exclude_recipe_ids), [index]]).astype(np.int64)
+            indices, picked = rank(
+                sims[position],
+                query.top_k,
+                exclude=exclude,
+                allowed=candidate_mask(model.items, model.item_fsa, query.include_recipe_ids, query.max_fsa_score),
+                diversity=query.diversity,
+                unit_item_vectors=self.unit_item_vectors,
+            )
+            position += 1
+            results.append(RankResult(found=True, recipe_ids=model.items.ids[indices].tolist(), scores=picked.tolist()))
         return results
