@@ -151,24 +151,23 @@ class ModelRanker:
         if not self.model.supports_similarity:
             raise NotImplementedError(f"{self.model.kind} vectors carry no per-recipe signal")
         model = self.model
-        rows = [model.items.index_of(q.recipe_id) if 0 <= q.recipe_id <= MAX_ID else None for q in queries]
-        known = [index for index in rows if index is not None]
-        sims = self.unit_item_vectors[known] @ self.unit_item_vectors.T
         results = []
-        position = 0
-        for index, query in zip(rows, queries, strict=True):
+        for query in queries:
+            index = model.items.index_of(query.recipe_id) if 0 <= query.recipe_id <= MAX_ID else None
             if index is None:
                 results.append(RankResult(found=False))
                 continue
+            # One row at a time: a matrix product over the batch sums in another order, and near-ties
+            # would then rank differently in a batch than alone.
+            sims = self.unit_item_vectors @ self.unit_item_vectors[index]
             exclude = np.concatenate([known_indices(model.items, query.exclude_recipe_ids), [index]]).astype(np.int64)
             indices, picked = rank(
-                sims[position],
+                sims,
                 query.top_k,
                 exclude=exclude,
                 allowed=candidate_mask(model.items, model.item_fsa, query.include_recipe_ids, query.max_fsa_score),
                 diversity=query.diversity,
                 unit_item_vectors=self.unit_item_vectors,
             )
-            position += 1
             results.append(RankResult(found=True, recipe_ids=model.items.ids[indices].tolist(), scores=picked.tolist()))
         return results

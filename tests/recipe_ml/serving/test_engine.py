@@ -243,7 +243,9 @@ async def test_similar_users_need_a_model_with_user_vectors(als: LocalBackend, p
         await engine(als, popularity).similar_users(SimilarUsersRequest(user_id=UNKNOWN_USER))
 
 
-async def test_similar_recipes_are_the_nearest_by_cosine_and_cached(als: LocalBackend, popularity: LocalBackend) -> None:
+async def test_similar_recipes_are_the_nearest_by_cosine_and_cached(
+    als: LocalBackend, popularity: LocalBackend
+) -> None:
     eng = engine(FailingBackend(), als, popularity)
     model = als.ranker.model
     recipe = int(model.items.ids[0])
