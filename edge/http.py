@@ -131,7 +131,10 @@ def _unavailable(detail: str) -> Problem:
 
 
 def _problem_doc(description: str) -> dict[str, Any]:
-    return {"model": Problem, "description": description, "content": {PROBLEM_JSON: {}}}
+    """An error response in the document: ``model`` registers the Problem schema, ``content`` names the
+    media type the service sends (FastAPI adds an ``application/json`` entry of the same schema)."""
+    schema = {"$ref": "#/components/schemas/Problem"}
+    return {"model": Problem, "description": description, "content": {PROBLEM_JSON: {"schema": schema}}}
 
 
 COMMON_ERRORS: dict[int | str, dict[str, Any]] = {

@@ -14,6 +14,11 @@ from enum import StrEnum
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 from pydantic.alias_generators import to_camel
 
+MIN_UNIX_MILLISECONDS = -62_135_596_800_000
+MAX_UNIX_MILLISECONDS = 253_402_300_799_999
+"""0001-01-01 to 9999-12-31T23:59:59.999Z: the instants a ``datetime`` holds (numbers beyond 2e10 in
+size are read as milliseconds), so the published range is exactly what the parser accepts."""
+
 
 class InteractionType(StrEnum):
     VIEW = "view"
@@ -68,11 +73,23 @@ class InteractionEvent(BaseModel):
         },
     )
 
-    user_id: int = Field(ge=0)
-    recipe_id: int = Field(ge=0)
+    # Strict: ``true`` or ``"5"`` is not an id (nor a rating), as in the API's requests.
+    user_id: int = Field(ge=0, strict=True)
+    recipe_id: int = Field(ge=0, strict=True)
     interaction_type: InteractionType
-    rating: int | None = Field(default=None, ge=1, le=5, validate_default=True)
-    timestamp: datetime | None = None
+    rating: int | None = Field(default=None, ge=1, le=5, strict=True, validate_default=True)
+    timestamp: datetime | None = Field(
+        default=None,
+        # As parsed: ISO 8601 (Jackson's form for an Instant), or Unix time in seconds (or milliseconds).
+        json_schema_extra={
+            "anyOf": [
+                {"type": "string", "format": "date-time"},
+                {"type": "number", "minimum": MIN_UNIX_MILLISECONDS, "maximum": MAX_UNIX_MILLISECONDS},
+                {"type": "null"},
+            ],
+            "description": "When it happened: ISO 8601 (naive = UTC) or Unix time; absent = broker time or now.",
+        },
+    )
     """When it happened; a naive time is read as UTC. None: broker time or now."""
     event_id: str | None = Field(default=None, min_length=1, max_length=200)
     """The producer's id; redelivery of the same id changes nothing."""
