@@ -28,7 +28,7 @@ def anyio_backend() -> str:
 
 
 def settings(**overrides: object) -> Settings:
-    return Settings(_env_file=None, **overrides)  # type: ignore[call-arg]
+    return Settings(_env_file=None, **overrides)  # type: ignore[call-arg, arg-type]
 
 
 def client(**overrides: object) -> httpx.AsyncClient:

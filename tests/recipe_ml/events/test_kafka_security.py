@@ -27,7 +27,7 @@ PASSWORD = "kafka-secret-0123456789"
 
 
 def settings(**overrides: object) -> Settings:
-    return Settings(_env_file=None, **overrides)  # type: ignore[call-arg]
+    return Settings(_env_file=None, **overrides)  # type: ignore[call-arg, arg-type]
 
 
 def sasl_ssl(cafile: Path) -> Settings:
