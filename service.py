@@ -14,7 +14,7 @@ import logging
 
 import bentoml
 
-from edge.http import app, docs_app, service_config
+from edge.http import CorsRefusalAsProblem, app, docs_app, service_config
 from edge.model_store import load_from_store, store_entry
 from edge.remote import RemoteBackend
 from recipe_ml.config import get_settings
@@ -61,3 +61,9 @@ class RecipeService:
         store = open_interaction_store(settings.redis_url, settings.popularity_half_life_hours)
         self.engine = RecommendationEngine(chain, cache=cache, store=store, settings=settings)
         self.applier = EventApplier(store=store, cache=cache)
+
+
+if _settings.cors_origin_list():
+    # Outside BentoML's CORS middleware: a refused preflight becomes a problem+json 400.
+    assert isinstance(RecipeService, bentoml.Service)  # what @bentoml.service made of the class
+    RecipeService.add_asgi_middleware(CorsRefusalAsProblem)

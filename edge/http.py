@@ -506,6 +506,51 @@ class RequestMetrics:
                 observe_request(name, model_used, status, time.perf_counter() - started)
 
 
+class CorsRefusalAsProblem:
+    """ASGI middleware around BentoML's CORS middleware (``http.cors``): a refused preflight is a problem.
+
+    Starlette's CORS middleware refuses a preflight from an origin (or with a
+    method or header) not allowed with a plain-text 400; this keeps its
+    decision and its reason and sends them as every other error is sent.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        headers = Headers(scope=scope) if scope["type"] == "http" else Headers()
+        if (
+            scope.get("method") != "OPTIONS"
+            or "origin" not in headers
+            or "access-control-request-method" not in headers
+        ):
+            await self.app(scope, receive, send)
+            return
+        refused = False
+        reason = b""
+
+        async def rewrite(message: Message) -> None:
+            nonlocal refused, reason
+            if message["type"] == "http.response.start" and message["status"] == 400:
+                refused = True
+                return
+            if not refused:
+                await send(message)
+                return
+            reason += message.get("body", b"")
+            if not message.get("more_body", False):
+                detail = (
+                    f"CORS preflight from {headers['origin']} refused: {reason.decode(errors='replace')} "
+                    "(allowed origins: CORS_ALLOW_ORIGINS)"
+                )
+                problem = Problem(
+                    type="urn:recipe-ml:problem:cors-refused", title="CORS preflight refused", status=400, detail=detail
+                )
+                await problem_response(problem, scope["path"])(scope, receive, send)
+
+        await self.app(scope, receive, rewrite)
+
+
 def create_app(settings: Settings) -> FastAPI:
     """The /api app for ``settings`` (API keys, body limit)."""
     app = FastAPI(

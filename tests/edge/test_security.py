@@ -93,6 +93,9 @@ def test_cors_preflight_allows_the_configured_origin_only(secured: Secured) -> N
     assert "POST" in allowed.headers["access-control-allow-methods"]
     assert "authorization" in allowed.headers["access-control-allow-headers"].lower()
     assert refused.status_code == 400 and "access-control-allow-origin" not in refused.headers
+    assert refused.headers["content-type"] == "application/problem+json"
+    assert refused.json()["type"] == "urn:recipe-ml:problem:cors-refused"
+    assert "https://evil.example" in refused.json()["detail"] and "CORS_ALLOW_ORIGINS" in refused.json()["detail"]
     assert simple.headers["access-control-allow-origin"] == ALLOWED_ORIGIN
 
 
