@@ -85,7 +85,8 @@ def test_schemathesis_finds_no_5xx_and_no_response_off_the_schema(secured: Secur
         "--workers", "1",
         "--report", "junit", "--report-junit-path", str(tmp_path / "schemathesis.xml"),
     ]  # fmt: skip
-    result = subprocess.run(command, capture_output=True, text=True, timeout=600, check=False)
+    # In tmp_path: schemathesis keeps a cache (.schemathesis/) in its working directory.
+    result = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=600, check=False)
 
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-12_000:]
