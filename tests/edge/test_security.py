@@ -1,4 +1,4 @@
-"""The security settings on a real server: TLS, API keys, CORS, Redis with a password over TLS.
+"""The security settings on a real server: TLS, API keys, CORS, Redis with a password (and over TLS).
 
 Every measure is off by default (``tests/test_service.py`` runs the embedded
 default); here ``secured`` switches them all on at once.
@@ -13,9 +13,11 @@ import pytest
 import redis
 
 from edge.model_store import load_from_store
+from harness.redis_server import RedisServer
 from harness.server import ServerStartError, start_local_server
 from recipe_ml.storage import open_cache
-from tests.edge.conftest import ALLOWED_ORIGIN, API_KEY, SECOND_KEY, PrivateRedis, Secured
+from tests.edge.conftest import ALLOWED_ORIGIN, API_KEY, REDIS_PASSWORD, SECOND_KEY, Secured
+from tests.fixtures.tls import self_signed
 
 pytestmark = pytest.mark.integration
 
@@ -33,7 +35,7 @@ def test_the_api_speaks_tls_only_with_the_configured_certificate(secured: Secure
 
     assert secured.base_url.startswith("https://")
     assert health.status_code == 200 and health.json()["status"] == "ok"
-    assert health.json()["redis"] == "ok", "REDIS_URL with a password over rediss:// must connect"
+    assert health.json()["redis"] == "ok", "REDIS_URL with the password must connect"
     assert folded.json()["model_used"] == "two_tower", "the runners still answer behind a TLS front"
     with pytest.raises(httpx.TransportError):
         httpx.get(f"{plain}/api/health", timeout=5)
@@ -74,7 +76,7 @@ def test_keys_and_passwords_never_reach_the_log(secured: Secured) -> None:
 
     log = secured.server.log_tail(chars=2_000_000)
     assert "/api/recommendations/recipes" in log or "recipe_ml" in log, "the log is the server's"
-    for secret in (API_KEY, SECOND_KEY, "wrong-key-0123456789abc", secured.redis.password):
+    for secret in (API_KEY, SECOND_KEY, "wrong-key-0123456789abc", REDIS_PASSWORD):
         assert secret not in log
 
 
@@ -99,16 +101,29 @@ def test_cors_preflight_allows_the_configured_origin_only(secured: Secured) -> N
     assert simple.headers["access-control-allow-origin"] == ALLOWED_ORIGIN
 
 
-def test_redis_needs_its_password(private_redis: PrivateRedis) -> None:
+def test_redis_needs_its_password(private_redis: RedisServer) -> None:
+    wrong_url = private_redis.url().replace(REDIS_PASSWORD, "not-the-password")
     good = open_cache(private_redis.url())
-    wrong = open_cache(private_redis.url(password="not-the-password"))
+    wrong = open_cache(wrong_url)
 
     good.set("probe", b"1", 60)
     assert good.ping() and good.get("probe") == b"1"
     assert wrong.ping() is False and wrong.get("probe") is None  # degraded (a miss), never an error
     with pytest.raises(redis.AuthenticationError) as refused:
-        redis.Redis.from_url(private_redis.url(password="not-the-password")).ping()
-    assert private_redis.password not in str(refused.value)
+        redis.Redis.from_url(wrong_url).ping()
+    assert REDIS_PASSWORD not in str(refused.value)
+
+
+def test_rediss_with_a_password(tls_redis: str, tmp_path: Path) -> None:
+    other_ca, _ = self_signed(tmp_path)
+    cache = open_cache(tls_redis)
+    untrusted = open_cache(tls_redis.replace(tls_redis.split("ssl_ca_certs=")[1], str(other_ca)))
+    plaintext = open_cache(tls_redis.replace("rediss://", "redis://").split("?")[0])
+
+    cache.set("probe", b"1", 60)
+    assert cache.ping() and cache.get("probe") == b"1"
+    assert untrusted.ping() is False, "a server certificate from another CA is refused"
+    assert plaintext.ping() is False, "the TLS port speaks no plain Redis"
 
 
 @pytest.mark.parametrize(
