@@ -9,6 +9,9 @@ broker that offers no SASL.
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -17,7 +20,7 @@ import pytest
 from kafka import KafkaConsumer, KafkaProducer
 from pydantic import ValidationError
 
-from recipe_ml.config import Settings
+from recipe_ml.config import REPO_ROOT, Settings
 from recipe_ml.events.applier import EventApplier
 from recipe_ml.events.consumer import Backoff, InteractionConsumer, kafka_security_config
 from recipe_ml.storage import open_cache, open_interaction_store
@@ -139,3 +142,23 @@ def test_a_sasl_consumer_never_falls_back_to_plaintext(
     consumer.close()
 
     assert joined == [False], "connect() gave up only because it was stopped"
+
+
+@pytest.mark.integration
+def test_the_consumer_process_refuses_incomplete_sasl_settings(redis_url: str) -> None:
+    env = {key: val for key, val in os.environ.items() if not key.startswith("KAFKA_")}
+    env.update(
+        REDIS_URL=redis_url,
+        KAFKA_BOOTSTRAP_SERVERS="127.0.0.1:1",
+        KAFKA_SECURITY_PROTOCOL="SASL_SSL",
+        KAFKA_SASL_USERNAME="recipe-ml",
+        KAFKA_SASL_PASSWORD=PASSWORD,
+    )
+
+    result = subprocess.run(
+        [sys.executable, "-m", "recipe_ml.events.consumer"], cwd=REPO_ROOT, env=env, capture_output=True, timeout=60
+    )
+
+    assert result.returncode != 0
+    assert b"KAFKA_SECURITY_PROTOCOL=SASL_SSL needs KAFKA_SASL_MECHANISM" in result.stderr
+    assert PASSWORD.encode() not in result.stderr + result.stdout
