@@ -197,14 +197,21 @@ def _json(request: Request, body: BaseModel, model_used: str = "none", status_co
     return Response(body.model_dump_json(), status_code=status_code, media_type="application/json")
 
 
-_documented_auth = [
-    Depends(HTTPBearer(auto_error=False, description="`Authorization: Bearer <key>`, when API_KEYS is set.")),
+DOCUMENTED_AUTH = [
+    Depends(HTTPBearer(auto_error=False, description="`Authorization: Bearer <key>` (a key of API_KEYS).")),
     Depends(APIKeyHeader(name="X-API-Key", auto_error=False, description="The alternative to the bearer token.")),
 ]
-"""Documentation only (the security schemes in the OpenAPI document): ``_RequireApiKey`` enforces,
-before the body is read, so a request without a key never reaches validation."""
+"""The security schemes of the OpenAPI document, on the routes that need a key when API_KEYS is set.
+
+Documentation only: ``RequireApiKey`` enforces, before the body is read, so
+a request without a key never reaches validation."""
 
 router = APIRouter(route_class=JSONBodyRoute)
+"""The routes behind the API key (when API_KEYS is set)."""
+open_router = APIRouter()
+"""Health: never behind a key."""
+metrics_router = APIRouter()
+"""Metrics: behind the key only with METRICS_REQUIRE_API_KEY."""
 
 
 @router.post(
@@ -214,7 +221,6 @@ router = APIRouter(route_class=JSONBodyRoute)
     summary="Personal recommendations of a user",
     response_model=RecipeResponse,
     responses={**COMMON_ERRORS, **UNKNOWN_USER},
-    dependencies=_documented_auth,
 )
 async def recipes(body: RecipeRequest, request: Request) -> Response:
     """Recipes for one user, never one they already interacted with; from the cache when asked again
@@ -230,7 +236,6 @@ async def recipes(body: RecipeRequest, request: Request) -> Response:
     summary="Users with a similar taste",
     response_model=SimilarUsersResponse,
     responses={**COMMON_ERRORS, **UNKNOWN_USER},
-    dependencies=_documented_auth,
 )
 async def users(body: SimilarUsersRequest, request: Request) -> Response:
     """The training users closest to this user (cosine of user vectors); 503 when only popularity is up."""
@@ -245,7 +250,6 @@ async def users(body: SimilarUsersRequest, request: Request) -> Response:
     summary='Recipes like a recipe ("more like this")',
     response_model=SimilarRecipesResponse,
     responses={**COMMON_ERRORS, **UNKNOWN_RECIPE},
-    dependencies=_documented_auth,
 )
 async def similar_recipes(body: SimilarRecipesRequest, request: Request) -> Response:
     """The recipes closest to `recipe_id` in the models' recipe space (cosine), with the same filters as
@@ -261,7 +265,6 @@ async def similar_recipes(body: SimilarRecipesRequest, request: Request) -> Resp
     summary="Recommendations for several users",
     response_model=BatchResponse,
     responses=COMMON_ERRORS,
-    dependencies=_documented_auth,
 )
 async def batch(body: BatchRequest, request: Request) -> Response:
     """One entry per user id, in order; `status` says which kind: `ok` (recommendations) or `error` (a
@@ -279,7 +282,6 @@ async def batch(body: BatchRequest, request: Request) -> Response:
     summary="Trending recipes, or recommendations from a new user's first recipes",
     response_model=ColdStartResponse,
     responses=COMMON_ERRORS,
-    dependencies=_documented_auth,
 )
 async def cold_start(request: Request, body: Annotated[ColdStartRequest | None, Body()] = None) -> Response:
     """Without `recent_recipe_ids`: popularity with recency (live interactions weigh more). With them: the
@@ -296,7 +298,6 @@ async def cold_start(request: Request, body: Annotated[ColdStartRequest | None, 
     status_code=202,
     response_model=InteractionAccepted,
     responses=COMMON_ERRORS,
-    dependencies=_documented_auth,
 )
 async def interactions(body: InteractionEvent, request: Request) -> Response:
     """The event the backend publishes to Kafka (camelCase or snake_case keys), applied through the
@@ -310,7 +311,7 @@ async def interactions(body: InteractionEvent, request: Request) -> Response:
     return _json(request, accepted, status_code=202)
 
 
-@router.get(
+@open_router.get(
     "/health", name="health", operation_id="health", summary="Status and loaded model versions", response_model=Health
 )
 async def health(request: Request) -> Response:
@@ -319,7 +320,7 @@ async def health(request: Request) -> Response:
     return _json(request, Health.model_validate(await _engine().health()))
 
 
-@router.get(
+@metrics_router.get(
     METRICS_PATH,
     name="metrics",
     operation_id="metrics",
@@ -335,7 +336,7 @@ async def metrics() -> Response:
 
 async def _no_route(request: Request) -> Response:
     """A problem for any other path under /api: 405 with ``Allow`` where the path exists, else 404."""
-    for route in router.routes:
+    for route in (*router.routes, *open_router.routes, *metrics_router.routes):
         match, _ = route.matches(request.scope)
         if match is Match.PARTIAL and isinstance(route, APIRoute):  # the path exists, not for this method
             allowed = ", ".join(sorted((route.methods or set()) - {"HEAD"}))
@@ -568,11 +569,16 @@ def create_app(settings: Settings) -> FastAPI:
             Exception: _on_bug,
         },
     )
-    app.include_router(router)
+    keys = settings.api_key_list()
+    # The document shows a key as required exactly where this server requires one.
+    app.include_router(router, dependencies=DOCUMENTED_AUTH if keys else None)
+    app.include_router(open_router)
+    app.include_router(
+        metrics_router, dependencies=DOCUMENTED_AUTH if keys and settings.metrics_require_api_key else None
+    )
     app.add_api_route("/{path:path}", _no_route, methods=ALL_METHODS, include_in_schema=False)
     # add_middleware puts each in front of the previous one: metrics, then keys, then the body limit.
     app.add_middleware(LimitRequestBody, limit=settings.max_request_bytes)
-    keys = settings.api_key_list()
     if keys:
         open_paths = OPEN_PATHS if settings.metrics_require_api_key else OPEN_PATHS | {METRICS_PATH}
         app.add_middleware(RequireApiKey, keys=keys, open_paths=open_paths)

@@ -60,7 +60,18 @@ def test_docs_json_describes_every_api_route(server: LocalServer) -> None:
     entry = schemas["BatchResponse"]["properties"]["results"]["items"]
     assert entry["discriminator"]["propertyName"] == "status"
     assert set(entry["discriminator"]["mapping"]) == {"ok", "error"}
-    assert {"HTTPBearer", "APIKeyHeader"} <= set(spec["components"]["securitySchemes"])
+    assert "securitySchemes" not in spec["components"], "without API_KEYS no route asks for a key"
+
+
+def test_the_document_asks_for_a_key_where_the_server_does(secured: Secured) -> None:
+    spec = httpx.get(f"{secured.base_url}/docs.json", verify=str(secured.cafile), timeout=15).json()
+
+    secured_paths = {
+        path for path, item in spec["paths"].items() for operation in item.values() if operation.get("security")
+    }
+    assert secured_paths == {path for _, path in API_OPERATIONS} - {"/api/health"}  # METRICS_REQUIRE_API_KEY is on
+    assert set(spec["components"]["securitySchemes"]) == {"HTTPBearer", "APIKeyHeader"}
+    assert spec["components"]["securitySchemes"]["APIKeyHeader"]["name"] == "X-API-Key"
 
 
 def test_docs_is_swagger_ui_on_the_document(server: LocalServer) -> None:
