@@ -1,6 +1,7 @@
 """The recipe recommendation API: ``bentoml serve service:RecipeService``.
 
-Thin on purpose: the routes live in ``edge.http`` (mounted under ``/api``),
+Thin on purpose: the routes live in ``edge.http`` (mounted under ``/api``,
+documented at ``/docs``),
 the domain logic in ``recipe_ml.serving``. The two model runners are separate
 services composed with ``bentoml.depends``; the popularity model is small and
 scored in this process, so it is the fallback that cannot fail. This process
@@ -13,7 +14,7 @@ import logging
 
 import bentoml
 
-from edge.http import app
+from edge.http import CorsRefusalAsProblem, app, docs_app, service_config
 from edge.model_store import load_from_store, store_entry
 from edge.remote import RemoteBackend
 from recipe_ml.config import get_settings
@@ -28,12 +29,15 @@ from runners.two_tower import TwoTowerRunner
 _settings = get_settings()
 
 
+# http: PORT (8000) unless `bentoml serve --port` says otherwise, and CORS_ALLOW_ORIGINS;
+# ssl: SSL_CERTFILE / SSL_KEYFILE.
 @bentoml.service(
     name="recipe_ml_service",
     workers=_settings.workers,
     traffic={"timeout": 30},
-    http={"port": _settings.port},  # PORT (8000) unless `bentoml serve --port` says otherwise
+    **service_config(_settings),
 )
+@bentoml.asgi_app(docs_app, path="/")
 @bentoml.asgi_app(app, path="/api")
 class RecipeService:
     """Composes the runners and holds the engine (the fallback chain, cache, live store)."""
@@ -57,3 +61,9 @@ class RecipeService:
         store = open_interaction_store(settings.redis_url, settings.popularity_half_life_hours)
         self.engine = RecommendationEngine(chain, cache=cache, store=store, settings=settings)
         self.applier = EventApplier(store=store, cache=cache)
+
+
+if _settings.cors_origin_list():
+    # Outside BentoML's CORS middleware: a refused preflight becomes a problem+json 400.
+    assert isinstance(RecipeService, bentoml.Service)  # what @bentoml.service made of the class
+    RecipeService.add_asgi_middleware(CorsRefusalAsProblem)

@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 
 import aiohttp
 
-from recipe_ml.serving.schemas import RankQuery, RankResult, SimilarQuery, SimilarResult
+from recipe_ml.serving.schemas import RankQuery, RankResult, SimilarQuery, SimilarRecipeQuery, SimilarResult
 from recipe_ml.serving.telemetry import RUNNER_RETRIES
 
 logger = logging.getLogger("recipe_ml.service")
@@ -71,6 +71,10 @@ class RemoteBackend:
 
     async def similar_users(self, queries: list[SimilarQuery]) -> list[SimilarResult]:
         result: list[SimilarResult] = await self._call(lambda: self._client.similar_users(queries))
+        return result
+
+    async def similar_recipes(self, queries: list[SimilarRecipeQuery]) -> list[RankResult]:
+        result: list[RankResult] = await self._call(lambda: self._client.similar_recipes(queries))
         return result
 
     async def ping(self) -> bool:

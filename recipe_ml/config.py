@@ -6,22 +6,26 @@ configured means an in-process cache and HTTP ingestion of interactions.
 
 from __future__ import annotations
 
+import ssl
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Self
 
-from pydantic import Field
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DATA_DIR = REPO_ROOT / "training_artifacts" / "data"
 REPORTS_DIR = REPO_ROOT / "training_artifacts" / "reports"
+MIN_API_KEY_LENGTH = 16
+"""Shorter keys are guessable; the service refuses to start with one."""
 
 
 class Settings(BaseSettings):
     """Environment variables of the API, the runners and the consumer."""
 
-    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+    # Errors never echo the input: it holds API keys and passwords.
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", hide_input_in_errors=True)
 
     debug: bool = False
     port: int = Field(default=8000, ge=1, le=65535)
@@ -40,6 +44,12 @@ class Settings(BaseSettings):
     kafka_group_id: str = "recipe-ml-consumer"
     consumer_metrics_port: int = Field(default=9101, ge=1, le=65535)
     """Prometheus ``/metrics`` port of the Kafka consumer process."""
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: SecretStr | None = None
+    kafka_ssl_cafile: Path | None = None
+    """CA bundle that signed the brokers' certificates (SSL, SASL_SSL); unset = the system's CAs."""
 
     precompute_embeddings: bool = True
     max_batch_size: int = Field(default=100, ge=1)
@@ -47,6 +57,19 @@ class Settings(BaseSettings):
     mmr_diversity_weight: float = Field(default=0.3, ge=0.0, le=1.0)
     cache_ttl_seconds: int = Field(default=300, ge=0)
     runner_timeout_seconds: float = Field(default=2.0, gt=0)
+
+    api_keys: SecretStr | None = None
+    """Comma-separated keys; set = every /api route but health needs ``Authorization: Bearer`` or ``X-API-Key``."""
+    metrics_require_api_key: bool = False
+    """With API_KEYS: /api/metrics needs a key too (Prometheus then sends it as a bearer token)."""
+    cors_allow_origins: str | None = None
+    """Comma-separated origins allowed to call the API from a browser; unset = no CORS headers."""
+    cors_allow_credentials: bool = False
+    ssl_certfile: Path | None = None
+    """PEM certificate (chain): set with SSL_KEYFILE, the API serves HTTPS only."""
+    ssl_keyfile: Path | None = None
+    max_request_bytes: int = Field(default=1024 * 1024, ge=1)
+    """Larger request bodies are refused with 413 before they are read."""
 
     popularity_half_life_hours: float = Field(default=24.0, gt=0)
     """Half-life of a live interaction's weight in trending popularity."""
@@ -61,6 +84,67 @@ class Settings(BaseSettings):
         """The stored model to serve for a model kind (its ``<kind>_model`` setting)."""
         name: str = getattr(self, f"{kind}_model")
         return name
+
+    @model_validator(mode="after")
+    def _security_settings_fit_together(self) -> Self:
+        """A bad security setting stops the process at start-up, naming the variable (never its secret value)."""
+        if self.api_keys is not None and any(len(key) < MIN_API_KEY_LENGTH for key in self.api_key_list()):
+            raise ValueError(f"API_KEYS: every key must be at least {MIN_API_KEY_LENGTH} characters")
+        self._check_tls()
+        self._check_kafka_security()
+        return self
+
+    def api_key_list(self) -> list[str]:
+        """The configured API keys; empty = no authentication."""
+        raw = "" if self.api_keys is None else self.api_keys.get_secret_value()
+        return [key.strip() for key in raw.split(",") if key.strip()]
+
+    def cors_origin_list(self) -> list[str]:
+        return [origin.strip() for origin in (self.cors_allow_origins or "").split(",") if origin.strip()]
+
+    def _check_tls(self) -> None:
+        if (self.ssl_certfile is None) != (self.ssl_keyfile is None):
+            raise ValueError("SSL_CERTFILE and SSL_KEYFILE must be set together")
+        if self.ssl_certfile is None or self.ssl_keyfile is None:
+            return
+        for name, path in (("SSL_CERTFILE", self.ssl_certfile), ("SSL_KEYFILE", self.ssl_keyfile)):
+            if not path.is_file():
+                raise ValueError(f"{name}={path}: no such file")
+        try:
+            ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(self.ssl_certfile, self.ssl_keyfile)
+        except (ssl.SSLError, OSError) as exc:
+            raise ValueError(
+                f"SSL_CERTFILE={self.ssl_certfile} / SSL_KEYFILE={self.ssl_keyfile}: "
+                f"not a certificate and its key ({exc})"
+            ) from exc
+
+    def _check_kafka_security(self) -> None:
+        sasl = self.kafka_security_protocol.startswith("SASL_")
+        if sasl:
+            missing = [
+                name
+                for name, value in (
+                    ("KAFKA_SASL_MECHANISM", self.kafka_sasl_mechanism),
+                    ("KAFKA_SASL_USERNAME", self.kafka_sasl_username),
+                    ("KAFKA_SASL_PASSWORD", self.kafka_sasl_password),
+                )
+                if value is None
+            ]
+            if missing:
+                raise ValueError(f"KAFKA_SECURITY_PROTOCOL={self.kafka_security_protocol} needs {', '.join(missing)}")
+        elif self.kafka_sasl_mechanism or self.kafka_sasl_username or self.kafka_sasl_password:
+            raise ValueError(
+                "KAFKA_SASL_MECHANISM, KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD need "
+                f"KAFKA_SECURITY_PROTOCOL=SASL_PLAINTEXT or SASL_SSL (it is {self.kafka_security_protocol})"
+            )
+        if self.kafka_ssl_cafile is not None:
+            if not self.kafka_security_protocol.endswith("SSL"):
+                raise ValueError(
+                    "KAFKA_SSL_CAFILE needs KAFKA_SECURITY_PROTOCOL=SSL or SASL_SSL "
+                    f"(it is {self.kafka_security_protocol})"
+                )
+            if not self.kafka_ssl_cafile.is_file():
+                raise ValueError(f"KAFKA_SSL_CAFILE={self.kafka_ssl_cafile}: no such file")
 
 
 @lru_cache(maxsize=1)

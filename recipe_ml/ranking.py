@@ -14,6 +14,8 @@ import numpy as np
 
 MMR_POOL_FACTOR = 5
 """MMR re-ranks the best ``top_k * MMR_POOL_FACTOR`` candidates, not all recipes."""
+EXCLUDED_GAIN = -1e30
+"""MMR gain of an excluded candidate: below every valid one, above the already picked (-inf)."""
 PERSONAL_WINDOW = 10
 """Personal positions are the last positions of the top 10 (what coverage@10 and personalisation count)."""
 
@@ -43,21 +45,25 @@ def mmr_rows(relevance: np.ndarray, unit_vectors: np.ndarray, k: int, diversity:
     normalized vectors. Each row greedily picks the candidate maximising
     ``(1 - diversity) * relevance - diversity * max cosine similarity to those
     already picked``. Relevance is rescaled to [0, 1] per row so the weight
-    means the same for every model. Batched so offline evaluation measures
-    MMR as served, for every user at once.
+    means the same for every model. A candidate with relevance -inf (excluded)
+    is picked only once every valid one is. Batched so offline evaluation
+    measures MMR as served, for every user at once.
     """
     n, c = relevance.shape
     k = min(k, c)
-    low = relevance.min(axis=1, keepdims=True)
-    span = relevance.max(axis=1, keepdims=True) - low
-    rel = np.where(span > 0, (relevance - low) / np.where(span > 0, span, 1.0), 1.0)
+    finite = np.isfinite(relevance)
+    low = np.where(finite, relevance, np.inf).min(axis=1, keepdims=True)
+    span = np.where(finite, relevance, -np.inf).max(axis=1, keepdims=True) - low
+    valid_span = np.isfinite(span) & (span > 0)
+    rel = np.where(valid_span, (relevance - np.where(valid_span, low, 0.0)) / np.where(valid_span, span, 1.0), 1.0)
+    rel = np.where(finite, rel, EXCLUDED_GAIN)
     sims = np.matmul(unit_vectors, unit_vectors.transpose(0, 2, 1))
     penalty = np.zeros((n, c), dtype=np.float32)  # max similarity to the picked ones (0 before any pick)
     picked = np.zeros((n, c), dtype=bool)
     order = np.empty((n, k), dtype=np.int64)
     rows = np.arange(n)
     for step in range(k):
-        gain = (1.0 - diversity) * rel - diversity * penalty
+        gain = np.where(finite, (1.0 - diversity) * rel - diversity * penalty, EXCLUDED_GAIN)
         gain[picked] = -np.inf
         best = np.argmax(gain, axis=1)
         order[:, step] = best
@@ -148,8 +154,6 @@ def rank_rows(
     else:
         pool = top_k_rows(scores, k * MMR_POOL_FACTOR)
         relevance = np.take_along_axis(scores, pool, axis=1)
-        finite = np.isfinite(relevance)
-        relevance = np.where(finite, relevance, relevance[finite].min(initial=0.0))
         picked = mmr_rows(relevance, unit_item_vectors[pool], k + extra, diversity)
         ranked = np.take_along_axis(pool, picked, axis=1)
     valid = np.isfinite(np.take_along_axis(scores, ranked, axis=1))

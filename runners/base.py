@@ -14,7 +14,7 @@ import bentoml
 from edge.model_store import load_from_store
 from recipe_ml.config import get_settings
 from recipe_ml.serving.ranker import ModelRanker
-from recipe_ml.serving.schemas import RankQuery, RankResult, SimilarQuery, SimilarResult
+from recipe_ml.serving.schemas import RankQuery, RankResult, SimilarQuery, SimilarRecipeQuery, SimilarResult
 from recipe_ml.serving.telemetry import BATCH_SIZE
 
 RUNNER_MAX_BATCH_SIZE = max(128, get_settings().max_batch_size)
@@ -62,6 +62,12 @@ class RankerRunner:
         """Most similar training users for every query of the adaptive batch."""
         BATCH_SIZE.labels(self.ranker.model.kind, "similar_users").observe(len(queries))
         return self.ranker.similar_users(queries)
+
+    @batched_api  # type: ignore[untyped-decorator]
+    async def similar_recipes(self, queries: list[SimilarRecipeQuery]) -> list[RankResult]:
+        """Nearest recipes ("more like this") for every query of the adaptive batch."""
+        BATCH_SIZE.labels(self.ranker.model.kind, "similar_recipes").observe(len(queries))
+        return self.ranker.similar_recipes(queries)
 
     @bentoml.api  # type: ignore[untyped-decorator]
     async def info(self) -> dict[str, str]:

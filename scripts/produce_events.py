@@ -30,6 +30,7 @@ from kafka.errors import KafkaError
 
 from recipe_ml.config import DATA_DIR, get_settings
 from recipe_ml.data import DataError, Ratings, load_ratings, split_path
+from recipe_ml.events.consumer import kafka_security_config
 from recipe_ml.events.schema import InteractionEvent, InteractionType
 
 TYPE_WEIGHTS: dict[InteractionType, float] = {
@@ -76,7 +77,8 @@ class KafkaSink:
     """Produces to ``topic`` keyed by userId (one user's events stay in order)."""
 
     def __init__(self, bootstrap: str, topic: str) -> None:
-        self._producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
+        security = kafka_security_config(get_settings())  # KAFKA_SECURITY_PROTOCOL, SASL, SSL
+        self._producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5, **security)
         self._topic = topic
 
     def send(self, event: InteractionEvent) -> None:

@@ -24,6 +24,9 @@ from recipe_ml.config import REPO_ROOT, Settings
 from recipe_ml.models import REGISTRY
 
 COMPOSE = REPO_ROOT / "docker-compose.yml"
+SECRETS_EXAMPLE = REPO_ROOT / "deploy/secrets.env.example"
+SECRETS_IN_COMPOSE = "./deploy/secrets.env"
+SECRET_NAME = re.compile(r"PASSWORD|SECRET|TOKEN|API_KEYS|CREDENTIAL", re.IGNORECASE)
 ENV_EXAMPLE = REPO_ROOT / ".env.example"
 README = REPO_ROOT / "README.md"
 BENTOFILE = REPO_ROOT / "bentofile.yaml"
@@ -146,10 +149,52 @@ def test_api_listens_where_the_bento_serves(services: dict[str, dict[str, Any]])
 def test_api_and_consumer_share_one_image_and_redis(services: dict[str, dict[str, Any]]) -> None:
     api, consumer = services["api"], services["consumer"]
     assert api["image"] == consumer["image"]
+    secrets = _env_file_values(SECRETS_EXAMPLE)
+    assert re.fullmatch(r"redis://:[^@]+@redis:6379/0", secrets["REDIS_URL"])
+    assert f":{secrets['REDIS_PASSWORD']}@" in secrets["REDIS_URL"], "REDIS_URL carries the redis service's password"
     for app in (api, consumer):
-        assert app["environment"]["REDIS_URL"].startswith("redis://redis:")
+        assert app["env_file"] == [SECRETS_IN_COMPOSE]
         assert app["environment"]["KAFKA_BOOTSTRAP_SERVERS"] == "kafka:9092"
         assert app["environment"]["OPENBLAS_NUM_THREADS"] == "1"
+
+
+def _env_file_values(path: Path) -> dict[str, str]:
+    return {m.group(1): m.group(2) for line in path.read_text().splitlines() if (m := ENV_LINE.match(line))}
+
+
+def test_every_service_has_cpu_and_memory_limits(services: dict[str, dict[str, Any]]) -> None:
+    for name, service in services.items():
+        limits = service.get("deploy", {}).get("resources", {}).get("limits", {})
+        assert float(limits.get("cpus", 0)) > 0, f"{name} has no CPU limit"
+        assert re.fullmatch(r"\d+[MG]", str(limits.get("memory", ""))), f"{name} has no memory limit"
+
+
+def test_api_and_consumer_run_unprivileged(services: dict[str, dict[str, Any]]) -> None:
+    for name in ("api", "consumer"):
+        service = services[name]
+        user = str(service.get("user", "root"))
+        assert user.split(":")[0] not in {"", "0", "root"}, f"{name} runs as root"
+        assert service["cap_drop"] == ["ALL"] and "no-new-privileges:true" in service["security_opt"], name
+
+
+def test_secrets_come_from_the_env_file_not_the_compose_file(services: dict[str, dict[str, Any]]) -> None:
+    for name, service in services.items():
+        environment = service.get("environment") or {}
+        for key, val in environment.items():
+            assert not SECRET_NAME.search(key), f"{name}: secret {key} written inline"
+            assert not re.search(r"://[^/@\s]*:[^/@\s]+@", str(val)), f"{name}: {key} holds a password"
+    redis = services["redis"]
+    assert redis["env_file"] == [SECRETS_IN_COMPOSE]
+    assert '--requirepass "$$REDIS_PASSWORD"' in " ".join(redis["command"])
+    assert "$$REDIS_PASSWORD" in " ".join(redis["healthcheck"]["test"])
+    assert services["grafana"]["env_file"] == [SECRETS_IN_COMPOSE]
+    example = _env_file_values(SECRETS_EXAMPLE)
+    assert {"REDIS_PASSWORD", "REDIS_URL", "API_KEYS", "GF_SECURITY_ADMIN_PASSWORD"} <= set(example)
+    assert all(value.startswith(("change-me", "redis://:change-me")) for value in example.values())
+    ignored = subprocess.run(
+        ["git", "check-ignore", "-q", "deploy/secrets.env"], cwd=REPO_ROOT, capture_output=True, check=False
+    )
+    assert ignored.returncode == 0, "deploy/secrets.env must be git-ignored"
 
 
 def test_consumer_runs_the_consumer_module_from_the_bento_source(services: dict[str, dict[str, Any]]) -> None:

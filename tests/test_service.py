@@ -125,8 +125,9 @@ def test_unknown_user_is_404_until_their_first_interaction(api: httpx.Client, mo
     ).raise_for_status()
     served = api.post("/api/recommendations/recipes", json={"user_id": UNKNOWN_USER, "top_k": 5})
 
-    assert missing.status_code == 404
+    assert missing.status_code == 404 and missing.headers["content-type"] == "application/problem+json"
     assert "cold-start" in missing.json()["detail"] and missing.json()["user_id"] == UNKNOWN_USER
+    assert missing.json()["cold_start"] == "/api/recommendations/cold-start"
     assert served.status_code == 200 and len(recipe_ids(served.json())) == 5
     assert recipe not in recipe_ids(served.json())
 
@@ -154,7 +155,8 @@ def test_batch_has_an_entry_per_user(api: httpx.Client, model: Recommender) -> N
     assert response.status_code == 200
     results = response.json()["results"]
     assert [r["user_id"] for r in results] == [users[0], UNKNOWN_USER, *users[1:]]
-    assert results[1]["status"] == 404 and "cold-start" in results[1]["error"]
+    assert [r["status"] for r in results] == ["ok", "error", "ok", "ok"]
+    assert results[1]["problem"]["status"] == 404 and "cold-start" in results[1]["problem"]["detail"]
     assert all(len(r["recommendations"]) == 3 for r in results if r["user_id"] != UNKNOWN_USER)
 
 
@@ -197,7 +199,62 @@ def test_malformed_requests_are_4xx_naming_the_field(
     response = httpx.post(server.base_url + path, content=body, headers={"Content-Type": "application/json"})
 
     assert response.status_code == status, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["status"] == status
     assert field in [error["field"] for error in response.json()["errors"]]
+
+
+def test_similar_recipes(api: httpx.Client, model: Recommender) -> None:
+    recipe = int(model.items.ids[0])
+    candidates = [int(r) for r in model.items.ids[1:30]]
+
+    found = api.post("/api/recommendations/similar-recipes", json={"recipe_id": recipe, "top_k": 4})
+    again = api.post("/api/recommendations/similar-recipes", json={"recipe_id": recipe, "top_k": 4})
+    among = api.post(
+        "/api/recommendations/similar-recipes", json={"recipe_id": recipe, "top_k": 4, "include_recipe_ids": candidates}
+    )
+    missing = api.post("/api/recommendations/similar-recipes", json={"recipe_id": UNKNOWN_USER})
+
+    assert found.status_code == 200, found.text
+    body = found.json()
+    assert body["model_used"] == "two_tower" and body["recipe_id"] == recipe
+    similar = [r["recipe_id"] for r in body["similar_recipes"]]
+    assert len(set(similar)) == 4 and recipe not in similar
+    assert again.json()["cached"] is True and [r["recipe_id"] for r in again.json()["similar_recipes"]] == similar
+    assert {r["recipe_id"] for r in among.json()["similar_recipes"]} <= set(candidates)
+    assert missing.status_code == 404 and missing.json()["recipe_id"] == UNKNOWN_USER
+    assert missing.headers["content-type"] == "application/problem+json"
+
+
+def test_include_recipe_ids_limits_the_candidates(api: httpx.Client, model: Recommender) -> None:
+    uid = user(model, 4)
+    candidates = [int(r) for r in model.items.ids if int(r) not in history(model, uid)][:15]
+
+    personal = api.post(
+        "/api/recommendations/recipes", json={"user_id": uid, "top_k": 5, "include_recipe_ids": candidates}
+    )
+    batch = api.post(
+        "/api/recommendations/batch", json={"user_ids": [uid], "top_k": 5, "include_recipe_ids": candidates}
+    )
+    cold = api.post("/api/recommendations/cold-start", json={"top_k": 5, "include_recipe_ids": candidates})
+
+    assert len(recipe_ids(personal.json())) == 5 and set(recipe_ids(personal.json())) <= set(candidates)
+    assert recipe_ids(batch.json()["results"][0]) == recipe_ids(personal.json())
+    assert len(recipe_ids(cold.json())) == 5 and set(recipe_ids(cold.json())) <= set(candidates)
+
+
+def test_a_body_over_max_request_bytes_is_413(server: LocalServer) -> None:
+    big = b'{"user_id": 5, "exclude_recipe_ids": [' + b"1," * 600_000 + b"1]}"
+
+    response = httpx.post(
+        f"{server.base_url}/api/recommendations/recipes",
+        content=big,
+        headers={"Content-Type": "application/json"},
+        timeout=30,
+    )
+
+    assert response.status_code == 413 and response.headers["content-type"] == "application/problem+json"
+    assert "MAX_REQUEST_BYTES" in response.json()["detail"]
 
 
 def test_unknown_routes_and_methods_answer_json(server: LocalServer) -> None:
@@ -205,7 +262,10 @@ def test_unknown_routes_and_methods_answer_json(server: LocalServer) -> None:
     no_route = httpx.post(f"{server.base_url}/api/recommendations/nothing", json={})
 
     assert wrong_method.status_code == 405 and "detail" in wrong_method.json()
+    assert wrong_method.headers["allow"] == "POST"
     assert no_route.status_code == 404 and "detail" in no_route.json()
+    for response in (wrong_method, no_route):
+        assert response.headers["content-type"] == "application/problem+json"
 
 
 def test_health_and_metrics(api: httpx.Client, model: Recommender) -> None:

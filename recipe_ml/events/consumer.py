@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from types import FrameType
+from typing import Any
 
 import redis
 from kafka import ConsumerRebalanceListener, KafkaConsumer, KafkaProducer, TopicPartition
@@ -38,6 +39,28 @@ log = logging.getLogger(__name__)
 
 RETRYABLE = (redis.RedisError, KafkaError, OSError)
 """Outages worth retrying; anything else is a bug and stops the process."""
+
+
+def kafka_security_config(settings: Settings) -> dict[str, Any]:
+    """kafka-python options for ``KAFKA_SECURITY_PROTOCOL`` and the SASL / SSL settings.
+
+    The same for the consumer and the DLQ producer (and every other client of
+    the topic); ``Settings`` has already refused incomplete combinations,
+    naming the missing variable.
+    """
+    config: dict[str, Any] = {"security_protocol": settings.kafka_security_protocol}
+    if settings.kafka_security_protocol.startswith("SASL_"):
+        password = settings.kafka_sasl_password
+        config.update(
+            sasl_mechanism=settings.kafka_sasl_mechanism,
+            sasl_plain_username=settings.kafka_sasl_username,
+            sasl_plain_password=None if password is None else password.get_secret_value(),
+        )
+    if settings.kafka_security_protocol.endswith("SSL"):
+        config["ssl_check_hostname"] = True
+        if settings.kafka_ssl_cafile is not None:
+            config["ssl_cafile"] = str(settings.kafka_ssl_cafile)
+    return config
 
 
 class ConsumerMetrics:
@@ -229,7 +252,11 @@ class InteractionConsumer:
 
     # Internals
     def _open_clients(self) -> None:
-        common = {"bootstrap_servers": self._bootstrap, "bootstrap_timeout_ms": self._bootstrap_timeout_ms}
+        common = {
+            "bootstrap_servers": self._bootstrap,
+            "bootstrap_timeout_ms": self._bootstrap_timeout_ms,
+            **kafka_security_config(self._settings),
+        }
         consumer = KafkaConsumer(
             group_id=self._settings.kafka_group_id,
             enable_auto_commit=False,

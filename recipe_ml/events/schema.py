@@ -14,6 +14,11 @@ from enum import StrEnum
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 from pydantic.alias_generators import to_camel
 
+MIN_UNIX_MILLISECONDS = -62_135_596_800_000
+MAX_UNIX_MILLISECONDS = 253_402_300_799_999
+"""0001-01-01 to 9999-12-31T23:59:59.999Z: the instants a ``datetime`` holds (numbers beyond 2e10 in
+size are read as milliseconds), so the published range is exactly what the parser accepts."""
+
 
 class InteractionType(StrEnum):
     VIEW = "view"
@@ -34,13 +39,57 @@ class InvalidEvent(ValueError):
 class InteractionEvent(BaseModel):
     """One interaction of a user with a recipe."""
 
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="ignore", frozen=True)
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        populate_by_name=True,
+        extra="ignore",
+        frozen=True,
+        json_schema_extra={
+            # The rule of ``_rating_only_for_rate`` in the published schema (POST /api/interactions),
+            # so that a client or a fuzzer knows which events are valid without reading this code.
+            "oneOf": [
+                {
+                    "properties": {"interactionType": {"enum": ["rate"]}, "rating": {"type": "integer"}},
+                    "required": ["rating"],
+                },
+                {
+                    "properties": {
+                        "interactionType": {"enum": [kind for kind in InteractionType if kind != "rate"]},
+                        "rating": {"enum": [None]},
+                    }
+                },
+            ],
+            "examples": [
+                {"userId": 880574, "recipeId": 162760, "interactionType": "cook", "eventId": "demo-1"},
+                {
+                    "userId": 5,
+                    "recipeId": 234,
+                    "interactionType": "rate",
+                    "rating": 4,
+                    "timestamp": "2026-11-29T10:00:00Z",
+                    "eventId": "5f0c2b1e-rate",
+                },
+            ],
+        },
+    )
 
-    user_id: int = Field(ge=0)
-    recipe_id: int = Field(ge=0)
+    # Strict: ``true`` or ``"5"`` is not an id (nor a rating), as in the API's requests.
+    user_id: int = Field(ge=0, strict=True)
+    recipe_id: int = Field(ge=0, strict=True)
     interaction_type: InteractionType
-    rating: int | None = Field(default=None, ge=1, le=5, validate_default=True)
-    timestamp: datetime | None = None
+    rating: int | None = Field(default=None, ge=1, le=5, strict=True, validate_default=True)
+    timestamp: datetime | None = Field(
+        default=None,
+        # As parsed: ISO 8601 (Jackson's form for an Instant), or Unix time in seconds (or milliseconds).
+        json_schema_extra={
+            "anyOf": [
+                {"type": "string", "format": "date-time"},
+                {"type": "number", "minimum": MIN_UNIX_MILLISECONDS, "maximum": MAX_UNIX_MILLISECONDS},
+                {"type": "null"},
+            ],
+            "description": "When it happened: ISO 8601 (naive = UTC) or Unix time; absent = broker time or now.",
+        },
+    )
     """When it happened; a naive time is read as UTC. None: broker time or now."""
     event_id: str | None = Field(default=None, min_length=1, max_length=200)
     """The producer's id; redelivery of the same id changes nothing."""

@@ -22,16 +22,22 @@ from pydantic import BaseModel
 from recipe_ml.config import Settings
 from recipe_ml.serving.ranker import ModelRanker
 from recipe_ml.serving.schemas import (
+    COLD_START_PATH,
     BatchError,
+    BatchRecipes,
     BatchRequest,
     BatchResponse,
     ColdStartRequest,
     ColdStartResponse,
+    Problem,
     RankQuery,
     RankResult,
     RecipeRequest,
     RecipeResponse,
     SimilarQuery,
+    SimilarRecipeQuery,
+    SimilarRecipesRequest,
+    SimilarRecipesResponse,
     SimilarResult,
     SimilarUsersRequest,
     SimilarUsersResponse,
@@ -58,6 +64,34 @@ class UnknownUserError(LookupError):
         )
         self.user_id = user_id
 
+    def problem(self) -> Problem:
+        """The 404 body (the same in a batch entry as for a single request)."""
+        return Problem(
+            type="urn:recipe-ml:problem:unknown-user",
+            title="Unknown user",
+            status=404,
+            detail=str(self),
+            user_id=self.user_id,
+            cold_start=COLD_START_PATH,
+        )
+
+
+class UnknownRecipeError(LookupError):
+    """The recipe is not in the models' catalogue: nothing is known to be like it."""
+
+    def __init__(self, recipe_id: int) -> None:
+        super().__init__(f"recipe {recipe_id} is unknown to the models")
+        self.recipe_id = recipe_id
+
+    def problem(self) -> Problem:
+        return Problem(
+            type="urn:recipe-ml:problem:unknown-recipe",
+            title="Unknown recipe",
+            status=404,
+            detail=str(self),
+            recipe_id=self.recipe_id,
+        )
+
 
 class NoModelError(RuntimeError):
     """No model of the chain could answer (only for similar users: popularity cannot)."""
@@ -75,6 +109,8 @@ class Backend(Protocol):
     async def recommend(self, queries: list[RankQuery]) -> list[RankResult]: ...
 
     async def similar_users(self, queries: list[SimilarQuery]) -> list[SimilarResult]: ...
+
+    async def similar_recipes(self, queries: list[SimilarRecipeQuery]) -> list[RankResult]: ...
 
     async def ping(self) -> bool: ...
 
@@ -94,6 +130,9 @@ class LocalBackend:
 
     async def similar_users(self, queries: list[SimilarQuery]) -> list[SimilarResult]:
         return self.ranker.similar_users(queries)
+
+    async def similar_recipes(self, queries: list[SimilarRecipeQuery]) -> list[RankResult]:
+        return self.ranker.similar_recipes(queries)
 
     async def ping(self) -> bool:
         return True
@@ -155,6 +194,13 @@ class RecommendationEngine:
             similarity=True,
         )
 
+    async def _ask_similar_recipes(self, queries: list[SimilarRecipeQuery]) -> tuple[str, list[RankResult]]:
+        return await self._ask(
+            lambda backend: backend.similar_recipes(queries),
+            "no model with recipe embeddings is available for similar recipes; try again later",
+            similarity=True,
+        )
+
     @staticmethod
     def _fell_through(backend: Backend, exc: Exception) -> None:
         reason = "timeout" if isinstance(exc, TimeoutError) else type(exc).__name__
@@ -211,7 +257,7 @@ class RecommendationEngine:
         (result,) = (await self.recommend_batch(_as_batch(request))).results
         if isinstance(result, BatchError):
             raise UnknownUserError(request.user_id)
-        return result
+        return RecipeResponse.model_validate(result.model_dump(exclude={"status"}))
 
     async def recommend_batch(self, request: BatchRequest) -> BatchResponse:
         """One result per user; hits come from the cache, misses are scored as one batch.
@@ -219,7 +265,7 @@ class RecommendationEngine:
         The cache and the live interactions are each read in one round trip for the whole batch.
         """
         started = time.perf_counter()
-        results: dict[int, RecipeResponse | BatchError] = {}
+        results: dict[int, RecipeResponse | UnknownUserError] = {}
         user_ids = list(dict.fromkeys(request.user_ids))
         keys = [self._key("recipes", _single(request, user_id)) for user_id in user_ids]
         missed: list[tuple[int, str]] = []
@@ -238,7 +284,7 @@ class RecommendationEngine:
             model_used, answers = await self._ask_recommend([query for _, query in misses.values()])
             for (user_id, (key, _)), answer in zip(misses.items(), answers, strict=True):
                 if not answer.found:
-                    results[user_id] = BatchError(user_id=user_id, error=str(UnknownUserError(user_id)), status=404)
+                    results[user_id] = UnknownUserError(user_id)
                     continue
                 response = RecipeResponse(
                     user_id=user_id,
@@ -248,7 +294,9 @@ class RecommendationEngine:
                 )
                 self._store(key, response, model_used, user_id)
                 results[user_id] = response
-        return BatchResponse(results=[results[uid] for uid in request.user_ids], latency_ms=_elapsed_ms(started))
+        return BatchResponse(
+            results=[_batch_entry(uid, results[uid]) for uid in request.user_ids], latency_ms=_elapsed_ms(started)
+        )
 
     async def cold_start(self, request: ColdStartRequest) -> ColdStartResponse:
         """Fold-in from a new user's first recipes, else popularity blended with trending.
@@ -305,6 +353,30 @@ class RecommendationEngine:
         self._store(key, response, model_used, request.user_id)
         return response
 
+    async def similar_recipes(self, request: SimilarRecipesRequest) -> SimilarRecipesResponse:
+        """The recipes closest to one recipe ("more like this"); raises ``UnknownRecipeError``.
+
+        Not personal, so the cached answer is shared by every user and no
+        interaction invalidates it (it expires with the TTL or a new model version).
+        """
+        started = time.perf_counter()
+        key = self._key("similar_recipes", request)
+        hit = self._cached("similar_recipes", self.cache.get(key), SimilarRecipesResponse, started)
+        if hit is not None:
+            return hit
+        query = SimilarRecipeQuery.model_validate({"recipe_id": request.recipe_id, **request.ranking_options()})
+        model_used, (answer,) = await self._ask_similar_recipes([query])
+        if not answer.found:
+            raise UnknownRecipeError(request.recipe_id)
+        response = SimilarRecipesResponse(
+            recipe_id=request.recipe_id,
+            similar_recipes=answer.recommendations(),
+            model_used=model_used,
+            latency_ms=_elapsed_ms(started),
+        )
+        self._store(key, response, model_used, None)
+        return response
+
     async def health(self) -> dict[str, object]:
         """Model versions and reachability; "degraded" (not down) when anything but popularity is out."""
         settings = self.settings
@@ -332,6 +404,12 @@ class RecommendationEngine:
 
 def _elapsed_ms(started: float) -> float:
     return round((time.perf_counter() - started) * 1000.0, 3)
+
+
+def _batch_entry(user_id: int, result: RecipeResponse | UnknownUserError) -> BatchRecipes | BatchError:
+    if isinstance(result, UnknownUserError):
+        return BatchError(user_id=user_id, problem=result.problem())
+    return BatchRecipes.model_validate(result.model_dump())
 
 
 def _single(request: BatchRequest, user_id: int) -> RecipeRequest:

@@ -14,7 +14,7 @@ import numpy as np
 from recipe_ml.data import IdMap
 from recipe_ml.models.base import Recommender
 from recipe_ml.ranking import health_mask, normalize_rows, override_positions, rank_rows, top_k_rows
-from recipe_ml.serving.schemas import MAX_ID, RankQuery, RankResult, SimilarQuery, SimilarResult
+from recipe_ml.serving.schemas import MAX_ID, RankQuery, RankResult, SimilarQuery, SimilarRecipeQuery, SimilarResult
 
 
 def known_indices(ids: IdMap, raw_ids: list[int]) -> np.ndarray:
@@ -23,6 +23,18 @@ def known_indices(ids: IdMap, raw_ids: list[int]) -> np.ndarray:
     in_range = np.asarray([raw for raw in raw_ids if 0 <= raw <= MAX_ID], dtype=np.int64)
     indices = ids.indices(in_range)
     return indices[indices >= 0]
+
+
+def candidate_mask(
+    ids: IdMap, item_fsa: np.ndarray, include: list[int] | None, max_fsa_score: float | None
+) -> np.ndarray | None:
+    """Recipes a query may return: the health filter and the ``include_recipe_ids`` candidates, or None for all."""
+    allowed = health_mask(item_fsa, max_fsa_score)
+    if include is None:
+        return allowed
+    candidates = np.zeros(len(item_fsa), dtype=bool)
+    candidates[known_indices(ids, include)] = True
+    return candidates if allowed is None else candidates & allowed
 
 
 class ModelRanker:
@@ -96,7 +108,7 @@ class ModelRanker:
             banned = np.concatenate(
                 [known_indices(model.items, query.exclude_recipe_ids + query.live_recipe_ids), histories[row]]
             )
-            allowed = health_mask(model.item_fsa, query.max_fsa_score)
+            allowed = candidate_mask(model.items, model.item_fsa, query.include_recipe_ids, query.max_fsa_score)
             for matrix in (inputs.ranking, inputs.personal):
                 if matrix is not None:
                     matrix[row, banned] = -np.inf
@@ -153,5 +165,38 @@ class ModelRanker:
             picked = sims[row, indices]
             results.append(
                 SimilarResult(found=True, user_ids=self.model.users.ids[indices].tolist(), scores=picked.tolist())
+            )
+        return results
+
+    def similar_recipes(self, queries: Sequence[SimilarRecipeQuery]) -> list[RankResult]:
+        """The recipes closest to each query's recipe (cosine of recipe vectors), with the ranking filters.
+
+        Cosine, not the dot product: the dot product would favour recipes with
+        long vectors (the popular ones) whatever the recipe on the page is.
+        """
+        if not self.model.supports_similarity:
+            raise NotImplementedError(f"{self.model.kind} vectors carry no per-recipe signal")
+        model = self.model
+        results = []
+        for query in queries:
+            index = model.items.index_of(query.recipe_id) if 0 <= query.recipe_id <= MAX_ID else None
+            if index is None:
+                results.append(RankResult(found=False))
+                continue
+            # One row at a time: a matrix product over the batch sums in another order, and near-ties
+            # would then rank differently in a batch than alone.
+            sims = self.unit_item_vectors @ self.unit_item_vectors[index]
+            ranking = sims.copy()
+            exclude = np.concatenate([known_indices(model.items, query.exclude_recipe_ids), [index]]).astype(np.int64)
+            ranking[exclude] = -np.inf
+            allowed = candidate_mask(model.items, model.item_fsa, query.include_recipe_ids, query.max_fsa_score)
+            if allowed is not None:
+                ranking[~allowed] = -np.inf
+            top = rank_rows(
+                ranking[None, :], query.top_k, diversity=query.diversity, unit_item_vectors=self.unit_item_vectors
+            )[0]
+            indices = top[top >= 0]
+            results.append(
+                RankResult(found=True, recipe_ids=model.items.ids[indices].tolist(), scores=sims[indices].tolist())
             )
         return results

@@ -1,12 +1,15 @@
 """Request and response bodies of the HTTP API, and the queries the runners score.
 
 Requests reject unknown fields and out-of-range values, so a client's typo is
-a 422 naming the field instead of a silently ignored option.
+a 422 naming the field instead of a silently ignored option. Field
+descriptions and examples end up in the OpenAPI document (``/docs``), which
+is the contract a typed client is generated from; that is why they live on
+the models and not in prose elsewhere.
 """
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -14,13 +17,29 @@ from recipe_ml.config import get_settings
 
 MAX_ID_LIST = 1000
 """Upper bound on client-given recipe id lists (exclusions, cold-start history)."""
+MAX_CANDIDATES = 10_000
+"""Upper bound on ``include_recipe_ids``: a category of the backend may hold thousands of recipes."""
 MAX_ID = 2**63 - 1
-"""Ids are int64 in the models; a larger one is a 422, not an overflow."""
-Id = Annotated[int, Field(ge=0, le=MAX_ID)]
+"""Ids are int64 in the models: a live event's larger id is ignored, not an overflow."""
+MAX_REQUEST_ID = 2**53 - 1
+"""Largest id a request may carry: the integers every JSON parser (JavaScript's too) reads exactly,
+and a bound an OpenAPI ``maximum`` states exactly; a larger one is a 422."""
+Id = Annotated[int, Field(ge=0, le=MAX_REQUEST_ID)]
+COLD_START_PATH = "/api/recommendations/cold-start"
+"""Where an unknown user is sent (named in the 404 body)."""
 
 
 def _diversity_default() -> float:
     return get_settings().mmr_diversity_weight
+
+
+def _document_max_top_k(schema: dict[str, Any]) -> None:
+    """The ``maximum`` of ``top_k`` is a setting (MAX_TOP_K), so the document shows the server's value."""
+    schema["maximum"] = get_settings().max_top_k
+
+
+def _document_max_batch(schema: dict[str, Any]) -> None:
+    schema["maxItems"] = get_settings().max_batch_size
 
 
 class _Request(BaseModel):
@@ -28,7 +47,12 @@ class _Request(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
-    top_k: int = Field(default=10, ge=1)
+    top_k: int = Field(
+        default=10,
+        ge=1,
+        description="How many results to return, at most MAX_TOP_K (100 by default).",
+        json_schema_extra=_document_max_top_k,
+    )
 
     @field_validator("top_k")
     @classmethod
@@ -40,26 +64,73 @@ class _Request(BaseModel):
 
 
 class _RankingOptions(_Request):
-    exclude_recipe_ids: list[Id] = Field(default_factory=list, max_length=MAX_ID_LIST)
-    diversity: float = Field(default_factory=_diversity_default, ge=0.0, le=1.0)
-    """MMR weight: 0 = pure relevance, 1 = pure novelty among the candidates."""
-    max_fsa_score: float | None = Field(default=None, ge=4.0, le=12.0)
-    """Only recipes with a known FSA score at most this (4 = healthiest)."""
-    personalization: float | None = Field(default=None, ge=0.0, le=1.0)
-    """Share of the top 10 given to the user's personal picks (0: none, 1: all ten).
-    Unset: the model's adaptive policy (more personal positions for users with longer histories)."""
+    exclude_recipe_ids: list[Id] = Field(
+        default_factory=list,
+        max_length=MAX_ID_LIST,
+        description="Recipes never to return (the user's own interactions are always excluded).",
+    )
+    include_recipe_ids: list[Id] | None = Field(
+        default=None,
+        max_length=MAX_CANDIDATES,
+        description=(
+            "Rank only among these recipes (e.g. one category of the backend's catalogue); "
+            "absent or null = every recipe. Unknown ids are ignored."
+        ),
+    )
+    diversity: float = Field(
+        default_factory=_diversity_default,
+        ge=0.0,
+        le=1.0,
+        description="MMR weight: 0 = pure relevance, 1 = pure novelty; default MMR_DIVERSITY_WEIGHT (0.3).",
+    )
+    max_fsa_score: float | None = Field(
+        default=None,
+        ge=4.0,
+        le=12.0,
+        description="Only recipes with a known FSA health score at most this (4 = healthiest, 12 = least).",
+    )
 
     def ranking_options(self) -> dict[str, object]:
         """The options every ranking request shares, as keyword arguments of another request or a ``RankQuery``."""
         return {name: getattr(self, name) for name in _RankingOptions.model_fields}
 
 
-class RecipeRequest(_RankingOptions):
-    user_id: Id
+class _RecommendationOptions(_RankingOptions):
+    """Options of the requests that recommend to a user (not of similar recipes: no user to personalise for)."""
+
+    personalization: float | None = Field(
+        default=None,
+        ge=0.0,
+        le=1.0,
+        description=(
+            "Share of the top 10 given to the user's personal picks: 0 = none (the popularity-led ranking), "
+            "1 = all ten. Absent or null = the model's adaptive policy (more personal positions for users "
+            "with more recipes)."
+        ),
+    )
+
+    def ranking_options(self) -> dict[str, object]:
+        return {**super().ranking_options(), "personalization": self.personalization}
 
 
-class BatchRequest(_RankingOptions):
-    user_ids: list[Id] = Field(min_length=1)
+class RecipeRequest(_RecommendationOptions):
+    """Personal recommendations for one user."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{"user_id": 880574, "top_k": 3}]})
+
+    user_id: Id = Field(description="A user of the app (known to the models, or with live interactions).")
+
+
+class BatchRequest(_RecommendationOptions):
+    """The same options for several users, answered in one request."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{"user_ids": [880574, 999999999], "top_k": 2}]})
+
+    user_ids: list[Id] = Field(
+        min_length=1,
+        description="Users to recommend for, at most MAX_BATCH_SIZE (100 by default).",
+        json_schema_extra=_document_max_batch,
+    )
 
     @field_validator("user_ids")
     @classmethod
@@ -70,31 +141,55 @@ class BatchRequest(_RankingOptions):
         return value
 
 
-class ColdStartRequest(_RankingOptions):
-    recent_recipe_ids: list[Id] = Field(default_factory=list, max_length=MAX_ID_LIST)
-    """A new user's first recipes: recommendations are folded in from them."""
+class ColdStartRequest(_RecommendationOptions):
+    """Recommendations without a known user: trending, or folded in from first recipes."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{"top_k": 3, "recent_recipe_ids": [10813, 8493]}]})
+
+    recent_recipe_ids: list[Id] = Field(
+        default_factory=list,
+        max_length=MAX_ID_LIST,
+        description="A new user's first recipes: recommendations are folded in from them; empty = trending.",
+    )
 
 
 class SimilarUsersRequest(_Request):
-    user_id: Id
+    """Users with a taste similar to this user's."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{"user_id": 880574, "top_k": 3}]})
+
+    user_id: Id = Field(description="A user of the app (known to the models, or with live interactions).")
+
+
+class SimilarRecipesRequest(_RankingOptions):
+    """More like this: the recipes closest to one recipe in the models' recipe space."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{"recipe_id": 10813, "top_k": 3}]})
+
+    recipe_id: Id = Field(description="The recipe on the page (a recipe the models were trained on).")
 
 
 class Recommendation(BaseModel):
-    recipe_id: int
-    score: float
-    rank: int
+    recipe_id: int = Field(description="Allrecipes recipe id.")
+    score: float = Field(description="The model's score (cosine similarity for similar recipes).")
+    rank: int = Field(ge=1, description="1 = best; with diversity the order is MMR's, not the score's.")
 
 
 class SimilarUser(BaseModel):
     user_id: int
-    score: float
-    rank: int
+    score: float = Field(description="Cosine similarity of the two users' vectors.")
+    rank: int = Field(ge=1)
 
 
 class _Timed(BaseModel):
-    model_used: str
-    latency_ms: float = 0.0
-    cached: bool = False
+    model_used: str = Field(
+        description=(
+            "The model that answered: two_tower, else als, else popularity; two_tower+ease when the "
+            "Two-Tower's personal scorer picked the personal positions."
+        )
+    )
+    latency_ms: float = Field(default=0.0, description="Time spent in the service, in milliseconds.")
+    cached: bool = Field(default=False, description="True when the answer came from the response cache.")
 
 
 class RecipeResponse(_Timed):
@@ -111,15 +206,108 @@ class SimilarUsersResponse(_Timed):
     similar_users: list[SimilarUser]
 
 
+class SimilarRecipesResponse(_Timed):
+    recipe_id: int
+    similar_recipes: list[Recommendation]
+
+
+def _is_none(value: object) -> bool:
+    """Problem members that do not apply are left out, not sent as null."""
+    return value is None
+
+
+class FieldError(BaseModel):
+    """One invalid part of a request."""
+
+    field: str = Field(
+        description='Dotted path of the field ("top_k", "recent_recipe_ids.1"); "body" = the whole body.'
+    )
+    message: str
+    type: str = Field(description='Machine-readable kind ("missing", "greater_than_equal", "json_invalid", ...).')
+
+
+class Problem(BaseModel):
+    """An error, as RFC 9457 ``application/problem+json`` (Spring's ``ProblemDetail`` reads it).
+
+    ``errors`` lists the invalid fields of a 400/422; the other extension
+    members appear only where they apply.
+    """
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "type": "urn:recipe-ml:problem:invalid-request",
+                    "title": "Invalid request",
+                    "status": 422,
+                    "detail": "invalid request: top_k",
+                    "instance": "/api/recommendations/recipes",
+                    "errors": [
+                        {
+                            "field": "top_k",
+                            "message": "Input should be greater than or equal to 1",
+                            "type": "greater_than_equal",
+                        }
+                    ],
+                }
+            ]
+        }
+    )
+
+    type: str = Field(
+        default="about:blank",
+        description="URI naming the kind of problem (urn:recipe-ml:problem:...), about:blank for plain HTTP errors.",
+    )
+    title: str = Field(description="Short summary of the kind of problem.")
+    status: int = Field(ge=400, le=599, description="The HTTP status code.")
+    detail: str = Field(description="What went wrong with this request, for a human.")
+    instance: str | None = Field(default=None, exclude_if=_is_none, description="The request path.")
+    errors: list[FieldError] = Field(default_factory=list, description="The invalid fields (400 and 422).")
+    user_id: int | None = Field(default=None, exclude_if=_is_none, description="The unknown user (404 for a user).")
+    recipe_id: int | None = Field(default=None, exclude_if=_is_none, description="The unknown recipe (a 404).")
+    cold_start: str | None = Field(default=None, exclude_if=_is_none, description="Where to ask, for an unknown user.")
+
+
+class BatchRecipes(RecipeResponse):
+    """A batch entry that succeeded (``status`` is the discriminator)."""
+
+    status: Literal["ok"] = "ok"
+
+
 class BatchError(BaseModel):
+    """A batch entry that failed, e.g. an unknown user; the rest of the batch is answered."""
+
+    status: Literal["error"] = "error"
     user_id: int
-    error: str
-    status: int
+    problem: Problem
+
+
+BatchEntry = Annotated[BatchRecipes | BatchError, Field(discriminator="status")]
 
 
 class BatchResponse(BaseModel):
-    results: list[RecipeResponse | BatchError]
+    results: list[BatchEntry] = Field(description="One entry per requested user id, in the request's order.")
     latency_ms: float = 0.0
+
+
+class InteractionAccepted(BaseModel):
+    """What ``POST /api/interactions`` did with the event (202 either way)."""
+
+    applied: bool = Field(description="True the first time this event is seen.")
+    duplicate: bool = Field(description="True when an event with this id was already applied (nothing changed).")
+    event_id: str = Field(description="eventId, or a content hash when the event had none.")
+
+
+class Health(BaseModel):
+    """Degraded (not down) when anything but the popularity fallback is out: requests are still answered."""
+
+    status: Literal["ok", "degraded"]
+    models: dict[str, str] = Field(description="Model kind -> store tag, or 'unavailable'.")
+    personalization: dict[str, str] = Field(
+        description="Model kind -> how it picks the personal positions (its personal scorer and policy, or a fallback)."
+    )
+    redis: Literal["ok", "unreachable", "not configured"]
+    kafka: Literal["ok", "unreachable", "not configured"]
 
 
 # What the API sends to a model (runner or in-process) and gets back.
@@ -132,6 +320,8 @@ class RankQuery(BaseModel):
     live_recipe_ids: list[int] = Field(default_factory=list)
     """Interactions since training: folded into the user vector and excluded."""
     exclude_recipe_ids: list[int] = Field(default_factory=list)
+    include_recipe_ids: list[int] | None = None
+    """Rank only among these (None = every recipe)."""
     max_fsa_score: float | None = None
     top_k: int = 10
     diversity: float = 0.0
@@ -142,7 +332,7 @@ class RankQuery(BaseModel):
 
 
 class RankResult(BaseModel):
-    """Ranked recipes; ``found`` is False when the model cannot place the user."""
+    """Ranked recipes; ``found`` is False when the model cannot place the user (or the recipe)."""
 
     found: bool
     recipe_ids: list[int] = Field(default_factory=list)
@@ -161,6 +351,17 @@ class SimilarQuery(BaseModel):
     user_id: int
     live_recipe_ids: list[int] = Field(default_factory=list)
     top_k: int = 10
+
+
+class SimilarRecipeQuery(BaseModel):
+    """One recipe to find neighbours of, with the ranking filters of a recommendation."""
+
+    recipe_id: int
+    exclude_recipe_ids: list[int] = Field(default_factory=list)
+    include_recipe_ids: list[int] | None = None
+    max_fsa_score: float | None = None
+    top_k: int = 10
+    diversity: float = 0.0
 
 
 class SimilarResult(BaseModel):

@@ -135,3 +135,16 @@ def test_mmr_rows_ranks_each_row_like_mmr_alone() -> None:
 
     for row in range(3):
         assert batch[row].tolist() == mmr_one(relevance[row], vectors[row], 5, 0.4)
+
+
+def test_mmr_on_a_few_allowed_candidates_returns_all_of_them_and_nothing_excluded() -> None:
+    rng = np.random.default_rng(5)
+    scores = np.full((1, 60), -np.inf, dtype=np.float32)
+    allowed = [7, 21, 40]
+    scores[0, allowed] = [0.2, 0.9, 0.5]
+    vectors = normalize_rows(rng.normal(size=(60, 8)).astype(np.float32))
+
+    ranked = rank_rows(scores, 10, diversity=0.9, unit_item_vectors=vectors)
+
+    assert ranked[0, 0] == 21 and sorted(ranked[0, :3].tolist()) == allowed
+    assert ranked[0, 3:].tolist() == [-1] * 7

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from recipe_ml.serving.schemas import RankQuery, RankResult, SimilarQuery, SimilarResult
+from recipe_ml.serving.schemas import RankQuery, RankResult, SimilarQuery, SimilarRecipeQuery, SimilarResult
 from runners.als import ALSRunner
 from runners.base import RankerRunner
 from runners.two_tower import TwoTowerRunner
@@ -80,6 +80,24 @@ async def test_similar_users_batch_matches_single_queries(runner: RankerRunner) 
     same(batched, [(await runner.similar_users([query]))[0] for query in queries])
     assert [r.found for r in batched] == [True, False, True]
     assert users[0] not in batched[0].user_ids and len(batched[0].user_ids) == 3
+
+
+async def test_similar_recipes_batch_matches_single_queries(runner: RankerRunner) -> None:
+    recipes = [int(r) for r in runner.ranker.model.items.ids[:40]]
+    queries = [
+        SimilarRecipeQuery(recipe_id=recipes[0], top_k=3),
+        SimilarRecipeQuery(recipe_id=999_999_999),
+        SimilarRecipeQuery(recipe_id=recipes[1], top_k=4, diversity=0.5, exclude_recipe_ids=recipes[2:4]),
+        SimilarRecipeQuery(recipe_id=recipes[4], top_k=5, include_recipe_ids=recipes[10:40], max_fsa_score=9.0),
+    ]
+
+    batched = await runner.similar_recipes(queries)
+
+    same(batched, [(await runner.similar_recipes([query]))[0] for query in queries])
+    assert [r.found for r in batched] == [True, False, True, True]
+    assert recipes[0] not in batched[0].recipe_ids and len(batched[0].recipe_ids) == 3
+    assert not set(batched[2].recipe_ids) & set(recipes[1:4])
+    assert set(batched[3].recipe_ids) <= set(recipes[10:40])
 
 
 async def test_ids_beyond_int64_from_live_events_are_ignored(runner: RankerRunner) -> None:

@@ -19,10 +19,17 @@ from recipe_ml.config import Settings
 from recipe_ml.events.applier import EventApplier
 from recipe_ml.events.schema import InteractionEvent, InteractionType
 from recipe_ml.models.base import Recommender
-from recipe_ml.serving.engine import LocalBackend, NoModelError, RecommendationEngine, UnknownUserError
+from recipe_ml.serving.engine import (
+    LocalBackend,
+    NoModelError,
+    RecommendationEngine,
+    UnknownRecipeError,
+    UnknownUserError,
+)
 from recipe_ml.serving.ranker import ModelRanker
 from recipe_ml.serving.schemas import (
     BatchError,
+    BatchRecipes,
     BatchRequest,
     ColdStartRequest,
     RankQuery,
@@ -30,6 +37,8 @@ from recipe_ml.serving.schemas import (
     RecipeRequest,
     RecipeResponse,
     SimilarQuery,
+    SimilarRecipeQuery,
+    SimilarRecipesRequest,
     SimilarResult,
     SimilarUsersRequest,
 )
@@ -52,6 +61,9 @@ class FailingBackend:
         raise ConnectionError("runner is down")
 
     async def similar_users(self, queries: list[SimilarQuery]) -> list[SimilarResult]:
+        raise ConnectionError("runner is down")
+
+    async def similar_recipes(self, queries: list[SimilarRecipeQuery]) -> list[RankResult]:
         raise ConnectionError("runner is down")
 
     async def ping(self) -> bool:
@@ -233,6 +245,74 @@ async def test_similar_users_need_a_model_with_user_vectors(als: LocalBackend, p
         await engine(als, popularity).similar_users(SimilarUsersRequest(user_id=UNKNOWN_USER))
 
 
+async def test_similar_recipes_are_the_nearest_by_cosine_and_cached(
+    als: LocalBackend, popularity: LocalBackend
+) -> None:
+    eng = engine(FailingBackend(), als, popularity)
+    model = als.ranker.model
+    recipe = int(model.items.ids[0])
+    vectors = model.item_vectors / np.linalg.norm(model.item_vectors, axis=1, keepdims=True)
+    cosine = vectors @ vectors[0]
+    cosine[0] = -np.inf
+    expected = model.items.ids[np.argsort(-cosine)[:5]].tolist()
+
+    first = await eng.similar_recipes(SimilarRecipesRequest(recipe_id=recipe, top_k=5, diversity=0.0))
+    second = await eng.similar_recipes(SimilarRecipesRequest(recipe_id=recipe, top_k=5, diversity=0.0))
+
+    assert first.model_used == "als" and first.recipe_id == recipe and not first.cached
+    assert [r.recipe_id for r in first.similar_recipes] == expected
+    assert [r.score for r in first.similar_recipes] == sorted((r.score for r in first.similar_recipes), reverse=True)
+    assert second.cached is False, "only the first model's answers are cached (ALS answered for a failed runner)"
+    direct = engine(als, popularity)
+    await direct.similar_recipes(SimilarRecipesRequest(recipe_id=recipe, top_k=5))
+    assert (await direct.similar_recipes(SimilarRecipesRequest(recipe_id=recipe, top_k=5))).cached
+
+
+async def test_similar_recipes_filters_and_errors(als: LocalBackend, popularity: LocalBackend) -> None:
+    eng = engine(als, popularity)
+    model = als.ranker.model
+    recipe = int(model.items.ids[0])
+    candidates = [int(r) for r in model.items.ids[1:40]]
+    plain = await eng.similar_recipes(SimilarRecipesRequest(recipe_id=recipe, top_k=5))
+
+    excluded = await eng.similar_recipes(
+        SimilarRecipesRequest(recipe_id=recipe, top_k=5, exclude_recipe_ids=[plain.similar_recipes[0].recipe_id])
+    )
+    included = await eng.similar_recipes(
+        SimilarRecipesRequest(recipe_id=recipe, top_k=5, include_recipe_ids=[*candidates, recipe, UNKNOWN_USER])
+    )
+    healthy = await eng.similar_recipes(SimilarRecipesRequest(recipe_id=recipe, top_k=5, max_fsa_score=7))
+
+    assert plain.similar_recipes[0].recipe_id not in {r.recipe_id for r in excluded.similar_recipes}
+    assert len(included.similar_recipes) == 5 and {r.recipe_id for r in included.similar_recipes} <= set(candidates)
+    fsa = model.item_fsa[model.items.indices(np.asarray([r.recipe_id for r in healthy.similar_recipes]))]
+    assert len(fsa) == 5 and (fsa <= 7).all()
+    with pytest.raises(UnknownRecipeError) as unknown:
+        await eng.similar_recipes(SimilarRecipesRequest(recipe_id=UNKNOWN_USER))
+    assert unknown.value.problem().status == 404 and unknown.value.problem().recipe_id == UNKNOWN_USER
+    with pytest.raises(NoModelError):
+        await engine(popularity).similar_recipes(SimilarRecipesRequest(recipe_id=recipe))
+
+
+async def test_include_recipe_ids_ranks_only_among_the_candidates(als: LocalBackend, popularity: LocalBackend) -> None:
+    eng = engine(als, popularity)
+    user = known_user(als.ranker.model)
+    unseen = [int(r) for r in als.ranker.model.items.ids if int(r) not in training_history(als.ranker.model, user)]
+    candidates = unseen[100:112]
+
+    personal = await eng.recommend(RecipeRequest(user_id=user, top_k=5, include_recipe_ids=candidates))
+    batch = await eng.recommend_batch(BatchRequest(user_ids=[user], top_k=5, include_recipe_ids=candidates))
+    cold = await eng.cold_start(ColdStartRequest(top_k=5, include_recipe_ids=candidates))
+    few = await eng.recommend(RecipeRequest(user_id=user, top_k=5, include_recipe_ids=candidates[:2]))
+    nothing = await eng.recommend(RecipeRequest(user_id=user, top_k=5, include_recipe_ids=[]))
+
+    assert len(ids(personal)) == 5 and set(ids(personal)) <= set(candidates)
+    (entry,) = batch.results
+    assert isinstance(entry, BatchRecipes) and ids(entry) == ids(personal)
+    assert len(cold.recommendations) == 5 and {r.recipe_id for r in cold.recommendations} <= set(candidates)
+    assert sorted(ids(few)) == sorted(candidates[:2]) and ids(nothing) == []
+
+
 async def test_batch_answers_each_user_and_shares_the_single_user_cache(
     als: LocalBackend, popularity: LocalBackend
 ) -> None:
@@ -243,8 +323,9 @@ async def test_batch_answers_each_user_and_shares_the_single_user_cache(
     batch = await eng.recommend_batch(BatchRequest(user_ids=[users[0], UNKNOWN_USER, users[1], users[2]], top_k=5))
 
     first, unknown, *rest = batch.results
-    assert isinstance(first, RecipeResponse) and first.cached and ids(first) == ids(single)
-    assert isinstance(unknown, BatchError) and unknown.status == 404 and unknown.user_id == UNKNOWN_USER
+    assert isinstance(first, BatchRecipes) and first.cached and ids(first) == ids(single)
+    assert isinstance(unknown, BatchError) and unknown.status == "error" and unknown.user_id == UNKNOWN_USER
+    assert unknown.problem.status == 404 and unknown.problem.user_id == UNKNOWN_USER
     assert all(isinstance(r, RecipeResponse) and r.model_used == "als" and len(r.recommendations) == 5 for r in rest)
 
 

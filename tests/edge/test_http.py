@@ -1,0 +1,189 @@
+"""The /api app in-process: error bodies, API keys, the body limit, the BentoML config it builds.
+
+What is answered before a route reaches the engine (validation, routing,
+authentication, size) needs no model and no BentoML service, so it is tested
+here on the real FastAPI app through ASGI; ``tests/test_service.py`` tests
+the same app under ``bentoml serve``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from edge.http import PROBLEM_JSON, create_app, service_config
+from recipe_ml.config import Settings
+from tests.fixtures.tls import self_signed
+
+KEY = "k" * 16 + "-first"
+OTHER_KEY = "o" * 16 + "-second"
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+def settings(**overrides: object) -> Settings:
+    return Settings(_env_file=None, **overrides)  # type: ignore[call-arg, arg-type]
+
+
+def client(**overrides: object) -> httpx.AsyncClient:
+    transport = httpx.ASGITransport(app=create_app(settings(**overrides)))
+    return httpx.AsyncClient(transport=transport, base_url="http://api")
+
+
+def assert_problem(response: httpx.Response, status: int) -> dict[str, object]:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == PROBLEM_JSON
+    body: dict[str, object] = response.json()
+    assert body["status"] == status and body["title"] and body["detail"] and body["type"]
+    assert body["instance"] == response.request.url.path
+    return body
+
+
+def fields(body: dict[str, object]) -> list[str]:
+    errors = body["errors"]
+    assert isinstance(errors, list)
+    return [error["field"] for error in errors]
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    ("path", "body", "status", "field"),
+    [
+        # The classic cases run against the live server in tests/test_service.py; these are the new ones.
+        ("/recommendations/recipes", b'{"user_id": 5,', 400, "body"),
+        ("/recommendations/recipes", b'{"user_id": 5, "topk": 3}', 422, "topk"),
+        ("/recommendations/recipes", b'{"user_id": 9007199254740992}', 422, "user_id"),
+        ("/recommendations/recipes", b'{"user_id": 5, "include_recipe_ids": [1, "x"]}', 422, "include_recipe_ids.1"),
+        ("/recommendations/similar-recipes", b'{"top_k": 3}', 422, "recipe_id"),
+        ("/recommendations/similar-recipes", b'{"recipe_id": 5, "max_fsa_score": 2}', 422, "max_fsa_score"),
+        ("/interactions", b'{"userId": "1", "recipeId": 2, "interactionType": "view"}', 422, "userId"),
+        ("/interactions", b'{"userId": 1, "recipeId": 2, "interactionType": "cook", "rating": true}', 422, "rating"),
+    ],
+)
+async def test_invalid_requests_are_problems_naming_the_field(path: str, body: bytes, status: int, field: str) -> None:
+    async with client() as api:
+        response = await api.post(path, content=body, headers={"Content-Type": "application/json"})
+
+    problem = assert_problem(response, status)
+    assert problem["type"] == "urn:recipe-ml:problem:invalid-request"
+    assert field in fields(problem) and field in str(problem["detail"])
+
+
+@pytest.mark.anyio
+async def test_a_body_is_json_whatever_its_content_type() -> None:
+    """``curl -d`` sends a form Content-Type: the body is still read as JSON, as the API always did."""
+    async with client() as api:
+        response = await api.post(
+            "/recommendations/recipes",
+            content=b'{"user_id": 5, "top_k": 0}',
+            headers={"Content-Type": "application/x-www-form-urlencoded"},
+        )
+
+    assert fields(assert_problem(response, 422)) == ["top_k"]
+
+
+@pytest.mark.anyio
+async def test_unknown_paths_and_methods_are_problems() -> None:
+    async with client() as api:
+        no_route = await api.post("/recommendations/nothing", json={})
+        wrong_method = await api.get("/recommendations/recipes")
+        delete = await api.delete("/health")
+
+    assert "/recommendations/nothing" in str(assert_problem(no_route, 404)["detail"])
+    assert assert_problem(wrong_method, 405)["type"] == "about:blank"
+    assert wrong_method.headers["allow"] == "POST"
+    assert_problem(delete, 405)
+    assert delete.headers["allow"] == "GET"
+
+
+@pytest.mark.anyio
+async def test_api_keys_are_required_by_bearer_or_header_except_on_health() -> None:
+    async with client(api_keys=f"{KEY}, {OTHER_KEY}") as api:
+        missing = await api.post("/recommendations/recipes", json={"user_id": 5, "top_k": 0})
+        wrong = await api.post("/recommendations/recipes", json={}, headers={"X-API-Key": "w" * 20})
+        wrong_scheme = await api.post("/recommendations/recipes", json={}, headers={"Authorization": f"Basic {KEY}"})
+        bearer = await api.post(
+            "/recommendations/recipes", json={"user_id": 5, "top_k": 0}, headers={"Authorization": f"Bearer {KEY}"}
+        )
+        header = await api.post(
+            "/recommendations/recipes", json={"user_id": 5, "top_k": 0}, headers={"X-API-Key": OTHER_KEY}
+        )
+        metrics = await api.get("/metrics")
+        no_route = await api.get("/nothing")
+
+    for response in (missing, wrong, wrong_scheme):
+        problem = assert_problem(response, 401)
+        assert problem["type"] == "urn:recipe-ml:problem:unauthorized"
+        assert response.headers["www-authenticate"].startswith("Bearer")
+        assert KEY not in response.text and OTHER_KEY not in response.text
+    assert "missing" in str(missing.json()["detail"]) and "invalid" in str(wrong.json()["detail"])
+    # With a key the request reaches validation (which the keyless request never did).
+    assert fields(assert_problem(bearer, 422)) == ["top_k"] and fields(assert_problem(header, 422)) == ["top_k"]
+    assert metrics.status_code == 200, "metrics stay open unless METRICS_REQUIRE_API_KEY"
+    assert_problem(no_route, 401)
+
+
+@pytest.mark.anyio
+async def test_metrics_can_require_the_key() -> None:
+    async with client(api_keys=KEY, metrics_require_api_key=True) as api:
+        closed = await api.get("/metrics")
+        opened = await api.get("/metrics", headers={"Authorization": f"Bearer {KEY}"})
+
+    assert_problem(closed, 401)
+    assert opened.status_code == 200 and "recipe_api_requests_total" in opened.text
+
+
+@pytest.mark.anyio
+async def test_without_api_keys_nothing_is_asked() -> None:
+    async with client() as api:
+        response = await api.post("/recommendations/recipes", json={"user_id": 5, "top_k": 0})
+
+    assert fields(assert_problem(response, 422)) == ["top_k"]
+
+
+async def _chunks(size: int, chunk: int = 4096) -> AsyncIterator[bytes]:
+    sent = 0
+    while sent < size:
+        yield b" " * min(chunk, size - sent)
+        sent += chunk
+
+
+@pytest.mark.anyio
+async def test_bodies_over_the_limit_are_413_problems() -> None:
+    limit = 10_000
+    async with client(max_request_bytes=limit) as api:
+        declared = await api.post(
+            "/recommendations/recipes", content=b" " * (limit + 1), headers={"Content-Type": "application/json"}
+        )
+        chunked = await api.post("/recommendations/recipes", content=_chunks(limit * 3))
+        at_limit = await api.post(
+            "/recommendations/recipes",
+            content=b'{"user_id": 5, "top_k": 0}'.ljust(limit),
+            headers={"Content-Type": "application/json"},
+        )
+
+    assert "content-length" not in chunked.request.headers
+    for response in (declared, chunked):
+        assert "MAX_REQUEST_BYTES" in str(assert_problem(response, 413)["detail"])
+    assert fields(assert_problem(at_limit, 422)) == ["top_k"]
+
+
+def test_service_config_is_bentomls_cors_and_ssl(tmp_path: Path) -> None:
+    cert, key = self_signed(tmp_path)
+    plain = service_config(settings(port=8123))
+    secured = service_config(
+        settings(cors_allow_origins="https://app.example, https://admin.example", ssl_certfile=cert, ssl_keyfile=key)
+    )
+
+    assert plain == {"http": {"port": 8123}}
+    cors = secured["http"]["cors"]
+    assert cors["enabled"] is True
+    assert cors["access_control_allow_origins"] == ["https://app.example", "https://admin.example"]
+    assert {"Authorization", "X-API-Key", "Content-Type"} <= set(cors["access_control_allow_headers"])
+    assert secured["ssl"] == {"enabled": True, "certfile": str(cert), "keyfile": str(key)}
