@@ -6,7 +6,14 @@ import pytest
 from pydantic import ValidationError
 
 from recipe_ml.config import get_settings
-from recipe_ml.serving.schemas import BatchRequest, ColdStartRequest, RankQuery, RecipeRequest, SimilarUsersRequest
+from recipe_ml.serving.schemas import (
+    BatchRequest,
+    ColdStartRequest,
+    RankQuery,
+    RecipeRequest,
+    SimilarRecipesRequest,
+    SimilarUsersRequest,
+)
 
 
 def error_fields(exc: pytest.ExceptionInfo[ValidationError]) -> list[str]:
@@ -89,3 +96,10 @@ def test_every_ranking_option_reaches_the_model_query() -> None:
     assert options["exclude_recipe_ids"] == [7] and options["diversity"] == 0.5 and options["personalization"] == 0.4
     query = RankQuery.model_validate({"user_id": 1, **options})
     assert query.model_dump(include=set(options)) == options
+
+
+def test_similar_recipes_have_no_personalization() -> None:
+    """There is no user to personalise for: the field is refused, not ignored."""
+    with pytest.raises(ValidationError) as exc:
+        SimilarRecipesRequest.model_validate({"recipe_id": 1, "personalization": 0.5})
+    assert error_fields(exc) == ["personalization"]
