@@ -13,8 +13,10 @@ import logging
 
 import bentoml
 
+from edge.compat import release_request_timers
+from edge.heap import freeze_after_load
 from edge.http import app
-from edge.model_store import load_from_store, store_entry
+from edge.model_store import check_models, load_from_store, store_entry
 from edge.remote import RemoteBackend
 from recipe_ml.config import get_settings
 from recipe_ml.events.applier import EventApplier
@@ -25,12 +27,22 @@ from runners.als import ALSRunner
 from runners.two_tower import TwoTowerRunner
 
 _settings = get_settings()
+check_models(
+    {
+        "TWO_TOWER_MODEL": _settings.two_tower_model,
+        "ALS_MODEL": _settings.als_model,
+        "POPULARITY_MODEL": _settings.popularity_model,
+    }
+)
+release_request_timers()
 
 
 @bentoml.service(
     name="recipe_ml_service",
     workers=_settings.workers,
-    traffic={"timeout": 30},
+    # A request may wait RUNNER_TIMEOUT_SECONDS on each runner in turn, then
+    # score popularity here: past three of them it is stuck, not slow.
+    traffic={"timeout": 3 * _settings.runner_timeout_seconds},
     http={"port": _settings.port},  # PORT (8000) unless `bentoml serve --port` says otherwise
 )
 @bentoml.asgi_app(app, path="/api")
@@ -53,3 +65,4 @@ class RecipeService:
         store = open_interaction_store(settings.redis_url, settings.popularity_half_life_hours)
         self.engine = RecommendationEngine(chain, cache=cache, store=store, settings=settings)
         self.applier = EventApplier(store=store, cache=cache)
+        freeze_after_load()

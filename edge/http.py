@@ -127,7 +127,7 @@ async def _interactions(request: Request) -> tuple[dict[str, Any], str]:
     """Apply an interaction event in-process: the consumer's code path, over HTTP."""
     event = await _parse(request, InteractionEvent)
     try:
-        applied = _service().applier.apply(event)
+        applied = await _engine().storage(_service().applier.apply, event)
     except (redis.RedisError, OSError) as exc:
         raise StoreUnavailableError(f"interaction store unavailable ({type(exc).__name__}); retry later") from exc
     return {"applied": applied, "duplicate": not applied, "event_id": event.dedupe_id()}, "none"

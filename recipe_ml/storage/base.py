@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
+from typing import ClassVar
 
 from recipe_ml.events.schema import InteractionEvent
 
@@ -26,6 +27,9 @@ It must exceed a request's duration (``RUNNER_TIMEOUT_SECONDS``, 2 s).
 
 class ResponseCache(ABC):
     """Serialized API responses with a TTL, invalidated per user."""
+
+    remote: ClassVar[bool] = False
+    """True when calls go over the network: async code must not make them on its event loop."""
 
     @abstractmethod
     def get(self, key: str) -> bytes | None:
@@ -60,6 +64,9 @@ class ResponseCache(ABC):
 
 class InteractionStore(ABC):
     """Interactions that arrived after training, shared by API and consumers."""
+
+    remote: ClassVar[bool] = False
+    """True when calls go over the network: async code must not make them on its event loop."""
 
     @abstractmethod
     def apply(self, event: InteractionEvent) -> bool:
