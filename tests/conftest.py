@@ -5,4 +5,5 @@ pytest_plugins = [
     "tests.fixtures.kafka",
     "tests.fixtures.models",
     "tests.fixtures.server",
+    "tests.fixtures.private_redis",
 ]
