@@ -23,6 +23,7 @@ wrk comes from the distribution's packages (``apt-get install wrk``).
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 import re
 import shutil
@@ -50,6 +51,8 @@ MODES = ("uncached", "cached")
 WARM_USERS = 20
 """Users of the cached phases (their answers are cached before the phase)."""
 RECIPES_PATH = "/api/recommendations/recipes"
+_RUNS = itertools.count()
+"""Numbers the wrk runs of this process, so uncached bodies never repeat across runs."""
 
 
 @dataclass(frozen=True)
@@ -79,7 +82,8 @@ def run_wrk(
 ) -> WrkResult:
     """wrk with ``WRK_SCRIPT`` against ``base_url`` (``mode`` uncached or cached)."""
     threads = 1 if connections == 1 else 2
-    env = {**os.environ, "USERS_FILE": str(users_file), "MODE": mode, "WARM_USERS": str(warm_users)}
+    run = str(next(_RUNS) % 100)
+    env = {**os.environ, "USERS_FILE": str(users_file), "MODE": mode, "WARM_USERS": str(warm_users), "RUN": run}
     command = [
         wrk_binary(),
         f"-t{threads}",

@@ -1,7 +1,8 @@
 -- wrk script of harness/bench_api.py and harness/soak.py:
 -- POST /api/recommendations/recipes, user ids rotating over USERS_FILE (one id a line).
 -- MODE=uncached: every request excludes a recipe id never used before, so its cache key is new and
---   the model scores it (the exclusion itself changes nothing: no recipe has such an id).
+--   the model scores it (the exclusion itself changes nothing: no recipe has such an id). RUN (0-99)
+--   tells the runs of one server apart: each wrk run starts counting afresh.
 -- MODE=cached: the first WARM_USERS users only, bodies repeated (answered from the cache once warm).
 -- done() prints one line "RESULT key=value ..." that the harness parses.
 
@@ -9,17 +10,19 @@ local users = {}
 for line in io.lines(os.getenv("USERS_FILE")) do users[#users + 1] = line end
 local mode = os.getenv("MODE") or "uncached"
 local warm = tonumber(os.getenv("WARM_USERS") or "20")
+local run = tonumber(os.getenv("RUN") or "0")
 local threads = {}
 local counter = 0
-local salt = 0
+local offset = 0
 
 function setup(thread)
-  thread:set("salt", #threads)
+  thread:set("thread_number", #threads)  -- a global of that thread's script
   threads[#threads + 1] = thread
 end
 
 function init(args)
-  counter = salt * 104729  -- threads start at different users
+  offset = thread_number or 0
+  counter = offset * 104729  -- threads start at different users
 end
 
 function request()
@@ -28,7 +31,7 @@ function request()
   if mode == "cached" then
     body = '{"user_id": ' .. users[(counter % math.min(warm, #users)) + 1] .. '}'
   else
-    local unique = 1000000000000 + salt * 100000000000 + counter
+    local unique = 1000000000000 + run * 10000000000 + offset * 1000000000 + counter
     body = '{"user_id": ' .. users[(counter % #users) + 1] .. ', "exclude_recipe_ids": [' .. unique .. ']}'
   end
   return wrk.format("POST", "/api/recommendations/recipes", {["Content-Type"] = "application/json"}, body)
