@@ -21,7 +21,6 @@ from edge.remote import RemoteBackend
 from recipe_ml.config import get_settings
 from recipe_ml.events.applier import EventApplier
 from recipe_ml.serving.engine import Backend, LocalBackend, RecommendationEngine
-from recipe_ml.serving.ranker import ModelRanker
 from recipe_ml.storage import open_cache, open_interaction_store
 from runners.als import ALSRunner
 from runners.two_tower import TwoTowerRunner
@@ -53,6 +52,8 @@ class RecipeService:
     als = bentoml.depends(ALSRunner)
 
     def __init__(self) -> None:
+        from recipe_ml.serving.ranker import ModelRanker  # numpy: in the worker, not the supervisor
+
         settings = get_settings()
         logging.getLogger("recipe_ml").setLevel("DEBUG" if settings.debug else settings.log_level)
         popularity, popularity_tag = load_from_store(settings.popularity_model)

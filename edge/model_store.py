@@ -11,13 +11,15 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import bentoml
 from bentoml.exceptions import NotFound
 
 from edge.compat import model_store_at
-from recipe_ml.models.base import Recommender
+
+if TYPE_CHECKING:
+    from recipe_ml.models.base import Recommender
 
 
 class ModelNotFoundError(LookupError):
@@ -67,6 +69,8 @@ def store_entry(name_or_tag: str, home: Path | None = None) -> bentoml.Model:
 
 def load_from_store(name_or_tag: str, home: Path | None = None) -> tuple[Recommender, str]:
     """The model stored under ``name`` (latest version) or ``name:version``, and its full tag."""
+    from recipe_ml.models.base import Recommender  # numpy and scipy: only where a model is loaded
+
     entry = store_entry(name_or_tag, home)
     return Recommender.load(Path(entry.path)), str(entry.tag)
 

@@ -14,7 +14,6 @@ import bentoml
 from edge.heap import freeze_after_load
 from edge.model_store import load_from_store
 from recipe_ml.config import get_settings
-from recipe_ml.serving.ranker import ModelRanker
 from recipe_ml.serving.schemas import RankQuery, RankResult, SimilarQuery, SimilarResult
 from recipe_ml.serving.telemetry import BATCH_SIZE
 
@@ -58,6 +57,8 @@ class RankerRunner:
     """Attribute of ``Settings`` naming the store model (``two_tower_model``...)."""
 
     def __init__(self) -> None:
+        from recipe_ml.serving.ranker import ModelRanker  # numpy: in the worker, not the supervisor
+
         settings = get_settings()
         model, tag = load_from_store(getattr(settings, self.model_setting))
         model.use_device(settings.device)

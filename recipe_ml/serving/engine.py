@@ -15,12 +15,11 @@ import logging
 import socket
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Protocol, TypeVar
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
 from pydantic import BaseModel
 
 from recipe_ml.config import Settings
-from recipe_ml.serving.ranker import ModelRanker
 from recipe_ml.serving.schemas import (
     BatchError,
     BatchRequest,
@@ -39,6 +38,9 @@ from recipe_ml.serving.schemas import (
 from recipe_ml.serving.telemetry import CACHE, FALLBACKS
 from recipe_ml.storage.base import InteractionStore, ResponseCache
 from recipe_ml.storage.offload import StorageCalls
+
+if TYPE_CHECKING:  # the API's supervisor process imports this module and needs no numpy
+    from recipe_ml.serving.ranker import ModelRanker
 
 logger = logging.getLogger(__name__)
 
