@@ -13,7 +13,7 @@ import logging
 
 import bentoml
 
-from edge.compat import release_request_timers
+from edge.compat import cache_mime_types, release_request_timers
 from edge.heap import freeze_after_load
 from edge.http import app
 from edge.model_store import check_models, load_from_store, store_entry
@@ -34,6 +34,7 @@ check_models(
     }
 )
 release_request_timers()
+cache_mime_types()
 
 
 @bentoml.service(

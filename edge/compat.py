@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import bentoml
+from _bentoml_sdk.io_models import IOMixin
 from bentoml._internal.models.model import ModelStore
 from bentoml._internal.server.http.traffic import TimeoutMiddleware
 from starlette.responses import JSONResponse
@@ -85,6 +86,38 @@ def release_request_timers() -> bool:
         )
         return False
     TimeoutMiddleware.__call__ = _call_with_cancelled_timer  # type: ignore[method-assign]
+    return True
+
+
+_MIME_TYPES: dict[type, str] = {}
+"""IO model class -> its MIME type, filled on first use by ``_cached_mime_type``."""
+_ORIGINAL_MIME_TYPE = IOMixin.__dict__["mime_type"].__func__
+
+
+def _cached_mime_type(cls: type) -> str:
+    """``IOMixin.mime_type`` of BentoML 1.4.40, computed once per IO model class.
+
+    Why: BentoML asks every response for its MIME type, and for a root model
+    (an API returning a list, as the runners' batched APIs do) it builds a
+    pydantic ``TypeAdapter`` and the whole JSON schema each time to read its
+    ``type``: a large share of a runner's CPU per request, for an answer that
+    depends on the class alone.
+
+    What lets it go: a BentoML release that computes or caches the MIME type
+    once per IO class.
+    """
+    mime = _MIME_TYPES.get(cls)
+    if mime is None:
+        mime = _MIME_TYPES[cls] = _ORIGINAL_MIME_TYPE(cls)
+    return mime
+
+
+def cache_mime_types() -> bool:
+    """Install ``_cached_mime_type`` on this BentoML version; True when installed (idempotent)."""
+    if bentoml.__version__ not in WRITTEN_FOR:
+        logger.warning("bentoml %s: MIME type cache not applied (written for %s)", bentoml.__version__, WRITTEN_FOR)
+        return False
+    IOMixin.mime_type = classmethod(_cached_mime_type)
     return True
 
 

@@ -90,3 +90,21 @@ def test_model_store_at_points_bentoml_at_that_home(tmp_path: Path) -> None:
 
     assert (tmp_path / "models" / "compat_probe").is_dir()
     assert [str(m.tag.name) for m in bentoml.models.list(**model_store_at(tmp_path))] == ["compat_probe"]
+
+
+def test_an_io_model_computes_its_mime_type_once() -> None:
+    """Unpatched, BentoML rebuilds a pydantic schema for every response to find this constant."""
+    from _bentoml_sdk.io_models import IORootModel
+
+    from edge.compat import _MIME_TYPES, cache_mime_types
+
+    class Answers(IORootModel[list[int]]):
+        root: list[int]
+
+    assert cache_mime_types()
+    assert Answers not in _MIME_TYPES
+
+    first, second = Answers.mime_type(), Answers.mime_type()
+
+    assert first == second == "application/json"
+    assert _MIME_TYPES[Answers] == "application/json"
