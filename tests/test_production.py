@@ -90,7 +90,7 @@ def test_a_bad_setting_stops_the_server_at_start_up_naming_it(
 def test_a_stalled_redis_degrades_then_recovers_by_itself(
     start_server: StartServer, private_redis: PrivateRedis, users: list[int]
 ) -> None:
-    server = start_server({"REDIS_URL": private_redis.url})
+    server = start_server({"REDIS_URL": private_redis.url()})
     event = {"userId": users[0], "recipeId": 1, "interactionType": "view"}
     with httpx.Client(base_url=server.base_url, timeout=30) as api:
         assert api.post("/api/interactions", json={**event, "eventId": "before"}).status_code == 202
@@ -105,7 +105,8 @@ def test_a_stalled_redis_degrades_then_recovers_by_itself(
         recovered = poll(lambda: api.get("/api/health").json()["redis"] == "ok")
         after_resume = api.post("/api/interactions", json={**event, "eventId": "after-resume"})
 
-        private_redis.restart()
+        private_redis.stop()
+        private_redis.start()
         restarted = poll(lambda: api.get("/api/health").json()["redis"] == "ok")
         after_restart = api.post("/api/interactions", json={**event, "eventId": "after-restart"})
         cached = [api.post("/api/recommendations/recipes", json={"user_id": users[1]}).json() for _ in range(2)]

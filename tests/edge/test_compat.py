@@ -6,6 +6,7 @@ import asyncio
 import contextvars
 import gc
 import weakref
+from collections.abc import MutableMapping
 from pathlib import Path
 from typing import Any
 
@@ -34,8 +35,8 @@ async def _request(middleware: TimeoutMiddleware) -> tuple[list[dict[str, Any]],
     async def receive() -> dict[str, Any]:
         return {"type": "http.request", "body": b"", "more_body": False}
 
-    async def send(message: dict[str, Any]) -> None:
-        sent.append(message)
+    async def send(message: MutableMapping[str, Any]) -> None:
+        sent.append(dict(message))
 
     held = Held()
     ref = weakref.ref(held)
@@ -98,7 +99,7 @@ def test_an_io_model_computes_its_mime_type_once() -> None:
 
     from edge.compat import _MIME_TYPES, cache_mime_types
 
-    class Answers(IORootModel[list[int]]):
+    class Answers(IORootModel[list[int]]):  # type: ignore[misc]  # BentoML's IO base class is untyped
         root: list[int]
 
     assert cache_mime_types()

@@ -33,7 +33,7 @@ def wait_until(check: object, attempts: int = 100) -> bool:
 
 
 def test_a_stalled_redis_fails_fast_after_the_first_timeout_and_recovers(private_redis: PrivateRedis) -> None:
-    store = RedisInteractionStore(private_redis.url, 1.0, timeout_seconds=TIMEOUT)
+    store = RedisInteractionStore(private_redis.url(), 1.0, timeout_seconds=TIMEOUT)
     assert store.apply(event(1)) is True
 
     private_redis.pause()
@@ -50,12 +50,13 @@ def test_a_stalled_redis_fails_fast_after_the_first_timeout_and_recovers(private
 
 
 def test_after_a_restart_the_cache_and_store_reconnect_by_themselves(private_redis: PrivateRedis) -> None:
-    cache = RedisCache(private_redis.url, timeout_seconds=TIMEOUT)
-    store = RedisInteractionStore(private_redis.url, 1.0, timeout_seconds=TIMEOUT)
+    cache = RedisCache(private_redis.url(), timeout_seconds=TIMEOUT)
+    store = RedisInteractionStore(private_redis.url(), 1.0, timeout_seconds=TIMEOUT)
     cache.set("k", b"v", 60)
     assert cache.get("k") == b"v" and store.apply(event(1))
 
-    private_redis.restart()  # the old connections are dead, the data is gone
+    private_redis.stop()  # the old connections die, the data is gone
+    private_redis.start()
 
     assert wait_until(lambda: cache.ping() and store.ping())
     assert cache.get("k") is None
@@ -66,7 +67,7 @@ def test_after_a_restart_the_cache_and_store_reconnect_by_themselves(private_red
 
 def test_remote_calls_run_off_the_event_loop_which_keeps_serving(private_redis: PrivateRedis) -> None:
     """While a call waits on a stalled Redis, other coroutines keep running."""
-    store = RedisInteractionStore(private_redis.url, 1.0, timeout_seconds=TIMEOUT)
+    store = RedisInteractionStore(private_redis.url(), 1.0, timeout_seconds=TIMEOUT)
     calls = StorageCalls(offload=store.remote)
     ticks = 0
 
