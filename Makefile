@@ -45,11 +45,11 @@ lint:  ## ruff and mypy (strict).
 evaluate:  ## Offline evaluation; writes training_artifacts/reports/.
 	$(BIN)/python -m scripts.evaluate
 
-SECONDS ?= 10
+BENCH_SECONDS ?= 10
 SOAK_SECONDS ?= 180
 
 bench:  ## The API vs a one-process peer (wrk, 1/16/64 connections): latency, req/s, errors, batch sizes, memory, cold start.
-	$(BIN)/python -m harness.bench_api --bentoml-home $(BENTOML_HOME) --seconds $(SECONDS)
+	$(BIN)/python -m harness.bench_api --bentoml-home $(BENTOML_HOME) --seconds $(BENCH_SECONDS)
 
 soak:  ## SOAK_SECONDS (180) of full uncached load: RSS of every process over time, requests, errors, p99.
 	$(BIN)/python -m harness.soak --bentoml-home $(BENTOML_HOME) --seconds $(SOAK_SECONDS)
