@@ -26,7 +26,8 @@ from tqdm import tqdm
 from recipe_ml.config import REPORTS_DIR, get_settings
 from recipe_ml.data import DataError, Interactions, concat, load_splits, sample_users
 from recipe_ml.evaluation.protocol import evaluate
-from recipe_ml.models import KINDS, Recommender, model_class
+from recipe_ml.models import KINDS, model_class
+from recipe_ml.models.base import Recommender
 from recipe_ml.models.popularity import PopularityRecommender
 from recipe_ml.models.two_tower import TwoTowerRecommender
 from scripts.train import add_data_arguments, build_model, check_data_arguments

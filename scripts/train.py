@@ -32,7 +32,8 @@ from recipe_ml.data import (
     split_path,
 )
 from recipe_ml.evaluation.protocol import evaluate
-from recipe_ml.models import KINDS, Recommender, model_class
+from recipe_ml.models import KINDS, model_class
+from recipe_ml.models.base import Recommender
 
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # implicit warns (and slows) with a threaded OpenBLAS
 

@@ -7,7 +7,7 @@ import pytest
 
 from recipe_ml.data import Interactions
 from recipe_ml.evaluation.protocol import evaluate, rank_users
-from recipe_ml.models import Recommender
+from recipe_ml.models.base import Recommender
 from recipe_ml.models.two_tower import TwoTowerRecommender
 from recipe_ml.serving.ranker import ModelRanker
 from recipe_ml.serving.schemas import RankQuery
