@@ -16,7 +16,7 @@ export BENTOML_DO_NOT_TRACK := true
 # implicit (ALS) oversubscribes the cores without this.
 export OPENBLAS_NUM_THREADS := 1
 
-.PHONY: help setup install system-deps train serve test lint evaluate bench bench-consumer build containerize loadtest consumer produce clean
+.PHONY: help setup install system-deps train serve test lint evaluate bench soak bench-consumer build containerize loadtest consumer produce clean
 
 help:  ## List the targets.
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
@@ -54,8 +54,14 @@ lint:  ## ruff (lint and format) and mypy (strict), tests included.
 evaluate:  ## Offline evaluation; writes training_artifacts/reports/.
 	$(BIN)/recipe-ml evaluate
 
-bench:  ## Latency, throughput and memory of a server it starts on the trained models.
-	$(BIN)/python -m harness.bench_api --bentoml-home $(BENTOML_HOME)
+BENCH_SECONDS ?= 10
+SOAK_SECONDS ?= 180
+
+bench:  ## The API vs a one-process peer (wrk, 1/16/64 connections): latency, req/s, errors, batch sizes, memory, cold start.
+	$(BIN)/python -m harness.bench_api --bentoml-home $(BENTOML_HOME) --seconds $(BENCH_SECONDS)
+
+soak:  ## SOAK_SECONDS (180) of full uncached load: RSS of every process over time, requests, errors, p99.
+	$(BIN)/python -m harness.soak --bentoml-home $(BENTOML_HOME) --seconds $(SOAK_SECONDS)
 
 bench-consumer:  ## Events applied per second by one consumer (local tansu broker, Redis on 127.0.0.1).
 	$(BIN)/python -m harness.bench_consumer

@@ -14,19 +14,23 @@ import logging
 
 import bentoml
 
+from edge.compat import cache_mime_types, release_request_timers
+from edge.heap import freeze_after_load
 from edge.http import CorsRefusalAsProblem, app, docs_app, service_config
-from edge.model_store import load_from_store, store_entry
+from edge.model_store import check_models, load_from_store, store_entry
 from edge.remote import RemoteBackend
 from recipe_ml.config import get_settings
 from recipe_ml.events.applier import EventApplier
-from recipe_ml.models import CHAIN, REGISTRY
+from recipe_ml.models import CHAIN, KINDS, REGISTRY
 from recipe_ml.serving.engine import Backend, LocalBackend, RecommendationEngine
-from recipe_ml.serving.ranker import ModelRanker
 from recipe_ml.storage import open_cache, open_interaction_store
 from runners.als import ALSRunner
 from runners.two_tower import TwoTowerRunner
 
 _settings = get_settings()
+check_models({REGISTRY[kind].setting.upper(): _settings.model_name(kind) for kind in KINDS})
+release_request_timers()
+cache_mime_types()
 
 
 # http: PORT (8000) unless `bentoml serve --port` says otherwise, and CORS_ALLOW_ORIGINS;
@@ -34,7 +38,9 @@ _settings = get_settings()
 @bentoml.service(
     name="recipe_ml_service",
     workers=_settings.workers,
-    traffic={"timeout": 30},
+    # A request may wait RUNNER_TIMEOUT_SECONDS on each runner in turn, then
+    # score popularity here: past three of them it is stuck, not slow.
+    traffic={"timeout": 3 * _settings.runner_timeout_seconds},
     **service_config(_settings),
 )
 @bentoml.asgi_app(docs_app, path="/")
@@ -46,6 +52,8 @@ class RecipeService:
     als = bentoml.depends(ALSRunner)
 
     def __init__(self) -> None:
+        from recipe_ml.serving.ranker import ModelRanker  # numpy: in the worker, not the supervisor
+
         settings = get_settings()
         logging.getLogger("recipe_ml").setLevel("DEBUG" if settings.debug else settings.log_level)
         runners = {"two_tower": self.two_tower, "als": self.als}
@@ -61,6 +69,7 @@ class RecipeService:
         store = open_interaction_store(settings.redis_url, settings.popularity_half_life_hours)
         self.engine = RecommendationEngine(chain, cache=cache, store=store, settings=settings)
         self.applier = EventApplier(store=store, cache=cache)
+        freeze_after_load()
 
 
 if _settings.cors_origin_list():

@@ -304,7 +304,7 @@ async def interactions(body: InteractionEvent, request: Request) -> Response:
     consumer's code: the user's cached answers are dropped at once. The same `eventId` again changes
     nothing (`duplicate`). 503 while the interaction store is down: keep the event and retry."""
     try:
-        applied = _service().applier.apply(body)
+        applied = await _engine().storage(_service().applier.apply, body)
     except (redis.RedisError, OSError) as exc:
         raise StoreUnavailableError(f"interaction store unavailable ({type(exc).__name__}); retry later") from exc
     accepted = InteractionAccepted(applied=applied, duplicate=not applied, event_id=body.dedupe_id())

@@ -9,14 +9,17 @@ call time (BentoML itself reads it once, at import), else BentoML's default.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import bentoml
-from bentoml._internal.models.model import ModelStore
 from bentoml.exceptions import NotFound
 
-from recipe_ml.models.base import Recommender
+from edge.compat import model_store_at
+
+if TYPE_CHECKING:
+    from recipe_ml.models.base import Recommender
 
 
 class ModelNotFoundError(LookupError):
@@ -27,10 +30,7 @@ def _store_kwargs(home: Path | None) -> dict[str, Any]:
     """``_model_store`` for ``home`` or the current ``$BENTOML_HOME``, else BentoML's default."""
     if home is None and os.environ.get("BENTOML_HOME"):
         home = Path(os.environ["BENTOML_HOME"])
-    if home is None:
-        return {}
-    (home / "models").mkdir(parents=True, exist_ok=True)  # as BentoML does for its default store
-    return {"_model_store": ModelStore(home / "models")}
+    return {} if home is None else model_store_at(home)
 
 
 def save_to_store(
@@ -69,5 +69,25 @@ def store_entry(name_or_tag: str, home: Path | None = None) -> bentoml.Model:
 
 def load_from_store(name_or_tag: str, home: Path | None = None) -> tuple[Recommender, str]:
     """The model stored under ``name`` (latest version) or ``name:version``, and its full tag."""
+    from recipe_ml.models.base import Recommender  # numpy and scipy: only where a model is loaded
+
     entry = store_entry(name_or_tag, home)
     return Recommender.load(Path(entry.path)), str(entry.tag)
+
+
+def check_models(models: Mapping[str, str], home: Path | None = None) -> None:
+    """Raise ``ModelNotFoundError`` naming the setting of every model ``models`` names that the store lacks.
+
+    ``models`` maps a setting (``TWO_TOWER_MODEL``...) to the model it names.
+    The server calls it at start-up, before any worker: a typo in a setting
+    then stops ``bentoml serve`` at once with this message, rather than a
+    worker failing to load its model over and over.
+    """
+    missing = []
+    for setting, name in models.items():
+        try:
+            store_entry(name, home)
+        except ModelNotFoundError as exc:
+            missing.append(f"{setting}: {exc}")
+    if missing:
+        raise ModelNotFoundError("; ".join(missing))

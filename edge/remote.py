@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import logging
-import math
-import sys
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import aiohttp
+from bentoml.exceptions import ServiceUnavailable
 
+from recipe_ml.serving.engine import BackendOverloadedError
 from recipe_ml.serving.schemas import RankQuery, RankResult, SimilarQuery, SimilarRecipeQuery, SimilarResult
 from recipe_ml.serving.telemetry import RUNNER_RETRIES
 
@@ -27,20 +27,13 @@ recycles its ``ClientSession`` every 100 requests (and every 300 s) and
 in flight on it. Those requests die with ``ServerDisconnectedError`` or
 ``ClientOSError: Can not write request body``. With 32 clients about 20% of
 runner calls failed that way here (the fallback chain hid them as ALS or
-popularity answers; without it they are 500s). ``_never_recycle`` removes the
-cause: one session for the life of the worker (the runners sit behind a
-fixed Unix socket, so recycling buys nothing). The retry covers the one race
+popularity answers; without it they are 500s). The runners' public
+``runner_connection`` setting removes the cause (``runners.base.SERVICE_CONFIG``):
+one session for the life of the worker. The retry covers the one race
 left, a keep-alive connection the runner's uvicorn closes after 5 s idle at
 the instant a request is written on it; scoring is idempotent, so one retry
 on a fresh connection is safe.
 """
-
-
-def _never_recycle(client: Any) -> None:
-    """Disable the session recycling of BentoML's dependency client (see above)."""
-    manager = client._session_manager
-    manager.max_requests = sys.maxsize
-    manager.max_age = math.inf
 
 
 class RemoteBackend:
@@ -52,12 +45,13 @@ class RemoteBackend:
         self.supports_similarity = True
         self.personalization = "unknown until the runner answers a health check"
         self._client = proxy.to_async
-        _never_recycle(self._client)
 
     async def _call(self, call: Callable[[], Awaitable[T]]) -> T:
         for attempt in range(TRANSPORT_RETRIES + 1):
             try:
                 return await call()
+            except ServiceUnavailable as exc:  # BentoML's dispatcher shed it ("process is overloaded")
+                raise BackendOverloadedError(f"runner {self.name} is overloaded: {exc}") from exc
             except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError):
                 if attempt == TRANSPORT_RETRIES:
                     raise

@@ -58,6 +58,18 @@ class LocalServer:
                 return proc
         raise LookupError(f"no worker process for runner {name}")
 
+    def rss_by_process(self) -> dict[str, int]:
+        """Resident memory of each process, named by its BentoML service (``serve`` for the arbiter)."""
+        rss: dict[str, int] = {}
+        for proc in self.processes():
+            try:
+                cmdline, memory = proc.cmdline(), proc.memory_info().rss
+            except psutil.NoSuchProcess:
+                continue
+            name = cmdline[cmdline.index("--service-name") + 1] if "--service-name" in cmdline else "serve"
+            rss[name if name not in rss else f"{name}:{proc.pid}"] = memory
+        return rss
+
     def rss_bytes(self) -> int:
         """Resident memory of the whole process tree."""
         total = 0

@@ -10,8 +10,9 @@ import ssl
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal, Self
+from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -19,6 +20,25 @@ DATA_DIR = REPO_ROOT / "training_artifacts" / "data"
 REPORTS_DIR = REPO_ROOT / "training_artifacts" / "reports"
 MIN_API_KEY_LENGTH = 16
 """Shorter keys are guessable; the service refuses to start with one."""
+REDIS_SCHEMES = ("redis", "rediss")
+
+
+class SettingsError(ValueError):
+    """A setting has a value the service cannot run with; the message names the variable."""
+
+
+def check_redis_url(url: str | None) -> str | None:
+    """``url`` when it names Redis, None when unset (in-process storage); ``ValueError`` otherwise."""
+    if url is None or not url.strip():
+        return None
+    scheme = urlsplit(url).scheme
+    if scheme not in REDIS_SCHEMES:
+        # Only the scheme is echoed: the rest of the URL may hold a password.
+        raise ValueError(
+            f"REDIS_URL must start with redis:// or rediss:// (got scheme {scheme!r}); "
+            "leave it unset for in-process storage"
+        )
+    return url
 
 
 class Settings(BaseSettings):
@@ -73,6 +93,11 @@ class Settings(BaseSettings):
 
     popularity_half_life_hours: float = Field(default=24.0, gt=0)
     """Half-life of a live interaction's weight in trending popularity."""
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_scheme(cls, url: str | None) -> str | None:
+        return check_redis_url(url)
 
     # One per row of ``recipe_ml.models.REGISTRY`` (a test holds them together):
     # the model store name to serve, ``name`` (latest version) or ``name:version``.
@@ -149,5 +174,16 @@ class Settings(BaseSettings):
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
-    """The process-wide settings (cached: the environment is read once)."""
-    return Settings()
+    """The process-wide settings (cached: the environment is read once).
+
+    Raises ``SettingsError`` naming each bad variable, so a server with a bad
+    setting stops at start-up with that message instead of failing later.
+    """
+    try:
+        return Settings()
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(part) for part in error['loc']).upper()}: {error['msg']}"
+            for error in exc.errors(include_url=False, include_input=False)
+        )
+        raise SettingsError(f"invalid settings: {problems}") from None

@@ -2,7 +2,7 @@
 
 Each runner is its own BentoML service (own process) so that adaptive
 batching turns concurrent API requests into one matrix product, and so that
-torch lives only in the Two-Tower runner's process.
+torch, when the Two-Tower runs on CUDA, lives only in its runner's process.
 """
 
 from __future__ import annotations
@@ -11,9 +11,9 @@ from typing import ClassVar
 
 import bentoml
 
+from edge.heap import freeze_after_load
 from edge.model_store import load_from_store
 from recipe_ml.config import get_settings
-from recipe_ml.serving.ranker import ModelRanker
 from recipe_ml.serving.schemas import RankQuery, RankResult, SimilarQuery, SimilarRecipeQuery, SimilarResult
 from recipe_ml.serving.telemetry import BATCH_SIZE
 
@@ -29,11 +29,25 @@ up on (with BentoML's 60 s default it would, and fall further behind)."""
 batched_api = bentoml.api(batchable=True, max_batch_size=RUNNER_MAX_BATCH_SIZE, max_latency_ms=RUNNER_MAX_LATENCY_MS)
 """The decorator of the adaptive-batching APIs (one list of queries in, one list out)."""
 
+CONNECTION_LIFETIME_SECONDS = 365 * 24 * 3600.0
+"""How long the API keeps one connection session to a runner: for good.
+
+BentoML's dependency client recycles its session every 100 requests and
+300 s by default and closes the old one at once, while concurrent requests
+are still in flight on it; they die with a dropped connection. The runners
+sit behind a fixed local socket, so recycling buys nothing."""
+
 SERVICE_CONFIG: dict[str, object] = {
     "workers": 1,
-    "traffic": {"timeout": 60},
+    "traffic": {"timeout": get_settings().runner_timeout_seconds},
+    "runner_connection": {"max_requests": 2**31 - 1, "max_age": CONNECTION_LIFETIME_SECONDS},
 }
-"""One worker per runner: one copy of the model in memory, batches stay large."""
+"""One worker per runner: one copy of the model in memory, batches stay large.
+
+``traffic.timeout`` is the API's ``runner_timeout_seconds``: past it the API
+has moved on to the next model, so the runner need not finish (BentoML also
+gives its client to this service that timeout). ``runner_connection`` is read
+by the clients of this service (the API's ``bentoml.depends``)."""
 
 
 class RankerRunner:
@@ -43,10 +57,13 @@ class RankerRunner:
     """The model kind served (a row of ``recipe_ml.models.REGISTRY``)."""
 
     def __init__(self) -> None:
+        from recipe_ml.serving.ranker import ModelRanker  # numpy: in the worker, not the supervisor
+
         settings = get_settings()
         model, tag = load_from_store(settings.model_name(self.kind))
         model.use_device(settings.device)
         self.ranker = ModelRanker(model, tag, precompute=settings.precompute_embeddings)
+        freeze_after_load()
 
     # The APIs are ``async`` although they compute: scoring a batch takes a few
     # tenths of a millisecond, less than BentoML's hop to a worker thread for a

@@ -38,7 +38,8 @@ from recipe_ml.evaluation.policy import (
     fit_policy,
 )
 from recipe_ml.evaluation.protocol import METRICS, Evaluation, evaluate
-from recipe_ml.models import KINDS, Recommender, model_class
+from recipe_ml.models import KINDS, model_class
+from recipe_ml.models.base import Recommender
 from recipe_ml.models.ease import EASEScorer
 from recipe_ml.models.popularity import PopularityRecommender
 from recipe_ml.ranking import PERSONAL_WINDOW, PersonalPolicy

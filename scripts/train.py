@@ -32,7 +32,8 @@ from recipe_ml.data import (
     split_path,
 )
 from recipe_ml.evaluation.protocol import evaluate
-from recipe_ml.models import KINDS, Recommender, model_class
+from recipe_ml.models import KINDS, model_class
+from recipe_ml.models.base import Recommender
 from recipe_ml.models.ease import EASEScorer
 from recipe_ml.models.two_tower import TwoTowerRecommender
 from recipe_ml.ranking import PersonalPolicy

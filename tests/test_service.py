@@ -287,15 +287,14 @@ def test_health_and_metrics(api: httpx.Client, model: Recommender) -> None:
     assert {labels["le"] for labels, _ in buckets} >= {"0.0001", "0.001"}
 
 
-def test_only_the_two_tower_runner_loads_torch(server: LocalServer) -> None:
+def test_no_process_loads_torch_on_the_cpu(server: LocalServer) -> None:
+    """The Two-Tower folds in with numpy on the CPU (``recipe_ml.models.user_tower``): torch stays out."""
+
     def loads_torch(pid: int) -> bool:
         return "libtorch" in Path(f"/proc/{pid}/maps").read_text()
 
-    two_tower = server.runner_process("two_tower")
-    others = [p for p in server.processes() if p.pid != two_tower.pid]
-
-    assert loads_torch(two_tower.pid)
-    assert others and not any(loads_torch(p.pid) for p in others)
+    assert server.runner_process("two_tower").pid in {p.pid for p in server.processes()}
+    assert not any(loads_torch(p.pid) for p in server.processes())
 
 
 def test_fallback_chain_two_tower_then_als_then_popularity(
@@ -366,17 +365,19 @@ def test_concurrent_load_has_no_failed_requests(api: httpx.Client, server: Local
     """The regression test of the dropped connections between API and runners.
 
     Before the fix, about 20% of runner calls under this load died on a
-    closed connection (see ``TRANSPORT_RETRIES`` in service.py). A failure is
-    any non-2xx, and also any fallback other than a timeout or any retried
-    runner call: the chain and the retry would otherwise hide a dropped
-    connection as an ALS or popularity answer, or as a slower one.
+    closed connection (see ``TRANSPORT_RETRIES`` in edge/remote.py). A failure is
+    any non-2xx, and also any fallback other than a timeout or BentoML's own
+    overload shedding (reason ``overloaded``), or any retried runner call: the
+    chain and the retry would otherwise hide a dropped connection as an ALS or
+    popularity answer, or as a slower one.
     """
 
     def transport_failures() -> float:
-        """Fallbacks other than timeouts, and calls retried on a fresh connection."""
+        """Fallbacks other than timeouts and shed load, and calls retried on a fresh connection."""
         fallbacks = metric_samples(api, "recipe_api_fallbacks_total")
         retries = metric_samples(api, "recipe_api_runner_retries_total")
-        return sum(v for labels, v in fallbacks if labels["reason"] != "timeout") + sum(v for _, v in retries)
+        shed = {"timeout", "overloaded"}  # a busy machine: BentoML shedding load is not a transport failure
+        return sum(v for labels, v in fallbacks if labels["reason"] not in shed) + sum(v for _, v in retries)
 
     def batch_histogram() -> dict[str, float]:
         samples = metric_samples(api, "recipe_runner_batch_size_bucket")

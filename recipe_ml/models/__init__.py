@@ -4,16 +4,19 @@ Adding a model kind is a row of ``REGISTRY`` (plus its ``<kind>_model``
 setting in ``recipe_ml.config``, checked by a test): training, the runners,
 the fallback chain, the harness and the Bento's model list all follow it.
 
-Modules are imported lazily on purpose: the API process loads popularity and
-ALS models without importing torch, which only ``two_tower`` needs.
+Modules are imported lazily on purpose: the ``bentoml serve`` supervisor
+reads this table without importing numpy or scipy, and the API process loads
+popularity and ALS models without importing torch.
 """
 
 from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from recipe_ml.models.base import Recommender
+if TYPE_CHECKING:
+    from recipe_ml.models.base import Recommender
 
 
 @dataclass(frozen=True)
@@ -69,4 +72,4 @@ def model_class(name: str) -> type[Recommender]:
     return model_kind(name).model_class()
 
 
-__all__ = ["CHAIN", "KINDS", "REGISTRY", "ModelKind", "Recommender", "model_class", "model_kind"]
+__all__ = ["CHAIN", "KINDS", "REGISTRY", "ModelKind", "model_class", "model_kind"]

@@ -1,7 +1,9 @@
 """Two-Tower recommender in PyTorch: a user tower over the user's recipes, a recipe tower.
 
-The only module of ``recipe_ml`` that imports torch; ``recipe_ml.models``
-imports it only when a ``two_tower`` model is used.
+Torch is imported only to train, or to fold in on a CUDA device (the torch
+modules are in ``recipe_ml.models.two_tower_nets``): on the CPU a loaded
+model folds users in with the numpy ``UserTower``, so a server process that
+serves it never imports torch.
 
 Loss, and why: a full softmax over the whole catalogue (multinomial
 likelihood, as in Mult-VAE/DAE). With ~8.4k recipes the full softmax costs one
@@ -22,59 +24,25 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import scipy.sparse as sp
-import torch
-from torch import nn
 
 from recipe_ml.config import get_settings
 from recipe_ml.data import FSA_RANGE, Interactions
 from recipe_ml.models.base import Recommender
 from recipe_ml.models.popularity import check_weighting, popularity_prior
+from recipe_ml.models.user_tower import USER_TOWER_FILE, UserTower
+
+if TYPE_CHECKING:
+    import torch
+
+    from recipe_ml.models.two_tower_nets import RecipeEncoder, UserEncoder
 
 EMBEDDING_DIM = 128
-HIDDEN_DIM = 256
-N_FEATURES = 5
-"""fsa, fsa known, who, who known, log popularity."""
 WHO_MAX = 7.0
 """Highest WHO score in the health data (number of guidelines met)."""
-
-
-class UserEncoder(nn.Module):
-    """Mean of the embeddings of a user's recipes -> MLP -> 128-d user vector."""
-
-    def __init__(self, n_items: int, dropout: float) -> None:
-        super().__init__()
-        self.bag = nn.EmbeddingBag(n_items, EMBEDDING_DIM, mode="mean")
-        self.mlp = nn.Sequential(
-            nn.Dropout(dropout),
-            nn.Linear(EMBEDDING_DIM, HIDDEN_DIM),
-            nn.ReLU(),
-            nn.Linear(HIDDEN_DIM, EMBEDDING_DIM),
-        )
-
-    def forward(self, items: torch.Tensor, offsets: torch.Tensor) -> torch.Tensor:
-        out: torch.Tensor = self.mlp(self.bag(items, offsets))
-        return out
-
-
-class RecipeEncoder(nn.Module):
-    """Recipe id embedding + health/popularity features -> MLP -> 128-d recipe vector."""
-
-    def __init__(self, n_items: int, dropout: float) -> None:
-        super().__init__()
-        self.embedding = nn.Embedding(n_items, EMBEDDING_DIM)
-        self.mlp = nn.Sequential(
-            nn.Dropout(dropout),
-            nn.Linear(EMBEDDING_DIM + N_FEATURES, HIDDEN_DIM),
-            nn.ReLU(),
-            nn.Linear(HIDDEN_DIM, EMBEDDING_DIM),
-        )
-
-    def forward(self, features: torch.Tensor) -> torch.Tensor:
-        out: torch.Tensor = self.mlp(torch.cat([self.embedding.weight, features], dim=1))
-        return out
 
 
 def recipe_features(fsa: np.ndarray, who: np.ndarray, counts: np.ndarray) -> np.ndarray:
@@ -94,14 +62,6 @@ def recipe_features(fsa: np.ndarray, who: np.ndarray, counts: np.ndarray) -> np.
         ],
         axis=1,
     ).astype(np.float32)
-
-
-def _bags(histories: Sequence[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
-    """EmbeddingBag input (flat indices, offsets) for lists of recipe indices."""
-    lengths = np.array([len(h) for h in histories], dtype=np.int64)
-    offsets = np.concatenate([[0], np.cumsum(lengths)[:-1]]) if len(histories) else np.zeros(0, np.int64)
-    flat = np.concatenate([np.asarray(h, dtype=np.int64) for h in histories]) if len(histories) else np.zeros(0)
-    return torch.from_numpy(flat.astype(np.int64)), torch.from_numpy(offsets.astype(np.int64))
 
 
 class TwoTowerRecommender(Recommender):
@@ -158,26 +118,32 @@ class TwoTowerRecommender(Recommender):
         self.seed = seed
         self._init_vectors(EMBEDDING_DIM)
         self._item_bias = np.zeros(0, dtype=np.float32)
+        self._user_tower: UserTower | None = None
+        """The user tower as numpy arrays: fold-in on the CPU."""
         self._user_encoder: UserEncoder | None = None
-        self._device = torch.device("cpu")
+        """The user tower as a torch module, on ``_device``: fold-in on CUDA (and training)."""
+        self._device = "cpu"
 
     def use_device(self, device: str) -> None:
-        """Train and fold in on ``device`` ("cpu" or "cuda"); vectors always come back as numpy."""
-        if device.startswith("cuda") and not torch.cuda.is_available():
-            raise ValueError(f"DEVICE={device!r} but torch sees no CUDA device (this torch build: {torch.__version__})")
-        self._device = torch.device(device)
-        if self._user_encoder is not None:
-            self._user_encoder.to(self._device)
+        """Train and fold in on ``device`` ("cpu" or "cuda"); vectors always come back as numpy.
+
+        On the CPU, fold-in is numpy and torch is not imported; on CUDA it is torch's.
+        """
+        if device.startswith("cuda"):
+            import torch
+
+            if not torch.cuda.is_available():
+                raise ValueError(
+                    f"DEVICE={device!r} but torch sees no CUDA device (this torch build: {torch.__version__})"
+                )
+        self._device = device
+        self._user_encoder = None  # rebuilt on the new device when first needed
 
     saved_arrays = ("user_vectors", "item_vectors", "item_bias")
 
     def fit(self, data: Interactions) -> None:
         for _ in self.fit_epochs(data):
             pass
-
-    def steps_per_epoch(self, n_users: int) -> int:
-        """Optimizer steps of one epoch over ``n_users`` users (a trainer's progress bar)."""
-        return (n_users + self.batch_size - 1) // self.batch_size
 
     def fit_epochs(self, data: Interactions, export_every_epoch: bool = False) -> Iterator[int]:
         """Fit on ``data``, yielding the number of each finished epoch.
@@ -186,6 +152,10 @@ class TwoTowerRecommender(Recommender):
         ``export_every_epoch`` the model is servable at every yield, otherwise
         only once the iterator is exhausted.
         """
+        import torch
+
+        from recipe_ml.models.two_tower_nets import RecipeEncoder, UserEncoder
+
         self._set_data(data)
         torch.manual_seed(self.seed)
         torch.set_num_threads(get_settings().torch_threads)
@@ -219,12 +189,17 @@ class TwoTowerRecommender(Recommender):
     def _export(
         self, user_encoder: UserEncoder, recipe_encoder: RecipeEncoder, features: torch.Tensor, prior: torch.Tensor
     ) -> None:
-        """Serving state from the towers: recipe vectors, biases, every training user's vector."""
+        """Serving state from the towers: recipe vectors, biases, the user tower, every training user's vector."""
+        import torch
+
+        from recipe_ml.models.two_tower_nets import tower_from_encoder
+
         recipe_encoder.eval()
         with torch.no_grad():
             self._item_vectors = recipe_encoder(features).cpu().numpy().copy()
         self._item_bias = prior.cpu().numpy().copy()
         self._user_encoder = user_encoder.eval()
+        self._user_tower = tower_from_encoder(user_encoder, self._scale)
         self._user_vectors = self.fold_in([self.history(u) for u in range(len(self.users))])
 
     def _batch_loss(
@@ -236,6 +211,8 @@ class TwoTowerRecommender(Recommender):
         bias: torch.Tensor,
     ) -> torch.Tensor:
         """Multinomial log-likelihood of the user's recipes given a random part of them."""
+        import torch
+
         n_rows = rows.shape[0]
         lengths = np.diff(rows.indptr)
         user_of_entry = np.repeat(np.arange(n_rows), lengths)
@@ -256,27 +233,41 @@ class TwoTowerRecommender(Recommender):
         log_probs = torch.log_softmax(logits, dim=1)
         return -((log_probs * target).sum(dim=1) / target.sum(dim=1).clamp(min=1.0)).mean()
 
+    @property
+    def _scale(self) -> float:
+        """From the user tower's output to a serving user vector."""
+        return self.affinity_weight / self.temperature
+
+    @property
+    def user_tower(self) -> UserTower:
+        """The user tower's weights as numpy arrays (what the CPU folds in with)."""
+        if self._user_tower is None:
+            raise RuntimeError("two-tower model is not fitted")
+        return self._user_tower
+
     def fold_in(self, histories: Sequence[np.ndarray]) -> np.ndarray:
         """The user tower on each history (scaled to serving): the same function that made ``user_vectors``."""
+        if self._device == "cpu":
+            return self.user_tower(histories)
+        from recipe_ml.models.two_tower_nets import encoder_from_tower, fold_in_torch
+
         if self._user_encoder is None:
-            raise RuntimeError("two-tower model is not fitted")
-        out = np.zeros((len(histories), EMBEDDING_DIM), dtype=np.float32)
-        nonempty = [i for i, h in enumerate(histories) if len(h)]
-        if nonempty:
-            items, offsets = _bags([histories[i] for i in nonempty])
-            with torch.no_grad():
-                vectors = self._user_encoder.eval()(items.to(self._device), offsets.to(self._device))
-            out[nonempty] = (vectors * (self.affinity_weight / self.temperature)).cpu().numpy()
-        return out
+            self._user_encoder = encoder_from_tower(self.user_tower).to(self._device)
+        return fold_in_torch(self._user_encoder, histories, self._scale)
 
     def _save_arrays(self, path: Path) -> None:
-        if self._user_encoder is None:
-            raise RuntimeError("two-tower model is not fitted")
         super()._save_arrays(path)
-        torch.save(self._user_encoder.state_dict(), path / "user_encoder.pt")
+        self.user_tower.save(path)
 
     def _load_arrays(self, path: Path) -> None:
         super()._load_arrays(path)
-        encoder = UserEncoder(len(self.items), self.dropout)
-        encoder.load_state_dict(torch.load(path / "user_encoder.pt", weights_only=True, map_location="cpu"))
-        self._user_encoder = encoder.eval().to(self._device)
+        if (path / USER_TOWER_FILE).is_file():
+            self._user_tower = UserTower.load(path)
+        else:  # saved before the numpy tower existed: read the torch weights once
+            import torch
+
+            from recipe_ml.models.two_tower_nets import UserEncoder, tower_from_encoder
+
+            encoder = UserEncoder(len(self.items), self.dropout)
+            encoder.load_state_dict(torch.load(path / "user_encoder.pt", weights_only=True, map_location="cpu"))
+            self._user_tower = tower_from_encoder(encoder, self._scale)

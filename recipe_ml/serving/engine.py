@@ -15,12 +15,11 @@ import logging
 import socket
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Protocol, TypeVar
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
 from pydantic import BaseModel
 
 from recipe_ml.config import Settings
-from recipe_ml.serving.ranker import ModelRanker
 from recipe_ml.serving.schemas import (
     COLD_START_PATH,
     BatchError,
@@ -44,6 +43,10 @@ from recipe_ml.serving.schemas import (
 )
 from recipe_ml.serving.telemetry import CACHE, FALLBACKS
 from recipe_ml.storage.base import InteractionStore, ResponseCache
+from recipe_ml.storage.offload import StorageCalls
+
+if TYPE_CHECKING:  # the API's supervisor process imports this module and needs no numpy
+    from recipe_ml.serving.ranker import ModelRanker
 
 logger = logging.getLogger(__name__)
 
@@ -91,6 +94,14 @@ class UnknownRecipeError(LookupError):
             detail=str(self),
             recipe_id=self.recipe_id,
         )
+
+
+class BackendOverloadedError(RuntimeError):
+    """A model service shed the request: too busy to start it in time (the next model answers).
+
+    Told apart from transport failures on purpose: shedding is the runner
+    protecting its latency under overload, not a fault.
+    """
 
 
 class NoModelError(RuntimeError):
@@ -166,6 +177,8 @@ class RecommendationEngine:
         self.cache = cache
         self.store = store
         self.settings = settings
+        self.storage = StorageCalls(offload=cache.remote or store.remote)
+        """How async code calls ``cache`` and ``store``: never on the event loop when they are remote."""
         versions = "|".join(f"{b.name}={b.version}" for b in self.chain)
         self._version_key = hashlib.sha1(versions.encode()).hexdigest()[:12]
         """Part of every cache key: a new model version never serves old answers."""
@@ -203,23 +216,30 @@ class RecommendationEngine:
 
     @staticmethod
     def _fell_through(backend: Backend, exc: Exception) -> None:
-        reason = "timeout" if isinstance(exc, TimeoutError) else type(exc).__name__
+        if isinstance(exc, TimeoutError):
+            reason = "timeout"
+        elif isinstance(exc, BackendOverloadedError):
+            reason = "overloaded"
+        else:
+            reason = type(exc).__name__
         FALLBACKS.labels(backend.name, reason).inc()
         logger.warning("model %s failed (%s: %s); falling back", backend.name, reason, exc)
 
     # -- state ---------------------------------------------------------------
-    def _live(self, user_ids: Sequence[int]) -> list[list[int]]:
+    async def _live(self, user_ids: Sequence[int]) -> list[list[int]]:
         """Recipes each user interacted with since training (one store round trip); none when it is down."""
+        if not user_ids:
+            return []
         try:
-            return self.store.recent_items_many(user_ids)
+            return await self.storage(self.store.recent_items_many, user_ids)
         except Exception as exc:  # the store being down degrades, never fails, a request
             logger.warning("interaction store unavailable (%s); serving without live interactions", exc)
             return [[] for _ in user_ids]
 
-    def _trending_boost(self) -> dict[int, float]:
+    async def _trending_boost(self) -> dict[int, float]:
         """Recency-decayed live popularity scaled to [0, 1], added to trained popularity."""
         try:
-            trending = self.store.trending(TRENDING_LIMIT)
+            trending = await self.storage(self.store.trending, TRENDING_LIMIT)
         except Exception as exc:  # the store being down degrades, never fails, a request
             logger.warning("interaction store unavailable (%s); cold-start without trending", exc)
             return {}
@@ -239,11 +259,12 @@ class RecommendationEngine:
             update={"cached": True, "latency_ms": _elapsed_ms(started)}
         )
 
-    def _store(self, key: str, response: BaseModel, model_used: str, user_id: int | None) -> None:
+    async def _store(self, key: str, response: BaseModel, model_used: str, user_id: int | None) -> None:
         """Cache only answers of the preferred model: a fallback answer is not kept
         for a TTL after the preferred model is back."""
-        if model_used == self.chain[0].name:
-            self.cache.set(key, response.model_dump_json().encode(), self.settings.cache_ttl_seconds, user_id=user_id)
+        ttl = self.settings.cache_ttl_seconds
+        if model_used == self.chain[0].name and ttl > 0:
+            await self.storage(self.cache.set, key, response.model_dump_json().encode(), ttl, user_id=user_id)
 
     # -- endpoints -------------------------------------------------------------
     @staticmethod
@@ -269,13 +290,14 @@ class RecommendationEngine:
         user_ids = list(dict.fromkeys(request.user_ids))
         keys = [self._key("recipes", _single(request, user_id)) for user_id in user_ids]
         missed: list[tuple[int, str]] = []
-        for user_id, key, raw in zip(user_ids, keys, self.cache.get_many(keys), strict=True):
+        raws = await self.storage(self.cache.get_many, keys)
+        for user_id, key, raw in zip(user_ids, keys, raws, strict=True):
             hit = self._cached("recipes", raw, RecipeResponse, started)
             if hit is not None:
                 results[user_id] = hit
             else:
                 missed.append((user_id, key))
-        lives = self._live([user_id for user_id, _ in missed])
+        lives = await self._live([user_id for user_id, _ in missed])
         misses = {
             user_id: (key, self._rank_query(request, user_id, live))
             for (user_id, key), live in zip(missed, lives, strict=True)
@@ -292,7 +314,7 @@ class RecommendationEngine:
                     model_used=answer.model_used or model_used,
                     latency_ms=_elapsed_ms(started),
                 )
-                self._store(key, response, model_used, user_id)
+                await self._store(key, response, model_used, user_id)
                 results[user_id] = response
         return BatchResponse(
             results=[_batch_entry(uid, results[uid]) for uid in request.user_ids], latency_ms=_elapsed_ms(started)
@@ -320,7 +342,7 @@ class RecommendationEngine:
             [
                 query.model_copy(
                     update={
-                        "boost": self._trending_boost(),
+                        "boost": await self._trending_boost(),
                         "exclude_recipe_ids": [*request.exclude_recipe_ids, *request.recent_recipe_ids],
                     }
                 )
@@ -336,10 +358,10 @@ class RecommendationEngine:
         """Training users closest to this one in embedding space; raises ``UnknownUserError``."""
         started = time.perf_counter()
         key = self._key("users", request)
-        hit = self._cached("users", self.cache.get(key), SimilarUsersResponse, started)
+        hit = self._cached("users", await self.storage(self.cache.get, key), SimilarUsersResponse, started)
         if hit is not None:
             return hit
-        (live,) = self._live([request.user_id])
+        (live,) = await self._live([request.user_id])
         query = SimilarQuery(user_id=request.user_id, live_recipe_ids=live, top_k=request.top_k)
         model_used, (answer,) = await self._ask_similar([query])
         if not answer.found:
@@ -350,7 +372,7 @@ class RecommendationEngine:
             model_used=model_used,
             latency_ms=_elapsed_ms(started),
         )
-        self._store(key, response, model_used, request.user_id)
+        await self._store(key, response, model_used, request.user_id)
         return response
 
     async def similar_recipes(self, request: SimilarRecipesRequest) -> SimilarRecipesResponse:
@@ -361,7 +383,7 @@ class RecommendationEngine:
         """
         started = time.perf_counter()
         key = self._key("similar_recipes", request)
-        hit = self._cached("similar_recipes", self.cache.get(key), SimilarRecipesResponse, started)
+        hit = self._cached("similar_recipes", await self.storage(self.cache.get, key), SimilarRecipesResponse, started)
         if hit is not None:
             return hit
         query = SimilarRecipeQuery.model_validate({"recipe_id": request.recipe_id, **request.ranking_options()})
@@ -374,7 +396,7 @@ class RecommendationEngine:
             model_used=model_used,
             latency_ms=_elapsed_ms(started),
         )
-        self._store(key, response, model_used, None)
+        await self._store(key, response, model_used, None)
         return response
 
     async def health(self) -> dict[str, object]:
@@ -385,7 +407,10 @@ class RecommendationEngine:
             return_exceptions=True,
         )
         models = {b.name: (b.version if ok is True else "unavailable") for b, ok in zip(self.chain, pings, strict=True)}
-        redis = "not configured" if settings.redis_url is None else ("ok" if self.cache.ping() else "unreachable")
+        if settings.redis_url is None:
+            redis = "not configured"
+        else:
+            redis = "ok" if await self.storage(self.cache.ping) else "unreachable"
         if settings.kafka_bootstrap_servers is None:
             kafka = "not configured"
         else:

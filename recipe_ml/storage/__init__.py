@@ -6,40 +6,23 @@ the choice stays in one place.
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit
-
-from recipe_ml.config import Settings
+from recipe_ml.config import Settings, check_redis_url
 from recipe_ml.storage.base import InteractionStore, ResponseCache
 from recipe_ml.storage.memory import MemoryCache, MemoryInteractionStore
 from recipe_ml.storage.redis import RedisCache, RedisInteractionStore
 
-REDIS_SCHEMES = ("redis", "rediss")
 DEFAULT_HALF_LIFE_HOURS: float = Settings.model_fields["popularity_half_life_hours"].default
-
-
-def _redis_url(url: str | None) -> str | None:
-    """``url`` when it names Redis, None for in-process; ValueError otherwise."""
-    if url is None or not url.strip():
-        return None
-    scheme = urlsplit(url).scheme
-    if scheme not in REDIS_SCHEMES:
-        # Only the scheme is echoed: the rest of the URL may hold a password.
-        raise ValueError(
-            f"REDIS_URL must start with redis:// or rediss:// (got scheme {scheme!r}); "
-            "leave it unset for in-process storage"
-        )
-    return url
 
 
 def open_cache(url: str | None) -> ResponseCache:
     """The response cache for ``REDIS_URL`` (None: in-process)."""
-    redis_url = _redis_url(url)
+    redis_url = check_redis_url(url)
     return MemoryCache() if redis_url is None else RedisCache(redis_url)
 
 
 def open_interaction_store(url: str | None, half_life_hours: float = DEFAULT_HALF_LIFE_HOURS) -> InteractionStore:
     """The interaction store for ``REDIS_URL`` (None: in-process)."""
-    redis_url = _redis_url(url)
+    redis_url = check_redis_url(url)
     if redis_url is None:
         return MemoryInteractionStore(half_life_hours)
     return RedisInteractionStore(redis_url, half_life_hours)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Protocol
+from typing import ClassVar, Protocol
 
 DEDUPE_TTL_SECONDS = 7 * 24 * 3600
 """How long an applied event id is remembered: far beyond any redelivery."""
@@ -48,6 +48,9 @@ class Interaction(Protocol):
 class ResponseCache(ABC):
     """Serialized API responses with a TTL, invalidated per user."""
 
+    remote: ClassVar[bool] = False
+    """True when calls go over the network: async code must not make them on its event loop."""
+
     @abstractmethod
     def get(self, key: str) -> bytes | None:
         """The cached value, or None on a miss (or when the backend is down)."""
@@ -81,6 +84,9 @@ class ResponseCache(ABC):
 
 class InteractionStore(ABC):
     """Interactions that arrived after training, shared by API and consumers."""
+
+    remote: ClassVar[bool] = False
+    """True when calls go over the network: async code must not make them on its event loop."""
 
     @abstractmethod
     def apply(self, event: Interaction) -> bool:

@@ -7,8 +7,10 @@ Each write is one Lua script, so it is atomic and costs one round trip; a
 from __future__ import annotations
 
 import logging
+import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 
 import redis
 from redis.backoff import NoBackoff
@@ -71,6 +73,51 @@ return 1
 """
 
 
+OUTAGE_COOLDOWN_SECONDS = 1.0
+"""After a connection failure or timeout, calls fail at once for this long, then one call probes."""
+
+
+class OutageBreaker:
+    """Fails calls fast while Redis is known to be down, so an outage costs one timeout, not one per call.
+
+    Why: a Redis that stalls (a paused process, a full network buffer) makes
+    every call wait for the socket timeout. With many concurrent requests
+    each would wait in turn, and the threads that make these calls would all
+    be stuck. After a failure the breaker opens: calls raise
+    ``redis.ConnectionError`` without touching the network for
+    ``cooldown_seconds``; then a single call probes (the others keep failing
+    fast until it returns), and its success closes the breaker. Recovery
+    needs no restart. Only connection failures and timeouts count; a Redis
+    that answers with an error is up.
+    """
+
+    def __init__(self, cooldown_seconds: float = OUTAGE_COOLDOWN_SECONDS, clock: Callable[[], float] = time.monotonic):
+        self._cooldown = cooldown_seconds
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._open_until: float | None = None
+        self._probing = False
+
+    @contextmanager
+    def call(self) -> Iterator[None]:
+        """Guard one call; raises ``redis.ConnectionError`` at once while the breaker is open."""
+        with self._lock:
+            open_until = self._open_until
+            if open_until is not None and (self._probing or self._clock() < open_until):
+                raise redis.ConnectionError("Redis unavailable (a recent call failed; retrying shortly)")
+            self._probing = open_until is not None
+        failed = False
+        try:
+            yield
+        except (redis.ConnectionError, redis.TimeoutError, OSError):
+            failed = True
+            raise
+        finally:
+            with self._lock:
+                self._probing = False
+                self._open_until = self._clock() + self._cooldown if failed else None
+
+
 def _client(url: str, timeout_seconds: float) -> redis.Redis[bytes]:
     """A client that fails fast: the callers decide about retries."""
     return redis.Redis.from_url(
@@ -81,9 +128,10 @@ def _client(url: str, timeout_seconds: float) -> redis.Redis[bytes]:
     )
 
 
-def _ping(client: redis.Redis[bytes]) -> bool:
+def _ping(client: redis.Redis[bytes], breaker: OutageBreaker) -> bool:
     try:
-        return bool(client.ping())
+        with breaker.call():
+            return bool(client.ping())
     except redis.RedisError:
         return False
 
@@ -95,6 +143,8 @@ class RedisCache(ResponseCache):
     every replica. Read and write errors are logged and read as a miss.
     """
 
+    remote = True
+
     def __init__(
         self,
         url: str,
@@ -104,6 +154,7 @@ class RedisCache(ResponseCache):
         invalidation_guard_seconds: float = INVALIDATION_GUARD_SECONDS,
     ) -> None:
         self._client = _client(url, timeout_seconds)
+        self._breaker = OutageBreaker()
         self._prefix = prefix
         self._guard_ms = max(1, int(invalidation_guard_seconds * 1000))
         self._set = self._client.register_script(_CACHE_SET)
@@ -117,7 +168,8 @@ class RedisCache(ResponseCache):
         if not keys:
             return []
         try:
-            values = self._client.mget([self._entry(key) for key in keys])
+            with self._breaker.call():
+                values = self._client.mget([self._entry(key) for key in keys])
         except redis.RedisError as exc:
             log.warning("cache get failed, serving a miss: %s", exc)
             return [None] * len(keys)
@@ -127,19 +179,21 @@ class RedisCache(ResponseCache):
         if ttl_seconds <= 0:
             return
         try:
-            if user_id is None:
-                self._client.set(self._entry(key), value, ex=ttl_seconds)
-            else:
-                keys = [self._entry(key), self._index(user_id), self._guard(user_id)]
-                self._set(keys=keys, args=[value, ttl_seconds])
+            with self._breaker.call():
+                if user_id is None:
+                    self._client.set(self._entry(key), value, ex=ttl_seconds)
+                else:
+                    keys = [self._entry(key), self._index(user_id), self._guard(user_id)]
+                    self._set(keys=keys, args=[value, ttl_seconds])
         except redis.RedisError as exc:
             log.warning("cache set failed, response not cached: %s", exc)
 
     def invalidate_user(self, user_id: int) -> None:
-        self._invalidate(keys=[self._index(user_id), self._guard(user_id)], args=[self._guard_ms])
+        with self._breaker.call():
+            self._invalidate(keys=[self._index(user_id), self._guard(user_id)], args=[self._guard_ms])
 
     def ping(self) -> bool:
-        return _ping(self._client)
+        return _ping(self._client, self._breaker)
 
     def _entry(self, key: str) -> str:
         return f"{self._prefix}cache:{key}"
@@ -158,6 +212,8 @@ class RedisInteractionStore(InteractionStore):
     disagree on ``POPULARITY_HALF_LIFE_HOURS`` never mix their weights.
     """
 
+    remote = True
+
     def __init__(
         self,
         url: str,
@@ -172,6 +228,7 @@ class RedisInteractionStore(InteractionStore):
         if half_life_hours <= 0:
             raise ValueError(f"half_life_hours must be > 0, got {half_life_hours}")
         self._client = _client(url, timeout_seconds)
+        self._breaker = OutageBreaker()
         self._prefix = prefix
         self._half_life = half_life_hours * 3600.0
         self._max_recent = max_recent
@@ -191,7 +248,8 @@ class RedisInteractionStore(InteractionStore):
             repr(self._half_life),
             repr(RESCALE_AFTER_HALF_LIVES),
         ]
-        return bool(self._apply(keys=keys, args=args))
+        with self._breaker.call():
+            return bool(self._apply(keys=keys, args=args))
 
     def recent_items(self, user_id: int, limit: int = 200) -> list[int]:
         return self.recent_items_many([user_id], limit)[0]
@@ -203,7 +261,9 @@ class RedisInteractionStore(InteractionStore):
         pipe = self._client.pipeline(transaction=False)
         for user_id in user_ids:
             pipe.lrange(self._recent(user_id), 0, limit - 1)
-        return [[int(recipe) for recipe in items] for items in pipe.execute()]
+        with self._breaker.call():
+            lists = pipe.execute()
+        return [[int(recipe) for recipe in items] for items in lists]
 
     def trending(self, limit: int) -> list[tuple[int, float]]:
         if limit <= 0:
@@ -211,14 +271,15 @@ class RedisInteractionStore(InteractionStore):
         pipe = self._client.pipeline(transaction=True)
         pipe.zrevrange(self._counters, 0, limit - 1, withscores=True)
         pipe.get(self._landmark)
-        top, landmark = pipe.execute()
+        with self._breaker.call():
+            top, landmark = pipe.execute()
         if landmark is None:
             return []
         now = self._clock()
         return [(int(recipe), decayed(score, float(landmark), now, self._half_life)) for recipe, score in top]
 
     def ping(self) -> bool:
-        return _ping(self._client)
+        return _ping(self._client, self._breaker)
 
     def _recent(self, user_id: int) -> str:
         return f"{self._prefix}recent:{user_id}"

@@ -7,10 +7,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edge.model_store import ModelNotFoundError, list_store, load_from_store, save_to_store, store_entry
+from edge.model_store import (
+    ModelNotFoundError,
+    check_models,
+    list_store,
+    load_from_store,
+    save_to_store,
+    store_entry,
+)
 from recipe_ml.config import get_settings
 from recipe_ml.data import Interactions
-from recipe_ml.models import KINDS, REGISTRY, Recommender, model_class
+from recipe_ml.models import KINDS, REGISTRY, model_class
+from recipe_ml.models.base import Recommender
 
 SMALL = {"popularity": {}, "als": {"factors": 8, "iterations": 3}, "two_tower": {"epochs": 1}}
 
@@ -79,3 +87,19 @@ def test_fixture_store_holds_the_three_service_models(model_store: Path) -> None
         entry = store_entry(tag, home=model_store)
         assert entry.info.metadata["n_users"] == len(model.users) == 1500
         assert entry.info.labels == {"kind": kind, "stage": "production"}
+
+
+def test_check_models_names_the_setting_of_each_missing_model(
+    small_splits: dict[str, Interactions], tmp_path: Path
+) -> None:
+    save_to_store(small_model("popularity", small_splits["train"]), "present_model", home=tmp_path)
+
+    check_models({"POPULARITY_MODEL": "present_model"}, home=tmp_path)
+    with pytest.raises(ModelNotFoundError) as error:
+        check_models(
+            {"POPULARITY_MODEL": "present_model", "ALS_MODEL": "nope", "TWO_TOWER_MODEL": "gone"}, home=tmp_path
+        )
+
+    message = str(error.value)
+    assert "ALS_MODEL: model 'nope'" in message and "TWO_TOWER_MODEL: model 'gone'" in message
+    assert "POPULARITY_MODEL" not in message and "present: present_model:" in message

@@ -1,27 +1,68 @@
-"""The benchmark's load phases against the shared test server (short, no timing asserted)."""
+"""The benchmark's pieces against real servers: wrk runs parsed, the peer's answers (short, no timing asserted)."""
 
 from __future__ import annotations
 
-import asyncio
+import shutil
 from pathlib import Path
 
 import pytest
+from fastapi.testclient import TestClient
 
 from edge.model_store import load_from_store
-from harness.bench_api import run_phase
+from harness.bench_api import parse_wrk, run_wrk
+from harness.peer import create_app
 from harness.server import LocalServer
+from recipe_ml.models.base import Recommender
 
 pytestmark = pytest.mark.integration
 
 
-def test_phases_count_answers_and_errors(server: LocalServer, redis_url: str, model_store: Path) -> None:
-    users = [int(u) for u in load_from_store("recipe_popularity", home=model_store)[0].users.ids[:50]]
+@pytest.fixture(scope="module")
+def model(model_store: Path) -> Recommender:
+    return load_from_store("recipe_two_tower", home=model_store)[0]
 
-    uncached = asyncio.run(run_phase("uncached", server.base_url, users, clients=2, seconds=1.0, cached=False))
-    cached = asyncio.run(run_phase("cached", server.base_url, users, clients=2, seconds=1.0, cached=True))
-    failing = asyncio.run(run_phase("unknown", server.base_url, [999_999_999], clients=1, seconds=0.5, cached=False))
 
-    assert uncached.errors == 0 and len(uncached.latencies_ms) > 0
-    assert cached.errors == 0 and len(cached.latencies_ms) > 0  # only answers served from the cache count
-    assert failing.errors > 0 and not failing.latencies_ms  # a 404 is an error, not a latency sample
-    assert "p50" in uncached.line() and uncached.throughput > 0
+def test_wrk_runs_count_answers_and_errors(
+    server: LocalServer, redis_url: str, model: Recommender, tmp_path: Path
+) -> None:
+    if shutil.which("wrk") is None:
+        pytest.fail("wrk is not installed: apt-get install wrk (make system-deps)")
+    users = tmp_path / "users.txt"
+    users.write_text("\n".join(str(u) for u in model.users.ids[:50]))
+    unknown = tmp_path / "unknown.txt"
+    unknown.write_text("999999999\n")
+
+    uncached = run_wrk(server.base_url, users, "uncached", connections=2, seconds=1)
+    cached = run_wrk(server.base_url, users, "cached", connections=2, seconds=1, warm_users=5)
+    failing = run_wrk(server.base_url, unknown, "uncached", connections=1, seconds=1)
+
+    assert uncached.requests > 0 and uncached.errors == 0 and uncached.rps > 0
+    assert cached.requests > 0 and cached.errors == 0
+    assert failing.requests > 0 and failing.errors == failing.requests  # every 404 counts as an error
+
+
+def test_parse_wrk_reads_the_result_line_and_rejects_output_without_one() -> None:
+    result = parse_wrk(
+        "Running 1s test\nRESULT p50_us=1500 p99_us=9000 requests=200 duration_us=2000000 socket_errors=1 non2xx=2\n"
+    )
+
+    assert (result.p50_ms, result.p99_ms, result.requests, result.errors, result.rps) == (1.5, 9.0, 200, 3, 100.0)
+    with pytest.raises(RuntimeError, match="no RESULT line"):
+        parse_wrk("wrk: connection refused")
+
+
+def test_the_peer_ranks_unseen_recipes_and_honours_exclusions(model_store: Path, model: Recommender) -> None:
+    peer = TestClient(create_app(model_store))
+    user = int(model.users.ids[0])
+    index = model.users.index_of(user)
+    assert index is not None
+    seen = set(model.items.ids[model.history(index)].tolist())
+
+    first = peer.post("/api/recommendations/recipes", json={"user_id": user}).json()["recommendations"]
+    top = first[0]["recipe_id"]
+    again = peer.post("/api/recommendations/recipes", json={"user_id": user, "exclude_recipe_ids": [top]}).json()
+    unknown = peer.post("/api/recommendations/recipes", json={"user_id": 999_999_999})
+
+    assert len(first) == 10 and not {r["recipe_id"] for r in first} & seen
+    assert top not in {r["recipe_id"] for r in again["recommendations"]}
+    assert unknown.status_code == 404

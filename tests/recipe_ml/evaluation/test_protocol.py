@@ -11,8 +11,8 @@ import pytest
 from recipe_ml.data import Interactions
 from recipe_ml.evaluation.policy import AffinityScorer, fit_policy
 from recipe_ml.evaluation.protocol import METRICS, activity_quartiles, evaluate, rank_users
-from recipe_ml.models import Recommender, model_class
 from recipe_ml.models.als import ALSRecommender
+from recipe_ml.models.base import Recommender
 from recipe_ml.models.ease import EASEScorer
 from recipe_ml.models.popularity import PopularityRecommender
 from recipe_ml.models.two_tower import TwoTowerRecommender
@@ -122,7 +122,7 @@ def test_another_models_affinity_can_fill_the_personal_positions_for_comparison(
     np.testing.assert_array_equal(inputs.ranking, inputs.scores)  # blend weight 0: the head is the Two-Tower's
     with pytest.raises(NotImplementedError, match="never shipped"):
         candidate.save(tmp_path / "m")
-    popularity = model_class("popularity")()
+    popularity = PopularityRecommender()
     popularity.fit(small_splits["train"])
     with pytest.raises(ValueError, match="popularity has no per-user affinity"):
         AffinityScorer(popularity).scores(candidate.seen[:1])

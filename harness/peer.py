@@ -1,0 +1,96 @@
+"""The one-process peer the benchmark measures the API against.
+
+A plain FastAPI app under uvicorn, one process, serving the same stored
+Two-Tower with the same ranking work as the API's first model: its scores
+and personal scorer (``Recommender.rank_inputs``), the user's training
+recipes and ``exclude_recipe_ids`` excluded, ``rank_rows`` with MMR
+(diversity 0.3) and the model's personal positions, ``top_k`` (10) returned. No cache, no fallback chain, no live
+interactions, no runner hop: the floor of what serving these vectors costs
+in Python, so the API's overhead shows as a ratio.
+
+    python -m harness.peer --bentoml-home ./bentoml_home --port 8100
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+import uvicorn
+from fastapi import FastAPI, HTTPException
+from pydantic import BaseModel, Field
+
+from edge.model_store import load_from_store
+from recipe_ml.ranking import normalize_rows, rank_rows
+
+DIVERSITY = 0.3
+
+
+class PeerRequest(BaseModel):
+    user_id: int
+    top_k: int = Field(default=10, ge=1, le=100)
+    exclude_recipe_ids: list[int] = []
+
+
+class Recommendation(BaseModel):
+    recipe_id: int
+    score: float
+    rank: int
+
+
+class PeerResponse(BaseModel):
+    user_id: int
+    recommendations: list[Recommendation]
+
+
+def create_app(bentoml_home: Path | None, model_name: str = "recipe_two_tower") -> FastAPI:
+    """The peer app on the store's Two-Tower model (vectors loaded once)."""
+    model, _ = load_from_store(model_name, home=bentoml_home)
+    user_vectors = model.user_vectors
+    unit_items = normalize_rows(model.item_vectors)
+    item_ids = model.items.ids
+    app = FastAPI()
+
+    @app.post("/api/recommendations/recipes")
+    def recommend(request: PeerRequest) -> PeerResponse:
+        index = model.users.index_of(request.user_id)
+        if index is None:
+            raise HTTPException(404, f"user {request.user_id} is unknown")
+        inputs = model.rank_inputs(user_vectors[index : index + 1], model.seen[index])
+        excluded = model.items.indices(np.asarray(request.exclude_recipe_ids, dtype=np.int64))
+        exclude = np.concatenate([model.history(index), excluded[excluded >= 0]])
+        for matrix in (inputs.ranking, inputs.personal):
+            if matrix is not None:
+                matrix[0, exclude] = -np.inf
+        top = rank_rows(
+            inputs.ranking,
+            request.top_k,
+            diversity=DIVERSITY,
+            unit_item_vectors=unit_items,
+            personal=inputs.personal,
+            positions=inputs.positions,
+        )[0]
+        picked = top[top >= 0]
+        scores = inputs.scores[0]
+        return PeerResponse(
+            user_id=request.user_id,
+            recommendations=[
+                Recommendation(recipe_id=int(item_ids[i]), score=float(scores[i]), rank=rank)
+                for rank, i in enumerate(picked, start=1)
+            ],
+        )
+
+    return app
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--bentoml-home", type=Path, default=None, help="model store home (default: $BENTOML_HOME)")
+    parser.add_argument("--port", type=int, required=True)
+    args = parser.parse_args()
+    uvicorn.run(create_app(args.bentoml_home), host="127.0.0.1", port=args.port, log_level="warning", access_log=False)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,111 @@
+"""The BentoML workarounds of ``edge.compat``: written for the installed version, and doing their job."""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import gc
+import weakref
+from collections.abc import MutableMapping
+from pathlib import Path
+from typing import Any
+
+import bentoml
+from bentoml._internal.server.http.traffic import TimeoutMiddleware
+
+from edge.compat import WRITTEN_FOR, model_store_at, release_request_timers
+
+REQUEST_STATE: contextvars.ContextVar[object] = contextvars.ContextVar("request_state")
+"""Stands for what outer middlewares put in a request's context (the OpenTelemetry span)."""
+
+
+class Held:
+    """An object whose lifetime the tests watch through a weak reference."""
+
+
+def test_the_installed_bentoml_is_one_the_workarounds_were_written_for() -> None:
+    """Fails on an upgrade on purpose: check whether each workaround is still needed, then update ``WRITTEN_FOR``."""
+    assert bentoml.__version__ in WRITTEN_FOR
+
+
+async def _request(middleware: TimeoutMiddleware) -> tuple[list[dict[str, Any]], weakref.ref[Held]]:
+    """One request through ``middleware`` in a context holding a ``Held``; the messages sent and the ref."""
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: MutableMapping[str, Any]) -> None:
+        sent.append(dict(message))
+
+    held = Held()
+    ref = weakref.ref(held)
+
+    async def in_request_context(state: Held) -> None:
+        REQUEST_STATE.set(state)
+        await middleware({"type": "http", "path": "/", "method": "GET", "headers": []}, receive, send)
+
+    await asyncio.create_task(in_request_context(held), context=contextvars.Context())
+    del held
+    for _ in range(3):  # let the loop run the finished task's callbacks, which still hold it
+        await asyncio.sleep(0)
+    return sent, ref
+
+
+async def _answer(scope: Any, receive: Any, send: Any) -> None:
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    await send({"type": "http.response.body", "body": b"ok"})
+
+
+async def _too_slow(scope: Any, receive: Any, send: Any) -> None:
+    await asyncio.sleep(30)
+
+
+def test_a_finished_request_leaves_nothing_alive_behind_its_timer() -> None:
+    """Unpatched, the timer's copy of the context keeps the request's state alive for the whole timeout."""
+    assert release_request_timers()
+
+    async def scenario() -> tuple[list[dict[str, Any]], bool]:
+        sent, ref = await _request(TimeoutMiddleware(_answer, timeout=60))
+        gc.collect()
+        return sent, ref() is None  # asked while the 60 s timer would still be pending
+
+    sent, released = asyncio.run(scenario())
+
+    assert [m["type"] for m in sent] == ["http.response.start", "http.response.body"]
+    assert released
+
+
+def test_a_request_past_the_timeout_still_gets_504() -> None:
+    assert release_request_timers()
+
+    sent, _ = asyncio.run(_request(TimeoutMiddleware(_too_slow, timeout=0.05)))
+
+    assert sent[0]["type"] == "http.response.start" and sent[0]["status"] == 504
+    assert b"Not able to process the request in 0.05 seconds" in sent[1]["body"]
+
+
+def test_model_store_at_points_bentoml_at_that_home(tmp_path: Path) -> None:
+    with bentoml.models.create("compat_probe", **model_store_at(tmp_path)) as model:
+        (Path(model.path) / "weights").write_text("x")
+
+    assert (tmp_path / "models" / "compat_probe").is_dir()
+    assert [str(m.tag.name) for m in bentoml.models.list(**model_store_at(tmp_path))] == ["compat_probe"]
+
+
+def test_an_io_model_computes_its_mime_type_once() -> None:
+    """Unpatched, BentoML rebuilds a pydantic schema for every response to find this constant."""
+    from _bentoml_sdk.io_models import IORootModel
+
+    from edge.compat import _MIME_TYPES, cache_mime_types
+
+    class Answers(IORootModel[list[int]]):  # type: ignore[misc]  # BentoML's IO base class is untyped
+        root: list[int]
+
+    assert cache_mime_types()
+    assert Answers not in _MIME_TYPES
+
+    first, second = Answers.mime_type(), Answers.mime_type()
+
+    assert first == second == "application/json"
+    assert _MIME_TYPES[Answers] == "application/json"
