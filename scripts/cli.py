@@ -18,6 +18,8 @@ import importlib
 import sys
 from collections.abc import Callable, Sequence
 
+from recipe_ml.data import DataError
+
 COMMANDS = {
     "train": ("scripts.train", "train the models into the BentoML model store"),
     "evaluate": ("scripts.evaluate", "offline evaluation on the validation split; writes the report"),
@@ -41,7 +43,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0 if args else 2
     command = parser.parse_args(args[:1]).command
     entry: Callable[[Sequence[str]], int] = importlib.import_module(COMMANDS[command][0]).main
-    return entry(args[1:])
+    try:
+        return entry(args[1:])
+    except DataError as exc:  # a data file the command reads is missing or malformed: say where, no traceback
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

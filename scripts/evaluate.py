@@ -1,7 +1,7 @@
 """Offline evaluation: fit on train, rank all recipes for every validation user, report.
 
-    python -m scripts.evaluate                 # the report under training_artifacts/reports/
-    python -m scripts.evaluate --tune-als      # also grid-search ALS on validation
+    recipe-ml evaluate                 # the report under training_artifacts/reports/
+    recipe-ml evaluate --tune-als      # also grid-search ALS on validation
 
 Writes ``evaluation.md`` (metrics overall and per user-activity quartile, the
 personal scorers compared, the personal policy fitted on validation, the ALS
@@ -18,7 +18,6 @@ import argparse
 import copy
 import itertools
 import os
-import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -29,7 +28,7 @@ import numpy as np
 from tqdm import tqdm
 
 from recipe_ml.config import REPORTS_DIR, get_settings
-from recipe_ml.data import DataError, Interactions, concat, load_splits, sample_users
+from recipe_ml.data import Interactions, concat, load_splits, sample_users
 from recipe_ml.evaluation.policy import (
     COVERAGE_FLOOR,
     PERSONALISATION_FLOOR,
@@ -621,21 +620,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--skip-full-timing", action="store_true", help="do not time training on train+validation")
     args = parser.parse_args(argv)
     check_data_arguments(parser, args)
-    try:
-        run(
-            args.data_dir,
-            args.out_dir,
-            seed=args.seed,
-            n_sample_users=args.sample_users,
-            epochs=args.epochs,
-            tune=args.tune_als,
-            time_full_training=not args.skip_full_timing,
-        )
-    except DataError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    run(
+        args.data_dir,
+        args.out_dir,
+        seed=args.seed,
+        n_sample_users=args.sample_users,
+        epochs=args.epochs,
+        tune=args.tune_als,
+        time_full_training=not args.skip_full_timing,
+    )
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,7 +1,7 @@
 """Send realistic interaction events to Kafka or to ``POST /api/interactions``.
 
-    python -m scripts.produce_events --count 1000 --rate 50          # Kafka (KAFKA_BOOTSTRAP_SERVERS)
-    python -m scripts.produce_events --http http://localhost:8000 --count 20
+    recipe-ml produce --count 1000 --rate 50          # Kafka (KAFKA_BOOTSTRAP_SERVERS)
+    recipe-ml produce --http http://localhost:8000 --count 20
 
 Each event is a row of ``train.csv`` (so the user and the recipe exist, and a
 recipe comes up as often as it was rated), with an interaction type drawn by
@@ -170,7 +170,3 @@ def main(argv: Sequence[str] | None = None) -> int:
     elapsed = time.monotonic() - started
     print(f"sent {sent} events to {target} in {elapsed:.2f} s ({sent / max(elapsed, 1e-9):.0f}/s)")
     return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

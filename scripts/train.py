@@ -1,7 +1,7 @@
 """Train popularity, ALS and Two-Tower and save each to the BentoML model store.
 
-    python -m scripts.train            # ship: fit on train + validation
-    python -m scripts.train --eval     # fit on train, store validation metrics too
+    recipe-ml train            # ship: fit on train + validation
+    recipe-ml train --eval     # fit on train, store validation metrics too
 
 Models go to ``$BENTOML_HOME/models`` under the names of ``Settings``.
 """
@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -23,7 +22,6 @@ from edge.model_store import save_to_store
 from recipe_ml.config import DATA_DIR, get_settings
 from recipe_ml.data import (
     HEALTH_FILE,
-    DataError,
     Interactions,
     concat,
     fingerprint,
@@ -186,20 +184,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     """Command-line entry point; returns the exit status."""
     args = parse_args(argv)
-    try:
-        train_all(
-            args.data_dir,
-            eval_mode=args.eval,
-            seed=args.seed,
-            n_sample_users=args.sample_users,
-            epochs=args.epochs,
-            kinds=args.kinds,
-        )
-    except DataError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    train_all(
+        args.data_dir,
+        eval_mode=args.eval,
+        seed=args.seed,
+        n_sample_users=args.sample_users,
+        epochs=args.epochs,
+        kinds=args.kinds,
+    )
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -2,7 +2,7 @@
 
 The real server (shared ``server`` fixture: the API reads live state from the
 test Redis only, Kafka is the consumer's business), a real consumer process
-(``python -m recipe_ml.events.consumer``) and a real broker (tansu).
+(``recipe-ml consume``) and a real broker (tansu).
 """
 
 from __future__ import annotations
@@ -59,7 +59,7 @@ class Pipeline:
 def consumer_process(
     tmp_path_factory: pytest.TempPathFactory, test_redis_url: str
 ) -> Iterator[tuple[TansuBroker, str]]:
-    """A broker and ``python -m recipe_ml.events.consumer`` on it, joined to its group."""
+    """A broker and ``recipe-ml consume`` on it, joined to its group."""
     broker = TansuBroker()
     broker.start()
     topic, metrics_port = f"interactions-{uuid.uuid4().hex[:8]}", free_port()
@@ -77,7 +77,7 @@ def consumer_process(
     log_path: Path = tmp_path_factory.mktemp("consumer") / "consumer.log"
     with log_path.open("wb") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "recipe_ml.events.consumer"], cwd=REPO_ROOT, env=env, stderr=log, stdout=log
+            [sys.executable, "-m", "scripts.cli", "consume"], cwd=REPO_ROOT, env=env, stderr=log, stdout=log
         )
 
     def joined() -> bool:

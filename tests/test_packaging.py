@@ -342,7 +342,7 @@ def test_bento_holds_service_runners_consumer_and_models(bento: Path) -> None:
 
 @pytest.mark.integration
 def test_consumer_command_resolves_inside_the_bento_source(bento: Path) -> None:
-    """What compose's `python -m recipe_ml.events.consumer` imports from src/ is the Bento's copy."""
+    """What compose's `python -m scripts.cli consume` imports from src/ is the Bento's copy."""
     code = "import importlib.util as u; print(u.find_spec('recipe_ml.events.consumer').origin)"
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     out = subprocess.run(

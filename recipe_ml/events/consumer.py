@@ -7,7 +7,7 @@ while Redis is down, the consumer retries the same event with backoff and
 commits nothing past it. A message that is not an event goes to the DLQ topic
 with the reason, and consumption goes on.
 
-Run it from the Bento image with ``python -m recipe_ml.events.consumer``; it
+Run it as ``recipe-ml consume`` (``python -m scripts.cli consume`` in the Bento image); it
 reads ``Settings`` (``KAFKA_*``, ``REDIS_URL``, ``CONSUMER_METRICS_PORT``).
 """
 
@@ -366,7 +366,3 @@ def main(argv: Sequence[str] | None = None) -> int:
     consumer.run()
     log.info("consumer stopped")
     return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

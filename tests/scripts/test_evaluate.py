@@ -9,6 +9,7 @@ import pytest
 
 from recipe_ml.config import DATA_DIR
 from recipe_ml.evaluation.protocol import METRICS, Evaluation
+from scripts.cli import main as cli
 from scripts.evaluate import SHIPPED, ModelResult, main, recommendation
 
 
@@ -70,6 +71,6 @@ def test_recommendation_follows_the_targets() -> None:
 
 def test_a_missing_data_file_fails_with_its_name(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     (tmp_path / "train.csv").write_bytes((DATA_DIR / "train.csv").read_bytes())
-    assert main(["--data-dir", str(tmp_path), "--out-dir", str(tmp_path / "out")]) == 2
+    assert cli(["evaluate", "--data-dir", str(tmp_path), "--out-dir", str(tmp_path / "out")]) == 2
     assert f"error: {tmp_path / 'validation.csv'}: file not found" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()

@@ -12,6 +12,7 @@ import pytest
 from edge.model_store import list_store, load_from_store, store_entry
 from recipe_ml.config import DATA_DIR
 from recipe_ml.evaluation.protocol import METRICS
+from scripts.cli import main as cli
 from scripts.train import main, train_all
 
 
@@ -60,7 +61,7 @@ def test_a_malformed_data_file_fails_with_file_and_line(
     with (data_dir / "validation.csv").open("a") as handle:
         handle.write("12,34\n")
     monkeypatch.setenv("BENTOML_HOME", str(tmp_path / "home"))
-    assert main(["--data-dir", str(data_dir)]) == 2
+    assert cli(["train", "--data-dir", str(data_dir)]) == 2
     err = capsys.readouterr().err
     assert f"error: {data_dir / 'validation.csv'}:24246: expected 3 fields, got 2" in err
     assert list_store(tmp_path / "home") == []

@@ -297,7 +297,7 @@ def test_sigterm_commits_and_exits_zero(topics: Topics, redis_url: str) -> None:
     metrics_port = free_port()
     env = consumer_env(topics, redis_url, CONSUMER_METRICS_PORT=str(metrics_port), LOG_LEVEL="INFO")
     process = subprocess.Popen(
-        [sys.executable, "-m", "recipe_ml.events.consumer"], cwd=REPO_ROOT, env=env, stderr=subprocess.PIPE
+        [sys.executable, "-m", "scripts.cli", "consume"], cwd=REPO_ROOT, env=env, stderr=subprocess.PIPE
     )
     try:
         producer = topics.broker.producer()
@@ -321,7 +321,7 @@ def test_sigterm_commits_and_exits_zero(topics: Topics, redis_url: str) -> None:
 
 def test_consumer_process_refuses_bad_settings(topics: Topics, redis_url: str) -> None:
     def start(env: dict[str, str]) -> subprocess.CompletedProcess[bytes]:
-        command = [sys.executable, "-m", "recipe_ml.events.consumer"]
+        command = [sys.executable, "-m", "scripts.cli", "consume"]
         return subprocess.run(command, cwd=REPO_ROOT, env=env, capture_output=True, timeout=60)
 
     no_redis = start(consumer_env(topics, ""))

@@ -156,7 +156,7 @@ def test_the_consumer_process_refuses_incomplete_sasl_settings(redis_url: str) -
     )
 
     result = subprocess.run(
-        [sys.executable, "-m", "recipe_ml.events.consumer"], cwd=REPO_ROOT, env=env, capture_output=True, timeout=60
+        [sys.executable, "-m", "scripts.cli", "consume"], cwd=REPO_ROOT, env=env, capture_output=True, timeout=60
     )
 
     assert result.returncode != 0
