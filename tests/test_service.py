@@ -22,6 +22,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from edge.model_store import load_from_store
 from harness.server import LocalServer
 from recipe_ml.models.base import Recommender
+from tests.fixtures.models import known_user, training_history
 from tests.fixtures.server import StartServer
 
 pytestmark = pytest.mark.integration
@@ -44,16 +45,6 @@ def api(server: LocalServer, redis_url: str) -> Iterator[httpx.Client]:
         yield client
 
 
-def user(model: Recommender, n: int = 0) -> int:
-    return int(model.users.ids[n])
-
-
-def history(model: Recommender, user_id: int) -> set[int]:
-    index = model.users.index_of(user_id)
-    assert index is not None
-    return set(model.items.ids[model.history(index)].tolist())
-
-
 def recipe_ids(body: dict[str, object]) -> list[int]:
     recommendations = body["recommendations"]
     assert isinstance(recommendations, list)
@@ -72,7 +63,7 @@ def metric_samples(client: httpx.Client, name: str) -> list[tuple[dict[str, str]
 
 
 def test_recipes_are_personal_unseen_and_cached(api: httpx.Client, model: Recommender) -> None:
-    uid = user(model)
+    uid = known_user(model)
 
     first = api.post("/api/recommendations/recipes", json={"user_id": uid, "top_k": 7})
     second = api.post("/api/recommendations/recipes", json={"user_id": uid, "top_k": 7})
@@ -82,12 +73,12 @@ def test_recipes_are_personal_unseen_and_cached(api: httpx.Client, model: Recomm
     assert set(body) == {"user_id", "recommendations", "model_used", "latency_ms", "cached"}
     assert body["user_id"] == uid and body["model_used"] == "two_tower+ease" and body["cached"] is False
     assert [r["rank"] for r in body["recommendations"]] == list(range(1, 8))
-    assert len(set(recipe_ids(body))) == 7 and not set(recipe_ids(body)) & history(model, uid)
+    assert len(set(recipe_ids(body))) == 7 and not set(recipe_ids(body)) & training_history(model, uid)
     assert second.json()["cached"] is True and recipe_ids(second.json()) == recipe_ids(body)
 
 
 def test_exclusions_and_health_filter(api: httpx.Client, model: Recommender) -> None:
-    uid = user(model, 1)
+    uid = known_user(model, 1)
     plain = api.post("/api/recommendations/recipes", json={"user_id": uid, "top_k": 5}).json()
 
     excluded = api.post(
@@ -101,7 +92,7 @@ def test_exclusions_and_health_filter(api: httpx.Client, model: Recommender) -> 
 
 
 def test_an_interaction_changes_the_next_recommendation(api: httpx.Client, model: Recommender) -> None:
-    uid = user(model, 2)
+    uid = known_user(model, 2)
     request = {"user_id": uid, "top_k": 10, "diversity": 0}
     before = api.post("/api/recommendations/recipes", json=request).json()
     event = {"userId": uid, "recipeId": recipe_ids(before)[0], "interactionType": "cook", "eventId": "svc-1"}
@@ -133,7 +124,7 @@ def test_unknown_user_is_404_until_their_first_interaction(api: httpx.Client, mo
 
 
 def test_similar_users(api: httpx.Client, model: Recommender) -> None:
-    uid = user(model)
+    uid = known_user(model)
 
     found = api.post("/api/recommendations/users", json={"user_id": uid, "top_k": 4})
     missing = api.post("/api/recommendations/users", json={"user_id": UNKNOWN_USER})
@@ -146,7 +137,7 @@ def test_similar_users(api: httpx.Client, model: Recommender) -> None:
 
 
 def test_batch_has_an_entry_per_user(api: httpx.Client, model: Recommender) -> None:
-    users = [user(model, n) for n in range(3)]
+    users = [known_user(model, n) for n in range(3)]
 
     response = api.post(
         "/api/recommendations/batch", json={"user_ids": [users[0], UNKNOWN_USER, *users[1:]], "top_k": 3}
@@ -227,8 +218,8 @@ def test_similar_recipes(api: httpx.Client, model: Recommender) -> None:
 
 
 def test_include_recipe_ids_limits_the_candidates(api: httpx.Client, model: Recommender) -> None:
-    uid = user(model, 4)
-    candidates = [int(r) for r in model.items.ids if int(r) not in history(model, uid)][:15]
+    uid = known_user(model, 4)
+    candidates = [int(r) for r in model.items.ids if int(r) not in training_history(model, uid)][:15]
 
     personal = api.post(
         "/api/recommendations/recipes", json={"user_id": uid, "top_k": 5, "include_recipe_ids": candidates}
@@ -269,8 +260,8 @@ def test_unknown_routes_and_methods_answer_json(server: LocalServer) -> None:
 
 
 def test_health_and_metrics(api: httpx.Client, model: Recommender) -> None:
-    api.post("/api/recommendations/recipes", json={"user_id": user(model), "top_k": 2})
-    api.post("/api/recommendations/recipes", json={"user_id": user(model), "top_k": 2})
+    api.post("/api/recommendations/recipes", json={"user_id": known_user(model), "top_k": 2})
+    api.post("/api/recommendations/recipes", json={"user_id": known_user(model), "top_k": 2})
 
     health = api.get("/api/health").json()
     requests = metric_samples(api, "recipe_api_requests_total")
@@ -300,7 +291,7 @@ def test_no_process_loads_torch_on_the_cpu(server: LocalServer) -> None:
 def test_fallback_chain_two_tower_then_als_then_popularity(
     api: httpx.Client, server: LocalServer, model: Recommender
 ) -> None:
-    request = {"user_id": user(model, 3), "top_k": 5}
+    request = {"user_id": known_user(model, 3), "top_k": 5}
     two_tower, als = server.runner_process("two_tower"), server.runner_process("als")
     try:
         two_tower.send_signal(signal.SIGSTOP)
@@ -308,7 +299,7 @@ def test_fallback_chain_two_tower_then_als_then_popularity(
         degraded = api.get("/api/health").json()
         als.send_signal(signal.SIGSTOP)
         by_popularity = api.post("/api/recommendations/recipes", json=request)
-        no_similarity = api.post("/api/recommendations/users", json={"user_id": user(model)})
+        no_similarity = api.post("/api/recommendations/users", json={"user_id": known_user(model)})
     finally:
         two_tower.send_signal(signal.SIGCONT)
         als.send_signal(signal.SIGCONT)
@@ -317,7 +308,7 @@ def test_fallback_chain_two_tower_then_als_then_popularity(
     assert by_als.status_code == 200 and by_als.json()["model_used"] == "als"
     assert degraded["status"] == "degraded" and degraded["models"]["two_tower"] == "unavailable"
     assert by_popularity.status_code == 200 and by_popularity.json()["model_used"] == "popularity"
-    assert not set(recipe_ids(by_popularity.json())) & history(model, request["user_id"])
+    assert not set(recipe_ids(by_popularity.json())) & training_history(model, request["user_id"])
     assert no_similarity.status_code == 503 and "detail" in no_similarity.json()
     assert recovered.json()["model_used"] == "two_tower+ease" and recovered.json()["cached"] is False
     fallbacks = metric_samples(api, "recipe_api_fallbacks_total")
@@ -330,7 +321,7 @@ def test_fallback_chain_two_tower_then_als_then_popularity(
 def test_redis_outage_degrades_but_never_fails(start_server: StartServer, model: Recommender) -> None:
     server = start_server({"REDIS_URL": "redis://127.0.0.1:1/0"})
     with httpx.Client(base_url=server.base_url, timeout=15) as client:
-        recipes = client.post("/api/recommendations/recipes", json={"user_id": user(model)})
+        recipes = client.post("/api/recommendations/recipes", json={"user_id": known_user(model)})
         cold = client.post("/api/recommendations/cold-start", json={})
         health = client.get("/api/health")
         event = client.post("/api/interactions", json={"userId": 1, "recipeId": 2, "interactionType": "view"})

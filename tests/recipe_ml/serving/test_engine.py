@@ -44,6 +44,7 @@ from recipe_ml.serving.schemas import (
 )
 from recipe_ml.serving.telemetry import FALLBACKS
 from recipe_ml.storage import open_cache, open_interaction_store
+from tests.fixtures.models import known_user, training_history
 
 UNKNOWN_USER = 999_999_999
 DEAD_REDIS = "redis://127.0.0.1:1/0"
@@ -121,16 +122,6 @@ def event(user_id: int, recipe_id: int, event_id: str) -> InteractionEvent:
 
 def ids(response: RecipeResponse) -> list[int]:
     return [r.recipe_id for r in response.recommendations]
-
-
-def known_user(model: Recommender, n: int = 0) -> int:
-    return int(model.users.ids[n])
-
-
-def training_history(model: Recommender, user_id: int) -> set[int]:
-    index = model.users.index_of(user_id)
-    assert index is not None
-    return set(model.items.ids[model.history(index)].tolist())
 
 
 async def test_recommends_unseen_recipes_and_caches_the_answer(als: LocalBackend, popularity: LocalBackend) -> None:
