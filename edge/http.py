@@ -224,7 +224,8 @@ metrics_router = APIRouter()
 )
 async def recipes(body: RecipeRequest, request: Request) -> Response:
     """Recipes for one user, never one they already interacted with; from the cache when asked again
-    within CACHE_TTL_SECONDS. `model_used` names the model that answered (two_tower, else als, else popularity)."""
+    within CACHE_TTL_SECONDS. `model_used` names the model that answered (two_tower+ease: the Two-Tower
+    with its personal scorer; else als, else popularity)."""
     response = await _engine().recommend(body)
     return _json(request, response, response.model_used)
 

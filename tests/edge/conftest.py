@@ -46,7 +46,7 @@ def tls_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 
 
 @pytest.fixture(scope="session")
-def private_redis() -> Iterator[RedisServer]:
+def password_redis() -> Iterator[RedisServer]:
     """A redis-server of our own with ``requirepass``."""
     server = RedisServer(password=REDIS_PASSWORD).start()
     yield server
@@ -76,7 +76,7 @@ def tls_redis(tls_files: tuple[Path, Path]) -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
-def secured(start_server: StartServer, tls_files: tuple[Path, Path], private_redis: RedisServer) -> Secured:
+def secured(start_server: StartServer, tls_files: tuple[Path, Path], password_redis: RedisServer) -> Secured:
     cert, key = tls_files
     server = start_server(
         {
@@ -85,8 +85,8 @@ def secured(start_server: StartServer, tls_files: tuple[Path, Path], private_red
             "CORS_ALLOW_ORIGINS": ALLOWED_ORIGIN,
             "SSL_CERTFILE": str(cert),
             "SSL_KEYFILE": str(key),
-            "REDIS_URL": private_redis.url(),
+            "REDIS_URL": password_redis.url(),
             "LOG_LEVEL": "DEBUG",
         }
     )
-    return Secured(server, cert, private_redis)
+    return Secured(server, cert, password_redis)

@@ -101,9 +101,9 @@ def test_cors_preflight_allows_the_configured_origin_only(secured: Secured) -> N
     assert simple.headers["access-control-allow-origin"] == ALLOWED_ORIGIN
 
 
-def test_redis_needs_its_password(private_redis: RedisServer) -> None:
-    wrong_url = private_redis.url().replace(REDIS_PASSWORD, "not-the-password")
-    good = open_cache(private_redis.url())
+def test_redis_needs_its_password(password_redis: RedisServer) -> None:
+    wrong_url = password_redis.url().replace(REDIS_PASSWORD, "not-the-password")
+    good = open_cache(password_redis.url())
     wrong = open_cache(wrong_url)
 
     good.set("probe", b"1", 60)
