@@ -53,7 +53,7 @@ class Settings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
     device: Literal["cpu", "cuda"] = "cpu"
     torch_threads: int = Field(default=2, ge=1)
-    """Threads torch uses to train and fold in the Two-Tower (a CPU share, not a model property)."""
+    """Threads torch uses to train the Two-Tower (a CPU share, not a model property; serving folds in with numpy)."""
 
     redis_url: str | None = None
     """``redis://host:port/db`` shares cache and interaction state; unset = in-process."""

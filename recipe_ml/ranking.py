@@ -142,10 +142,13 @@ def rank_rows(
     resumes after them without the recipes moved up. Why the last positions:
     the popular recipes carry most hits on this data, so the top of the list
     stays theirs; personal recipes below them cost little accuracy and make
-    the lists differ from user to user.
+    the lists differ from user to user. A ``k`` below the window is the first
+    ``k`` of the top ``PERSONAL_WINDOW``, so a shorter list is always the head
+    of a longer one (a client paging through the list sees the same order).
     """
     n, n_items = scores.shape
-    k = min(k, n_items)
+    shown = min(k, n_items)
+    k = min(max(k, PERSONAL_WINDOW), n_items)
     window = min(PERSONAL_WINDOW, k)
     slots = np.zeros(n, dtype=np.int64) if personal is None or positions is None else np.minimum(positions, window)
     extra = int(slots.max(initial=0))
@@ -158,7 +161,7 @@ def rank_rows(
         ranked = np.take_along_axis(pool, picked, axis=1)
     valid = np.isfinite(np.take_along_axis(scores, ranked, axis=1))
     if extra == 0 or personal is None:
-        return _padded(ranked, valid, k)
+        return _padded(ranked, valid, k)[:, :shown]
     head_len = (window - slots)[:, None]
     position = np.arange(ranked.shape[1])[None, :]
     in_head = position < head_len
@@ -178,7 +181,7 @@ def rank_rows(
     order = np.argsort(keys, axis=1, kind="stable")
     return _padded(
         np.take_along_axis(candidates, order, axis=1), np.isfinite(np.take_along_axis(keys, order, axis=1)), k
-    )
+    )[:, :shown]
 
 
 def _padded(ranked: np.ndarray, valid: np.ndarray, k: int) -> np.ndarray:

@@ -1,4 +1,4 @@
-"""The Two-Tower runner service (the only process that imports torch)."""
+"""The Two-Tower runner service: the user tower folds in with numpy on the CPU, with torch only when DEVICE=cuda."""
 
 from __future__ import annotations
 

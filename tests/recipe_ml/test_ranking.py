@@ -88,7 +88,26 @@ def test_personal_picks_respect_exclusions_and_a_list_shorter_than_the_window() 
     assert rank_rows(scores, 10, personal=personal, positions=np.array([1])).tolist() == [
         [0, 1, 2, 3, 4, 5, 6, 7, 8, 16]
     ]
-    assert rank_rows(scores, 4, personal=personal, positions=np.array([2])).tolist() == [[0, 1, 16, 17]]
+    assert rank_rows(scores, 10, personal=personal, positions=np.array([2])).tolist() == [
+        [0, 1, 2, 3, 4, 5, 6, 7, 16, 17]
+    ]
+    assert rank_rows(scores, 4, personal=personal, positions=np.array([2])).tolist() == [[0, 1, 2, 3]]
+
+
+@pytest.mark.parametrize("diversity", [0.0, 0.3])
+def test_a_list_shorter_than_the_window_is_the_head_of_the_top_10(diversity: float) -> None:
+    """Personal positions belong to the top 10, whatever ``k``: a client asking for 3, then 10, sees one order."""
+    rng = np.random.default_rng(5)
+    scores, personal = rng.random((3, 80)).astype(np.float32), rng.random((3, 80)).astype(np.float32)
+    unit = normalize_rows(rng.standard_normal((80, 8)).astype(np.float32))
+    positions = np.array([2, 6, 9])
+
+    def ranked(k: int) -> np.ndarray:
+        return rank_rows(scores, k, diversity=diversity, unit_item_vectors=unit, personal=personal, positions=positions)
+
+    top_10 = ranked(10)
+    for k in (1, 3, 7):
+        assert ranked(k).tolist() == top_10[:, :k].tolist()
 
 
 def test_all_ten_positions_personal_is_the_personal_ranking() -> None:
