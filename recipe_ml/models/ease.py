@@ -72,6 +72,9 @@ class EASEScorer:
         (index dtype checks, an intermediate sparse result, ``toarray``), which
         costs more than the arithmetic for the one to few users of a request.
         """
+        if not histories.has_canonical_format:  # a recipe listed twice is one recipe of the user
+            histories = histories.copy()
+            histories.sum_duplicates()
         n = histories.shape[0]
         weights = self.weights
         kept = histories.data != 0  # the binary matrix: stored zeros contribute nothing
