@@ -258,6 +258,36 @@ def test_ease_solves_the_closed_form_and_keeps_the_strongest_weights() -> None:
         np.testing.assert_allclose(np.sort(np.abs(kept[row][kept[row] != 0])), strongest[strongest > 0], rtol=1e-4)
 
 
+def test_ease_scores_are_exactly_the_sparse_product_of_the_binary_histories() -> None:
+    rng = np.random.default_rng(1)
+    scorer = EASEScorer(l2=3.0, neighbours=6)
+    scorer.fit(sp.csr_matrix((rng.random((60, 30)) < 0.25).astype(np.float32)))
+    # Counts above 1 (binary: 1), a stored zero (nothing), an empty row, unsorted and duplicate entries.
+    histories = sp.csr_matrix(
+        (
+            np.array([2.0, 1.0, 0.0, 1.0, 1.0, 1.0, 1.0], dtype=np.float32),
+            np.array([4, 17, 9, 29, 3, 0, 3]),
+            np.array([0, 3, 3, 7]),
+        ),
+        shape=(3, 30),
+    )
+    expected = (histories.astype(bool).astype(np.float32) @ scorer.weights).toarray()
+    scores = scorer.scores(histories)
+    assert scores.dtype == np.float32 and scores.shape == (3, 30)
+    np.testing.assert_array_equal(scores, expected)
+    assert not scores[1].any()
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_batch_scores_are_the_product_with_the_current_item_vectors(kind: str, fitted: dict[str, Recommender]) -> None:
+    model = copy.deepcopy(fitted[kind])
+    users = model.user_vectors[:5]
+    bias = 0.0 if model.item_bias is None else model.item_bias
+    np.testing.assert_array_equal(model.score(users), np.asarray(users @ model.item_vectors.T + bias, np.float32))
+    model._item_vectors = model.item_vectors * 2.0  # new vectors: the cached transpose must follow
+    np.testing.assert_array_equal(model.score(users), np.asarray(users @ model.item_vectors.T + bias, np.float32))
+
+
 def test_ease_rejects_bad_hyper_parameters() -> None:
     with pytest.raises(ValueError, match="l2 must be > 0"):
         EASEScorer(l2=0.0)
