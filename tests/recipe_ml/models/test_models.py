@@ -17,7 +17,7 @@ from recipe_ml.evaluation.protocol import rank_users
 from recipe_ml.models import KINDS, model_class
 from recipe_ml.models.als import ALSRecommender
 from recipe_ml.models.base import Recommender
-from recipe_ml.models.ease import EASEScorer
+from recipe_ml.models.ease import EASEScorer, column_dtype
 from recipe_ml.models.popularity import PopularityRecommender, popularity_prior
 from recipe_ml.models.two_tower import TwoTowerRecommender
 from recipe_ml.ranking import PersonalPolicy
@@ -286,6 +286,17 @@ def test_batch_scores_are_the_product_with_the_current_item_vectors(kind: str, f
     np.testing.assert_array_equal(model.score(users), np.asarray(users @ model.item_vectors.T + bias, np.float32))
     model._item_vectors = model.item_vectors * 2.0  # new vectors: the cached transpose must follow
     np.testing.assert_array_equal(model.score(users), np.asarray(users @ model.item_vectors.T + bias, np.float32))
+
+
+def test_ease_column_indices_take_the_smallest_type_that_holds_the_catalogue() -> None:
+    assert column_dtype(32_768) is np.int16  # indices up to 32,767
+    assert column_dtype(32_769) is np.int32
+    wide = EASEScorer()
+    wide.weights = sp.csr_matrix(([0.5], ([0], [40_000])), shape=(1, 40_001), dtype=np.float32)
+    assert wide.weights[0, 40_000] == np.float32(0.5)
+    np.testing.assert_array_equal(
+        wide.scores(sp.csr_matrix(np.ones((1, 1), np.float32), shape=(1, 1))), wide.weights.toarray()
+    )
 
 
 def test_ease_rejects_bad_hyper_parameters() -> None:
