@@ -23,7 +23,6 @@ from http import HTTPStatus
 from typing import Annotated, Any, Protocol
 
 import bentoml
-import redis
 from fastapi import APIRouter, Body, Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.docs import get_swagger_ui_html
@@ -304,9 +303,10 @@ async def interactions(body: InteractionEvent, request: Request) -> Response:
     """The event the backend publishes to Kafka (camelCase or snake_case keys), applied through the
     consumer's code: the user's cached answers are dropped at once. The same `eventId` again changes
     nothing (`duplicate`). 503 while the interaction store is down: keep the event and retry."""
+    engine = _engine()
     try:
-        applied = await _engine().storage(_service().applier.apply, body)
-    except (redis.RedisError, OSError) as exc:
+        applied = await engine.storage(_service().applier.apply, body)
+    except engine.store.unavailable as exc:
         raise StoreUnavailableError(f"interaction store unavailable ({type(exc).__name__}); retry later") from exc
     accepted = InteractionAccepted(applied=applied, duplicate=not applied, event_id=body.dedupe_id())
     return _json(request, accepted, status_code=202)

@@ -202,7 +202,7 @@ class Recommender(ABC):
 
     def score(self, user_vectors: np.ndarray) -> np.ndarray:
         """Scores (n, n_items) of every recipe for each user vector."""
-        scores = user_vectors @ self.item_vectors.T
+        scores = self._dot_items(user_vectors)
         bias = self.item_bias
         if bias is not None:
             scores += bias
@@ -215,7 +215,30 @@ class Recommender(ABC):
         recipes by how much they suit the user rather than how popular they
         are, which is what the personal slots show.
         """
-        return np.asarray(user_vectors @ self.item_vectors.T, dtype=np.float32)
+        return np.asarray(self._dot_items(user_vectors), dtype=np.float32)
+
+    _item_columns: tuple[np.ndarray, np.ndarray] | None = None
+    """(the ``item_vectors`` it was made from, their transpose as a C-contiguous copy)."""
+
+    def _dot_items(self, user_vectors: np.ndarray) -> np.ndarray:
+        """``user_vectors @ item_vectors.T``.
+
+        For several rows, against a C-contiguous copy of the transpose (kept
+        while ``item_vectors`` is the same array): BLAS runs the product of a
+        batch several times faster on it than on the transposed view, with
+        bit-identical results. One row is a matrix-vector product, as fast on
+        the view, and stays on it: the copy would change its summation order.
+        """
+        vectors = self.item_vectors
+        if user_vectors.shape[0] == 1:
+            columns = vectors.T
+        else:
+            cached = self._item_columns
+            if cached is None or cached[0] is not vectors:
+                cached = self._item_columns = (vectors, np.ascontiguousarray(vectors.T))
+            columns = cached[1]
+        product: np.ndarray = user_vectors @ columns
+        return product
 
     def use_device(self, device: str) -> None:
         """Run the model's own computations on ``device`` (the ``DEVICE`` setting).

@@ -9,7 +9,6 @@ from __future__ import annotations
 from recipe_ml.config import Settings, check_redis_url
 from recipe_ml.storage.base import InteractionStore, ResponseCache
 from recipe_ml.storage.memory import MemoryCache, MemoryInteractionStore
-from recipe_ml.storage.redis import RedisCache, RedisInteractionStore
 
 DEFAULT_HALF_LIFE_HOURS: float = Settings.model_fields["popularity_half_life_hours"].default
 
@@ -17,7 +16,11 @@ DEFAULT_HALF_LIFE_HOURS: float = Settings.model_fields["popularity_half_life_hou
 def open_cache(url: str | None) -> ResponseCache:
     """The response cache for ``REDIS_URL`` (None: in-process)."""
     redis_url = check_redis_url(url)
-    return MemoryCache() if redis_url is None else RedisCache(redis_url)
+    if redis_url is None:
+        return MemoryCache()
+    from recipe_ml.storage.redis import RedisCache  # the Redis client only in processes that use it
+
+    return RedisCache(redis_url)
 
 
 def open_interaction_store(url: str | None, half_life_hours: float = DEFAULT_HALF_LIFE_HOURS) -> InteractionStore:
@@ -25,6 +28,8 @@ def open_interaction_store(url: str | None, half_life_hours: float = DEFAULT_HAL
     redis_url = check_redis_url(url)
     if redis_url is None:
         return MemoryInteractionStore(half_life_hours)
+    from recipe_ml.storage.redis import RedisInteractionStore
+
     return RedisInteractionStore(redis_url, half_life_hours)
 
 

@@ -87,6 +87,11 @@ class InteractionStore(ABC):
 
     remote: ClassVar[bool] = False
     """True when calls go over the network: async code must not make them on its event loop."""
+    unavailable: ClassVar[tuple[type[Exception], ...]] = (OSError,)
+    """What a call raises when the store cannot be reached (``POST /api/interactions`` answers 503).
+
+    Named by the backend so the API catches its client's errors without
+    importing that client where the backend is not used."""
 
     @abstractmethod
     def apply(self, event: Interaction) -> bool:

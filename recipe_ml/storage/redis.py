@@ -213,6 +213,7 @@ class RedisInteractionStore(InteractionStore):
     """
 
     remote = True
+    unavailable = (redis.RedisError, OSError)
 
     def __init__(
         self,

@@ -17,7 +17,7 @@ from recipe_ml.evaluation.protocol import rank_users
 from recipe_ml.models import KINDS, model_class
 from recipe_ml.models.als import ALSRecommender
 from recipe_ml.models.base import Recommender
-from recipe_ml.models.ease import EASEScorer
+from recipe_ml.models.ease import EASEScorer, column_dtype
 from recipe_ml.models.popularity import PopularityRecommender, popularity_prior
 from recipe_ml.models.two_tower import TwoTowerRecommender
 from recipe_ml.ranking import PersonalPolicy
@@ -256,6 +256,47 @@ def test_ease_solves_the_closed_form_and_keeps_the_strongest_weights() -> None:
     for row in range(12):
         strongest = np.sort(np.abs(expected[row]))[-3:]
         np.testing.assert_allclose(np.sort(np.abs(kept[row][kept[row] != 0])), strongest[strongest > 0], rtol=1e-4)
+
+
+def test_ease_scores_are_exactly_the_sparse_product_of_the_binary_histories() -> None:
+    rng = np.random.default_rng(1)
+    scorer = EASEScorer(l2=3.0, neighbours=6)
+    scorer.fit(sp.csr_matrix((rng.random((60, 30)) < 0.25).astype(np.float32)))
+    # Counts above 1 (binary: 1), a stored zero (nothing), an empty row, unsorted and duplicate entries.
+    histories = sp.csr_matrix(
+        (
+            np.array([2.0, 1.0, 0.0, 1.0, 1.0, 1.0, 1.0], dtype=np.float32),
+            np.array([4, 17, 9, 29, 3, 0, 3]),
+            np.array([0, 3, 3, 7]),
+        ),
+        shape=(3, 30),
+    )
+    expected = (histories.astype(bool).astype(np.float32) @ scorer.weights).toarray()
+    scores = scorer.scores(histories)
+    assert scores.dtype == np.float32 and scores.shape == (3, 30)
+    np.testing.assert_array_equal(scores, expected)
+    assert not scores[1].any()
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_batch_scores_are_the_product_with_the_current_item_vectors(kind: str, fitted: dict[str, Recommender]) -> None:
+    model = copy.deepcopy(fitted[kind])
+    users = model.user_vectors[:5]
+    bias = 0.0 if model.item_bias is None else model.item_bias
+    np.testing.assert_array_equal(model.score(users), np.asarray(users @ model.item_vectors.T + bias, np.float32))
+    model._item_vectors = model.item_vectors * 2.0  # new vectors: the cached transpose must follow
+    np.testing.assert_array_equal(model.score(users), np.asarray(users @ model.item_vectors.T + bias, np.float32))
+
+
+def test_ease_column_indices_take_the_smallest_type_that_holds_the_catalogue() -> None:
+    assert column_dtype(32_768) is np.int16  # indices up to 32,767
+    assert column_dtype(32_769) is np.int32
+    wide = EASEScorer()
+    wide.weights = sp.csr_matrix(([0.5], ([0], [40_000])), shape=(1, 40_001), dtype=np.float32)
+    assert wide.weights[0, 40_000] == np.float32(0.5)
+    np.testing.assert_array_equal(
+        wide.scores(sp.csr_matrix(np.ones((1, 1), np.float32), shape=(1, 1))), wide.weights.toarray()
+    )
 
 
 def test_ease_rejects_bad_hyper_parameters() -> None:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import subprocess
+import sys
 
 import pytest
 import redis
@@ -18,6 +20,18 @@ from tests.fixtures.kafka import free_port
 def test_no_url_means_in_process_backends(url: str | None) -> None:
     assert isinstance(open_cache(url), MemoryCache)
     assert isinstance(open_interaction_store(url), MemoryInteractionStore)
+
+
+def test_in_process_backends_and_the_routes_do_not_import_the_redis_client() -> None:
+    code = (
+        "import sys\n"
+        "import edge.http\n"
+        "from recipe_ml.storage import open_cache, open_interaction_store\n"
+        "open_cache(None), open_interaction_store(None)\n"
+        "assert 'redis' not in sys.modules, 'redis was imported'\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
 
 
 @pytest.mark.parametrize("scheme", ["redis", "rediss"])
@@ -62,6 +76,8 @@ def test_store_and_invalidation_raise_when_redis_is_down(down_url: str) -> None:
     store = open_interaction_store(down_url)
     event = InteractionEvent(user_id=1, recipe_id=2, interaction_type=InteractionType.VIEW)
     with pytest.raises(redis.ConnectionError):
+        store.apply(event)
+    with pytest.raises(store.unavailable):  # what the interactions route turns into a 503
         store.apply(event)
     with pytest.raises(redis.ConnectionError):
         store.recent_items(1)
