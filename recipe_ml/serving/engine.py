@@ -275,17 +275,26 @@ class RecommendationEngine:
 
     async def recommend(self, request: RecipeRequest) -> RecipeResponse:
         """Personal recommendations; raises ``UnknownUserError``."""
-        (result,) = (await self.recommend_batch(_as_batch(request))).results
-        if isinstance(result, BatchError):
-            raise UnknownUserError(request.user_id)
-        return RecipeResponse.model_validate(result.model_dump(exclude={"status"}))
+        result = (await self._recommend_users(_as_batch(request), time.perf_counter()))[request.user_id]
+        if isinstance(result, UnknownUserError):
+            raise result
+        return result
 
     async def recommend_batch(self, request: BatchRequest) -> BatchResponse:
-        """One result per user; hits come from the cache, misses are scored as one batch.
+        """One result per user, in the request's order (a repeated id answers twice)."""
+        started = time.perf_counter()
+        results = await self._recommend_users(request, started)
+        return BatchResponse(
+            results=[_batch_entry(uid, results[uid]) for uid in request.user_ids], latency_ms=_elapsed_ms(started)
+        )
+
+    async def _recommend_users(
+        self, request: BatchRequest, started: float
+    ) -> dict[int, RecipeResponse | UnknownUserError]:
+        """The answer (or the error) for each distinct user; hits come from the cache, misses are scored as one batch.
 
         The cache and the live interactions are each read in one round trip for the whole batch.
         """
-        started = time.perf_counter()
         results: dict[int, RecipeResponse | UnknownUserError] = {}
         user_ids = list(dict.fromkeys(request.user_ids))
         keys = [self._key("recipes", _single(request, user_id)) for user_id in user_ids]
@@ -316,9 +325,7 @@ class RecommendationEngine:
                 )
                 await self._store(key, response, model_used, user_id)
                 results[user_id] = response
-        return BatchResponse(
-            results=[_batch_entry(uid, results[uid]) for uid in request.user_ids], latency_ms=_elapsed_ms(started)
-        )
+        return results
 
     async def cold_start(self, request: ColdStartRequest) -> ColdStartResponse:
         """Fold-in from a new user's first recipes, else popularity blended with trending.
