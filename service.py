@@ -1,6 +1,6 @@
 """The recipe recommendation API: ``bentoml serve service:RecipeService``.
 
-Thin on purpose: the routes live in ``edge.http`` (mounted under ``/api``,
+Thin on purpose: the routes live in ``edge.app`` (mounted under ``/api``,
 documented at ``/docs``),
 the domain logic in ``recipe_ml.serving``. The two model runners are separate
 services composed with ``bentoml.depends``; the popularity model is small and
@@ -16,7 +16,7 @@ import bentoml
 
 from edge.compat import cache_mime_types, release_request_timers
 from edge.heap import freeze_after_load
-from edge.http import CorsRefusalAsProblem, app, docs_app, service_config
+from edge.app import CorsRefusalAsProblem, app, docs_app, service_config
 from edge.model_store import check_models, load_from_store, store_entry
 from edge.remote import RemoteBackend
 from recipe_ml.config import get_settings

@@ -17,7 +17,7 @@ class ALSRecommender(Recommender):
 
     ``implicit`` fits the factors; fold-in is the same closed-form least
     squares in numpy, so serving needs only the saved item factors. Defaults
-    come from ``scripts.evaluate --tune-als`` on validation (the grid is in
+    come from ``recipe-ml evaluate --tune-als`` on validation (the grid is in
     the report): on this sparse matrix only strong regularisation keeps ALS
     near the popularity baseline.
     """

@@ -7,7 +7,7 @@ regression ``B = argmin ||X - XB||² + l2 ||B||², diag(B) = 0`` with a large
 ``l2`` scores a recipe by how often it is cooked together with the user's
 recipes, shrunk hard towards zero where the evidence is thin. The offline
 report compares it with the towers' dot product and ALS as the source of the
-personal picks (``scripts.evaluate``): it is the one that keeps accuracy while
+personal picks (``recipe_ml.evaluation.report``): it is the one that keeps accuracy while
 covering the catalogue.
 
 Why sparse: the dense solution is n_recipes² floats. Each recipe keeps its

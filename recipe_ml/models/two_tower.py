@@ -74,7 +74,7 @@ class TwoTowerRecommender(Recommender):
     ``personal_slots``: the last slots of the top 10 go to the best recipes by
     affinity (``user . recipe``).
 
-    Defaults come from validation (``scripts.evaluate`` reports the curve per
+    Defaults come from validation (``recipe_ml.evaluation.report`` reports the curve per
     epoch). On this popularity-dominated data the towers' dot product added to
     the prior only lowered nDCG, so it is a small tie-break, and
     personalisation comes from the personal positions. ``prior_weight`` sets

@@ -1,6 +1,6 @@
 """Serving without the web server: request schemas, the engine (cache, live state, fallback chain), the ranker.
 
-``edge.http`` only parses HTTP and calls ``RecommendationEngine``; the
+``edge.app`` only parses HTTP and calls ``RecommendationEngine``; the
 fallback chain, caching and live-interaction rules are testable here without
 BentoML.
 """

@@ -25,7 +25,7 @@ def test_no_url_means_in_process_backends(url: str | None) -> None:
 def test_in_process_backends_and_the_routes_do_not_import_the_redis_client() -> None:
     code = (
         "import sys\n"
-        "import edge.http\n"
+        "import edge.app\n"
         "from recipe_ml.storage import open_cache, open_interaction_store\n"
         "open_cache(None), open_interaction_store(None)\n"
         "assert 'redis' not in sys.modules, 'redis was imported'\n"

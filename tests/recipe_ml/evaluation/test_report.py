@@ -1,4 +1,4 @@
-"""scripts/evaluate.py on a small user slice: the report, the chart and the frontier are written."""
+"""recipe_ml.evaluation.report on a small user slice: the report, the chart and the frontier are written."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 from recipe_ml.config import DATA_DIR
 from recipe_ml.evaluation.protocol import METRICS, Evaluation
 from scripts.cli import main as cli
-from scripts.evaluate import SHIPPED, ModelResult, main, recommendation
+from recipe_ml.evaluation.report import SHIPPED, ModelResult, main, recommendation
 
 
 def result(kind: str, ndcg20: float, coverage: float, personalisation: float, heavy_ndcg20: float) -> ModelResult:

@@ -42,7 +42,7 @@ from recipe_ml.models.base import Recommender
 from recipe_ml.models.ease import EASEScorer
 from recipe_ml.models.popularity import PopularityRecommender
 from recipe_ml.ranking import PERSONAL_WINDOW, PersonalPolicy
-from scripts.train import (
+from recipe_ml.training.trainer import (
     PERSONAL_KINDS,
     PERSONAL_POLICY,
     add_data_arguments,
@@ -181,7 +181,7 @@ def tune_als(splits: dict[str, Interactions], seed: int, show_progress: bool) ->
 
 
 def full_training_seconds(splits: dict[str, Interactions], seed: int, epochs: int | None) -> dict[str, float]:
-    """Fit time of each model and of the personal scorer on train + validation, as ``scripts.train`` ships them."""
+    """Fit time of each model and of the personal scorer on train + validation, as ``recipe_ml.training.trainer`` ships them."""
     data = concat([splits["train"], splits["validation"]])
     seconds = {}
     for kind in KINDS:
@@ -350,7 +350,7 @@ def _policy_lines(fit: PolicyFit | None, baseline: float) -> list[str]:
         + ", ".join(f"{g:.3f}x" for g in fit.held_out_gain)
         + " popularity's nDCG@20 on the held-out half. The halves differ by more than the policies do: "
         "gains of one or two percent are within noise.",
-        f"- Shipped (`scripts.train.PERSONAL_POLICY`): {shipped.as_dict()}: "
+        f"- Shipped (`recipe_ml.training.trainer.PERSONAL_POLICY`): {shipped.as_dict()}: "
         + ("the fitted values." if same else "**differs from this fit**; update it from the line above."),
     ]
 

@@ -1,4 +1,4 @@
-"""scripts/train.py end to end on a small user slice, into a temporary store."""
+"""recipe_ml.training.trainer end to end on a small user slice, into a temporary store."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from edge.model_store import list_store, load_from_store, store_entry
 from recipe_ml.config import DATA_DIR
 from recipe_ml.evaluation.protocol import METRICS
 from scripts.cli import main as cli
-from scripts.train import main, train_all
+from recipe_ml.training.trainer import main, train_all
 
 
 def test_main_trains_all_three_models_into_bentoml_home(

@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from edge.http import PROBLEM_JSON, create_app, service_config
+from edge.app import PROBLEM_JSON, create_app, service_config
 from recipe_ml.config import Settings
 from tests.fixtures.tls import self_signed
 

@@ -57,7 +57,7 @@ def store_name(kind: str) -> str:
 PERSONAL_KINDS = ("two_tower",)
 """Kinds that ship with the personal scorer: the policy's weights are fitted on their score scale."""
 PERSONAL_POLICY = PersonalPolicy(blend_weight=500.0, intercept=0.5, per_doubling=1.5)
-"""The personal policy fitted on validation by ``scripts.evaluate`` (the report's "Personal policy" section
+"""The personal policy fitted on validation by ``recipe_ml.evaluation.report`` (the report's "Personal policy" section
 says whether these are still the fitted values)."""
 
 
