@@ -265,13 +265,34 @@ def test_dashboard_queries_metrics_the_code_exports() -> None:
 # README and .ci/run -----------------------------------------------------------
 
 
+DOCS = REPO_ROOT / "docs"
+CONFIGURATION_DOC = DOCS / "configuration.md"
+MAKE_COMMAND = re.compile(r"^\s*(?:\$ )?make ([a-z-]+)", flags=re.MULTILINE)
+FENCED_BLOCK = re.compile(r"^```.*?^```", flags=re.MULTILINE | re.DOTALL)
+MARKDOWN_LINK = re.compile(r"!?\[[^\]]*\]\(([^)\s]+)\)")
+EXTERNAL_LINK = re.compile(r"^(?:[a-z][a-z0-9+.-]*:|#)", flags=re.IGNORECASE)
+
+
+def _readme_and_docs() -> list[Path]:
+    """The README and every page under docs/: each is checked the same way."""
+    pages = [README, *sorted(DOCS.glob("*.md"))]
+    assert len(pages) > 1, "docs/ has no pages"
+    return pages
+
+
 def test_readme_configuration_table_lists_every_setting() -> None:
-    documented = set(re.findall(r"^\| `([A-Z_]+)`", README.read_text(), flags=re.MULTILINE))
+    """The configuration table moved from the README to docs/configuration.md, which the README links."""
+    documented = set(re.findall(r"^\| `([A-Z_]+)`", CONFIGURATION_DOC.read_text(), flags=re.MULTILINE))
     assert {name.upper() for name in Settings.model_fields} <= documented
+    assert "(docs/configuration.md)" in README.read_text()
+
+
+def _make_targets(*pages: Path) -> set[str]:
+    return {target for page in pages for target in MAKE_COMMAND.findall(page.read_text())}
 
 
 def _readme_make_targets() -> set[str]:
-    return set(re.findall(r"^\s*(?:\$ )?make ([a-z-]+)", README.read_text(), flags=re.MULTILINE))
+    return _make_targets(README)
 
 
 def test_ci_runs_exactly_the_readme_commands() -> None:
@@ -282,10 +303,31 @@ def test_ci_runs_exactly_the_readme_commands() -> None:
 
 
 def test_every_make_target_in_the_readme_exists() -> None:
-    targets = sorted(_readme_make_targets())
+    """Every `make X` that the README or a docs/ page tells a reader to run is a target of the Makefile."""
+    targets = sorted(_make_targets(*_readme_and_docs()))
     result = subprocess.run(["make", "-n", *targets], cwd=REPO_ROOT, capture_output=True, text=True, check=False)
     assert result.returncode == 0, result.stderr
     assert ".venv/bin/pytest tests/" in result.stdout
+
+
+def _relative_links(page: Path) -> list[str]:
+    """The targets of the page's relative markdown links (not URLs, not same-page anchors, not in code blocks)."""
+    text = FENCED_BLOCK.sub("", page.read_text())
+    return [target for target in MARKDOWN_LINK.findall(text) if not EXTERNAL_LINK.match(target)]
+
+
+def test_every_relative_link_in_the_readme_and_docs_resolves() -> None:
+    """A page moved or renamed cannot leave a dead link in the README or in docs/."""
+    dead = [
+        f"{page.relative_to(REPO_ROOT)}: {target}"
+        for page in _readme_and_docs()
+        for target in _relative_links(page)
+        if not (page.parent / target.split("#", 1)[0]).exists()
+    ]
+    assert not dead, dead
+    linked = {(README.parent / target.split("#", 1)[0]).resolve() for target in _relative_links(README)}
+    unlinked = [page.name for page in sorted(DOCS.glob("*.md")) if page.resolve() not in linked]
+    assert not unlinked, f"docs pages the README does not link: {unlinked}"
 
 
 # The Bento ------------------------------------------------------------------
