@@ -1,6 +1,6 @@
 """The recipe recommendation API: ``bentoml serve service:RecipeService``.
 
-Thin on purpose: the routes live in ``edge.app`` (mounted under ``/api``,
+Thin on purpose: the /api app is ``edge.app`` (routes in ``edge.routes``,
 documented at ``/docs``),
 the domain logic in ``recipe_ml.serving``. The two model runners are separate
 services composed with ``bentoml.depends``; the popularity model is small and
@@ -14,15 +14,16 @@ import logging
 
 import bentoml
 
+from edge.app import app, docs_app, service_config
 from edge.compat import cache_mime_types, release_request_timers
 from edge.heap import freeze_after_load
-from edge.app import CorsRefusalAsProblem, app, docs_app, service_config
+from edge.middleware import CorsRefusalAsProblem
 from edge.model_store import check_models, load_from_store, store_entry
 from edge.remote import RemoteBackend
 from recipe_ml.config import get_settings
-from recipe_ml.events.applier import EventApplier
 from recipe_ml.models import CHAIN, KINDS, REGISTRY
-from recipe_ml.serving.engine import Backend, LocalBackend, RecommendationEngine
+from recipe_ml.serving.backends import Backend, LocalBackend
+from recipe_ml.serving.engine import RecommendationEngine
 from recipe_ml.storage import open_cache, open_interaction_store
 from runners.als import ALSRunner
 from runners.two_tower import TwoTowerRunner
@@ -68,7 +69,6 @@ class RecipeService:
         cache = open_cache(settings.redis_url)
         store = open_interaction_store(settings.redis_url, settings.popularity_half_life_hours)
         self.engine = RecommendationEngine(chain, cache=cache, store=store, settings=settings)
-        self.applier = EventApplier(store=store, cache=cache)
         freeze_after_load()
 
 

@@ -9,9 +9,9 @@ from typing import Any, TypeVar
 import aiohttp
 from bentoml.exceptions import ServiceUnavailable
 
-from recipe_ml.serving.engine import BackendOverloadedError
-from recipe_ml.serving.schemas import RankQuery, RankResult, SimilarQuery, SimilarRecipeQuery, SimilarResult
+from recipe_ml.serving.errors import BackendOverloadedError
 from recipe_ml.serving.telemetry import RUNNER_RETRIES
+from recipe_ml.serving.wire import RankQuery, RankResult, SimilarQuery, SimilarRecipeQuery, SimilarResult
 
 logger = logging.getLogger("recipe_ml.service")
 

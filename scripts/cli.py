@@ -21,9 +21,9 @@ from collections.abc import Callable, Sequence
 from recipe_ml.data import DataError
 
 COMMANDS = {
-    "train": ("recipe_ml.training.trainer", "train the models into the BentoML model store"),
-    "evaluate": ("recipe_ml.evaluation.report", "offline evaluation on the validation split; writes the report"),
-    "consume": ("recipe_ml.events.consumer", "consume interaction events from Kafka into Redis"),
+    "train": ("scripts.train", "train the models into the BentoML model store"),
+    "evaluate": ("scripts.evaluate", "offline evaluation on the validation split; writes the report"),
+    "consume": ("scripts.consume", "consume interaction events from Kafka into Redis"),
     "produce": ("scripts.produce_events", "send demo interaction events to Kafka or the HTTP API"),
 }
 """Command → (module with ``main(argv)``, one-line help)."""

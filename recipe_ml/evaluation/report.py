@@ -1,9 +1,7 @@
-"""Offline evaluation: fit on train, rank all recipes for every validation user, report.
+"""The offline evaluation report: fit on train, rank all recipes for every validation user, write it.
 
-    recipe-ml evaluate                 # the report under training_artifacts/reports/
-    recipe-ml evaluate --tune-als      # also grid-search ALS on validation
-
-Writes ``evaluation.md`` (metrics overall and per user-activity quartile, the
+The library behind ``recipe-ml evaluate`` (``scripts/evaluate.py``). Writes
+``evaluation.md`` (metrics overall and per user-activity quartile, the
 personal scorers compared, the personal policy fitted on validation, the ALS
 grid, the full-training time), ``evaluation.png`` (metrics per model) and
 ``frontier.png`` (nDCG@20 against coverage@10 and personalisation per personal
@@ -14,7 +12,6 @@ are in ``recipe_ml.evaluation.metrics``.
 
 from __future__ import annotations
 
-import argparse
 import copy
 import itertools
 import os
@@ -27,7 +24,7 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from recipe_ml.config import REPORTS_DIR, get_settings
+from recipe_ml.config import get_settings
 from recipe_ml.data import Interactions, concat, load_splits, sample_users
 from recipe_ml.evaluation.policy import (
     COVERAGE_FLOOR,
@@ -45,9 +42,7 @@ from recipe_ml.ranking import PERSONAL_WINDOW, PersonalPolicy
 from recipe_ml.training.trainer import (
     PERSONAL_KINDS,
     PERSONAL_POLICY,
-    add_data_arguments,
     build_model,
-    check_data_arguments,
     fit_model,
     fit_personal,
 )
@@ -181,7 +176,7 @@ def tune_als(splits: dict[str, Interactions], seed: int, show_progress: bool) ->
 
 
 def full_training_seconds(splits: dict[str, Interactions], seed: int, epochs: int | None) -> dict[str, float]:
-    """Fit time of each model and of the personal scorer on train + validation, as ``recipe_ml.training.trainer`` ships them."""
+    """Fit time of each model and of the personal scorer on train + validation, as the trainer ships them."""
     data = concat([splits["train"], splits["validation"]])
     seconds = {}
     for kind in KINDS:
@@ -609,24 +604,3 @@ def run(
     render_frontier(results, sweeps, fit, out_dir / "frontier.png")
     log(f"wrote {out_dir / 'evaluation.md'}, {out_dir / 'evaluation.png'} and {out_dir / 'frontier.png'}")
     return results
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Command-line entry point; returns the exit status."""
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_data_arguments(parser)
-    parser.add_argument("--out-dir", type=Path, default=REPORTS_DIR)
-    parser.add_argument("--tune-als", action="store_true", help="grid-search ALS on validation too")
-    parser.add_argument("--skip-full-timing", action="store_true", help="do not time training on train+validation")
-    args = parser.parse_args(argv)
-    check_data_arguments(parser, args)
-    run(
-        args.data_dir,
-        args.out_dir,
-        seed=args.seed,
-        n_sample_users=args.sample_users,
-        epochs=args.epochs,
-        tune=args.tune_als,
-        time_full_training=not args.skip_full_timing,
-    )
-    return 0

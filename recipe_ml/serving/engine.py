@@ -15,38 +15,40 @@ import logging
 import socket
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from typing import TYPE_CHECKING, Protocol, TypeVar
+from typing import TypeVar
 
 from pydantic import BaseModel
 
 from recipe_ml.config import Settings
+from recipe_ml.events.applier import EventApplier
+from recipe_ml.events.schema import InteractionEvent
+from recipe_ml.serving.backends import Backend
+from recipe_ml.serving.errors import (
+    BackendOverloadedError,
+    NoModelError,
+    StoreUnavailableError,
+    UnknownRecipeError,
+    UnknownUserError,
+)
 from recipe_ml.serving.schemas import (
-    COLD_START_PATH,
     BatchError,
     BatchRecipes,
     BatchRequest,
     BatchResponse,
     ColdStartRequest,
     ColdStartResponse,
-    Problem,
-    RankQuery,
-    RankResult,
+    InteractionAccepted,
     RecipeRequest,
     RecipeResponse,
-    SimilarQuery,
-    SimilarRecipeQuery,
     SimilarRecipesRequest,
     SimilarRecipesResponse,
-    SimilarResult,
     SimilarUsersRequest,
     SimilarUsersResponse,
 )
 from recipe_ml.serving.telemetry import CACHE, FALLBACKS
+from recipe_ml.serving.wire import RankQuery, RankResult, SimilarQuery, SimilarRecipeQuery, SimilarResult
 from recipe_ml.storage.base import InteractionStore, ResponseCache
 from recipe_ml.storage.offload import StorageCalls
-
-if TYPE_CHECKING:  # the API's supervisor process imports this module and needs no numpy
-    from recipe_ml.serving.ranker import ModelRanker
 
 logger = logging.getLogger(__name__)
 
@@ -55,98 +57,6 @@ TRENDING_LIMIT = 500
 
 R = TypeVar("R", bound=BaseModel)
 A = TypeVar("A", RankResult, SimilarResult)
-
-
-class UnknownUserError(LookupError):
-    """The user is not in the training data and has no live interaction."""
-
-    def __init__(self, user_id: int) -> None:
-        super().__init__(
-            f"user {user_id} is unknown to the models and has no interactions yet; "
-            "use POST /api/recommendations/cold-start"
-        )
-        self.user_id = user_id
-
-    def problem(self) -> Problem:
-        """The 404 body (the same in a batch entry as for a single request)."""
-        return Problem(
-            type="urn:recipe-ml:problem:unknown-user",
-            title="Unknown user",
-            status=404,
-            detail=str(self),
-            user_id=self.user_id,
-            cold_start=COLD_START_PATH,
-        )
-
-
-class UnknownRecipeError(LookupError):
-    """The recipe is not in the models' catalogue: nothing is known to be like it."""
-
-    def __init__(self, recipe_id: int) -> None:
-        super().__init__(f"recipe {recipe_id} is unknown to the models")
-        self.recipe_id = recipe_id
-
-    def problem(self) -> Problem:
-        return Problem(
-            type="urn:recipe-ml:problem:unknown-recipe",
-            title="Unknown recipe",
-            status=404,
-            detail=str(self),
-            recipe_id=self.recipe_id,
-        )
-
-
-class BackendOverloadedError(RuntimeError):
-    """A model service shed the request: too busy to start it in time (the next model answers).
-
-    Told apart from transport failures on purpose: shedding is the runner
-    protecting its latency under overload, not a fault.
-    """
-
-
-class NoModelError(RuntimeError):
-    """No model of the chain could answer (only for similar users: popularity cannot)."""
-
-
-class Backend(Protocol):
-    """One model of the fallback chain: a runner service or in-process."""
-
-    name: str
-    version: str
-    supports_similarity: bool
-    personalization: str
-    """How the model picks personal positions (``Recommender.personalization``), as of the last ping."""
-
-    async def recommend(self, queries: list[RankQuery]) -> list[RankResult]: ...
-
-    async def similar_users(self, queries: list[SimilarQuery]) -> list[SimilarResult]: ...
-
-    async def similar_recipes(self, queries: list[SimilarRecipeQuery]) -> list[RankResult]: ...
-
-    async def ping(self) -> bool: ...
-
-
-class LocalBackend:
-    """A model scored in the API process (popularity: small, cannot fail)."""
-
-    def __init__(self, ranker: ModelRanker) -> None:
-        self.ranker = ranker
-        self.name = ranker.model.kind
-        self.version = ranker.version
-        self.supports_similarity = ranker.model.supports_similarity
-        self.personalization = ranker.model.personalization
-
-    async def recommend(self, queries: list[RankQuery]) -> list[RankResult]:
-        return self.ranker.recommend(queries)
-
-    async def similar_users(self, queries: list[SimilarQuery]) -> list[SimilarResult]:
-        return self.ranker.similar_users(queries)
-
-    async def similar_recipes(self, queries: list[SimilarRecipeQuery]) -> list[RankResult]:
-        return self.ranker.similar_recipes(queries)
-
-    async def ping(self) -> bool:
-        return True
 
 
 def tcp_reachable(servers: str, timeout: float = 0.5) -> bool:
@@ -179,6 +89,7 @@ class RecommendationEngine:
         self.settings = settings
         self.storage = StorageCalls(offload=cache.remote or store.remote)
         """How async code calls ``cache`` and ``store``: never on the event loop when they are remote."""
+        self._applier = EventApplier(store=store, cache=cache)
         versions = "|".join(f"{b.name}={b.version}" for b in self.chain)
         self._version_key = hashlib.sha1(versions.encode()).hexdigest()[:12]
         """Part of every cache key: a new model version never serves old answers."""
@@ -405,6 +316,14 @@ class RecommendationEngine:
         )
         await self._store(key, response, model_used, None)
         return response
+
+    async def record_interaction(self, event: InteractionEvent) -> InteractionAccepted:
+        """Apply one event (the consumer's code path); raises ``StoreUnavailableError`` while the store is down."""
+        try:
+            applied = await self.storage(self._applier.apply, event)
+        except self.store.unavailable as exc:
+            raise StoreUnavailableError(f"interaction store unavailable ({type(exc).__name__}); retry later") from exc
+        return InteractionAccepted(applied=applied, duplicate=not applied, event_id=event.dedupe_id())
 
     async def health(self) -> dict[str, object]:
         """Model versions and reachability; "degraded" (not down) when anything but popularity is out."""

@@ -14,7 +14,8 @@ import numpy as np
 from recipe_ml.data import IdMap
 from recipe_ml.models.base import Recommender
 from recipe_ml.ranking import health_mask, normalize_rows, override_positions, rank_rows, top_k_rows
-from recipe_ml.serving.schemas import MAX_ID, RankQuery, RankResult, SimilarQuery, SimilarRecipeQuery, SimilarResult
+from recipe_ml.serving.schemas import MAX_ID
+from recipe_ml.serving.wire import RankQuery, RankResult, SimilarQuery, SimilarRecipeQuery, SimilarResult
 
 
 def known_indices(ids: IdMap, raw_ids: list[int]) -> np.ndarray:

@@ -1,14 +1,13 @@
-"""Train popularity, ALS and Two-Tower and save each to the BentoML model store.
+"""Train every model kind of the registry and hand each to a model sink (the BentoML store at the edge).
 
-    recipe-ml train            # ship: fit on train + validation
-    recipe-ml train --eval     # fit on train, store validation metrics too
-
-Models go to ``$BENTOML_HOME/models`` under the names of ``Settings``.
+The library behind ``recipe-ml train`` (``scripts/train.py``): what to fit,
+on which data, with which metadata. Where a model is kept is the caller's
+``save`` (``edge.model_store.save_to_store``), so the domain package never
+imports BentoML.
 """
 
 from __future__ import annotations
 
-import argparse
 import os
 import time
 from collections.abc import Callable, Sequence
@@ -18,7 +17,6 @@ from typing import Any
 
 from tqdm import tqdm
 
-from edge.model_store import save_to_store
 from recipe_ml.config import DATA_DIR, get_settings
 from recipe_ml.data import (
     HEALTH_FILE,
@@ -37,6 +35,10 @@ from recipe_ml.models.two_tower import TwoTowerRecommender
 from recipe_ml.ranking import PersonalPolicy
 
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # implicit warns (and slows) with a threaded OpenBLAS
+
+
+SaveModel = Callable[[Recommender, str, dict[str, Any], dict[str, str]], str]
+"""Keeps a fitted model: ``(model, store name, metadata, labels) -> tag``."""
 
 
 @dataclass(frozen=True)
@@ -93,6 +95,7 @@ def fit_personal(data: Interactions) -> EASEScorer:
 
 
 def train_all(
+    save: SaveModel,
     data_dir: Path = DATA_DIR,
     *,
     eval_mode: bool = False,
@@ -100,11 +103,10 @@ def train_all(
     n_sample_users: int | None = None,
     epochs: int | None = None,
     kinds: Sequence[str] = KINDS,
-    home: Path | None = None,
     show_progress: bool = True,
     log: Callable[[str], None] = print,
 ) -> list[TrainedModel]:
-    """Fit each kind and save it to the store; returns tags, timings and metrics.
+    """Fit each kind and ``save`` it; returns tags, timings and metrics.
 
     ``eval_mode`` fits on train only and stores validation metrics with the
     model; otherwise models are fitted on train + validation, as shipped.
@@ -147,49 +149,9 @@ def train_all(
             "train_seconds": round(seconds, 2),
         }
         labels = {"stage": "evaluation" if eval_mode else "production", "kind": kind}
-        tag = save_to_store(model, store_name(kind), metadata, labels, home=home)
+        tag = save(model, store_name(kind), metadata, labels)
         scorer = f" (personal scorer {personal_seconds:.1f}s)" if model.personal is not None else ""
         log(f"{model.served_as}: trained in {seconds:.1f}s{scorer} -> {tag}" + (f" {metrics}" if metrics else ""))
         results.append(TrainedModel(kind, tag, seconds, metrics))
     log(f"total training time: {sum(r.seconds for r in results):.1f}s")
     return results
-
-
-def add_data_arguments(parser: argparse.ArgumentParser) -> None:
-    """Options shared by ``train`` and ``evaluate``: data, seed, user slice, epochs."""
-    parser.add_argument("--data-dir", type=Path, default=DATA_DIR)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--sample-users", type=int, default=None, metavar="N", help="use N seeded users only")
-    parser.add_argument("--epochs", type=int, default=None, help="Two-Tower epochs (default: the tuned value)")
-
-
-def check_data_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
-    """Reject out-of-range values of ``add_data_arguments`` options (exit status 2)."""
-    if args.sample_users is not None and args.sample_users < 1:
-        parser.error("--sample-users must be >= 1")
-    if args.epochs is not None and args.epochs < 1:
-        parser.error("--epochs must be >= 1")
-
-
-def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_data_arguments(parser)
-    parser.add_argument("--eval", action="store_true", help="fit on train only and store validation metrics")
-    parser.add_argument("--kinds", nargs="+", choices=KINDS, default=list(KINDS), help="models to train")
-    args = parser.parse_args(argv)
-    check_data_arguments(parser, args)
-    return args
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Command-line entry point; returns the exit status."""
-    args = parse_args(argv)
-    train_all(
-        args.data_dir,
-        eval_mode=args.eval,
-        seed=args.seed,
-        n_sample_users=args.sample_users,
-        epochs=args.epochs,
-        kinds=args.kinds,
-    )
-    return 0

@@ -14,7 +14,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from edge.app import PROBLEM_JSON, create_app, service_config
+from edge.app import create_app, service_config
+from edge.problems import PROBLEM_JSON
+from edge.routes.deps import get_engine
 from recipe_ml.config import Settings
 from tests.fixtures.tls import self_signed
 
@@ -31,8 +33,14 @@ def settings(**overrides: object) -> Settings:
     return Settings(_env_file=None, **overrides)  # type: ignore[call-arg, arg-type]
 
 
+def _no_engine() -> None:
+    """These requests are answered before a route uses the engine: there is none (FastAPI's override)."""
+
+
 def client(**overrides: object) -> httpx.AsyncClient:
-    transport = httpx.ASGITransport(app=create_app(settings(**overrides)))
+    app = create_app(settings(**overrides))
+    app.dependency_overrides[get_engine] = _no_engine
+    transport = httpx.ASGITransport(app=app)
     return httpx.AsyncClient(transport=transport, base_url="http://api")
 
 

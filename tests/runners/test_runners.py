@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from recipe_ml.serving.schemas import RankQuery, RankResult, SimilarQuery, SimilarRecipeQuery, SimilarResult
+from recipe_ml.serving.wire import RankQuery, RankResult, SimilarQuery, SimilarRecipeQuery, SimilarResult
 from runners.als import ALSRunner
 from runners.base import RankerRunner
 from runners.two_tower import TwoTowerRunner

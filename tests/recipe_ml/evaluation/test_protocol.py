@@ -18,7 +18,7 @@ from recipe_ml.models.popularity import PopularityRecommender
 from recipe_ml.models.two_tower import TwoTowerRecommender
 from recipe_ml.ranking import PersonalPolicy
 from recipe_ml.serving.ranker import ModelRanker
-from recipe_ml.serving.schemas import RankQuery
+from recipe_ml.serving.wire import RankQuery
 
 POLICY = PersonalPolicy(blend_weight=500.0, intercept=2.0, per_doubling=1.0)
 

@@ -9,8 +9,9 @@ import pytest
 
 from recipe_ml.config import DATA_DIR
 from recipe_ml.evaluation.protocol import METRICS, Evaluation
+from recipe_ml.evaluation.report import SHIPPED, ModelResult, recommendation
 from scripts.cli import main as cli
-from recipe_ml.evaluation.report import SHIPPED, ModelResult, main, recommendation
+from scripts.evaluate import main
 
 
 def result(kind: str, ndcg20: float, coverage: float, personalisation: float, heavy_ndcg20: float) -> ModelResult:

@@ -19,30 +19,22 @@ from recipe_ml.config import Settings
 from recipe_ml.events.applier import EventApplier
 from recipe_ml.events.schema import InteractionEvent, InteractionType
 from recipe_ml.models.base import Recommender
-from recipe_ml.serving.engine import (
-    LocalBackend,
-    NoModelError,
-    RecommendationEngine,
-    UnknownRecipeError,
-    UnknownUserError,
-)
+from recipe_ml.serving.backends import LocalBackend
+from recipe_ml.serving.engine import RecommendationEngine
+from recipe_ml.serving.errors import NoModelError, UnknownRecipeError, UnknownUserError
 from recipe_ml.serving.ranker import ModelRanker
 from recipe_ml.serving.schemas import (
     BatchError,
     BatchRecipes,
     BatchRequest,
     ColdStartRequest,
-    RankQuery,
-    RankResult,
     RecipeRequest,
     RecipeResponse,
-    SimilarQuery,
-    SimilarRecipeQuery,
     SimilarRecipesRequest,
-    SimilarResult,
     SimilarUsersRequest,
 )
 from recipe_ml.serving.telemetry import FALLBACKS
+from recipe_ml.serving.wire import RankQuery, RankResult, SimilarQuery, SimilarRecipeQuery, SimilarResult
 from recipe_ml.storage import open_cache, open_interaction_store
 from tests.fixtures.models import known_user, training_history
 

@@ -9,11 +9,11 @@ from recipe_ml.config import get_settings
 from recipe_ml.serving.schemas import (
     BatchRequest,
     ColdStartRequest,
-    RankQuery,
     RecipeRequest,
     SimilarRecipesRequest,
     SimilarUsersRequest,
 )
+from recipe_ml.serving.wire import RankQuery
 
 
 def error_fields(exc: pytest.ExceptionInfo[ValidationError]) -> list[str]:

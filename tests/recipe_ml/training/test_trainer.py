@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import shutil
 from pathlib import Path
 from typing import Any
@@ -9,11 +10,12 @@ from typing import Any
 import numpy as np
 import pytest
 
-from edge.model_store import list_store, load_from_store, store_entry
+from edge.model_store import list_store, load_from_store, save_to_store, store_entry
 from recipe_ml.config import DATA_DIR
 from recipe_ml.evaluation.protocol import METRICS
+from recipe_ml.training.trainer import train_all
 from scripts.cli import main as cli
-from recipe_ml.training.trainer import main, train_all
+from scripts.train import main
 
 
 def test_main_trains_all_three_models_into_bentoml_home(
@@ -39,11 +41,11 @@ def test_main_trains_all_three_models_into_bentoml_home(
 def test_training_is_deterministic_for_a_seed(tmp_path: Path) -> None:
     for home in ("a", "b"):
         train_all(
+            functools.partial(save_to_store, home=tmp_path / home),
             n_sample_users=150,
             epochs=1,
             seed=1,
             kinds=["als", "two_tower"],
-            home=tmp_path / home,
             show_progress=False,
             log=lambda _: None,
         )

@@ -1,0 +1,1 @@
+"""The /api routes, one module per resource; ``deps`` holds what every route module shares."""

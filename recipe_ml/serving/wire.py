@@ -1,0 +1,76 @@
+"""What the API sends to a model (a runner or in-process) and gets back: the runner wire types.
+
+Internal, not the published contract (that is ``schemas``): raw ids in, ids
+and scores out; the engine turns answers into the published responses.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field
+
+from recipe_ml.serving.schemas import Recommendation, SimilarUser
+
+
+class RankQuery(BaseModel):
+    """One user to rank recipes for; raw ids, the model maps them."""
+
+    user_id: int | None = None
+    """A user of the training data, or None for a cold-start query (then the
+    live ids are the whole history; none at all = the population's ranking)."""
+    live_recipe_ids: list[int] = Field(default_factory=list)
+    """Interactions since training: folded into the user vector and excluded."""
+    exclude_recipe_ids: list[int] = Field(default_factory=list)
+    include_recipe_ids: list[int] | None = None
+    """Rank only among these (None = every recipe)."""
+    max_fsa_score: float | None = None
+    top_k: int = 10
+    diversity: float = 0.0
+    personalization: float | None = None
+    """Share of the top 10 that is personal; None: the model's adaptive policy."""
+    boost: dict[int, float] = Field(default_factory=dict)
+    """Added to recipes' scores before ranking (trending recency in cold-start)."""
+
+
+class RankResult(BaseModel):
+    """Ranked recipes; ``found`` is False when the model cannot place the user (or the recipe)."""
+
+    found: bool
+    recipe_ids: list[int] = Field(default_factory=list)
+    scores: list[float] = Field(default_factory=list)
+    model_used: str | None = None
+    """What ranked: the model kind, ``+`` its personal scorer when it has one (e.g. ``two_tower+ease``)."""
+
+    def recommendations(self) -> list[Recommendation]:
+        return [
+            Recommendation(recipe_id=rid, score=score, rank=pos)
+            for pos, (rid, score) in enumerate(zip(self.recipe_ids, self.scores, strict=True), start=1)
+        ]
+
+
+class SimilarQuery(BaseModel):
+    user_id: int
+    live_recipe_ids: list[int] = Field(default_factory=list)
+    top_k: int = 10
+
+
+class SimilarRecipeQuery(BaseModel):
+    """One recipe to find neighbours of, with the ranking filters of a recommendation."""
+
+    recipe_id: int
+    exclude_recipe_ids: list[int] = Field(default_factory=list)
+    include_recipe_ids: list[int] | None = None
+    max_fsa_score: float | None = None
+    top_k: int = 10
+    diversity: float = 0.0
+
+
+class SimilarResult(BaseModel):
+    found: bool
+    user_ids: list[int] = Field(default_factory=list)
+    scores: list[float] = Field(default_factory=list)
+
+    def similar_users(self) -> list[SimilarUser]:
+        return [
+            SimilarUser(user_id=uid, score=score, rank=pos)
+            for pos, (uid, score) in enumerate(zip(self.user_ids, self.scores, strict=True), start=1)
+        ]
