@@ -14,8 +14,8 @@ import bentoml
 from edge.heap import freeze_after_load
 from edge.model_store import load_from_store
 from recipe_ml.config import get_settings
-from recipe_ml.serving.schemas import RankQuery, RankResult, SimilarQuery, SimilarRecipeQuery, SimilarResult
 from recipe_ml.serving.telemetry import BATCH_SIZE
+from recipe_ml.serving.wire import RankQuery, RankResult, SimilarQuery, SimilarRecipeQuery, SimilarResult
 
 RUNNER_MAX_BATCH_SIZE = max(128, get_settings().max_batch_size)
 """A whole /batch request (up to MAX_BATCH_SIZE queries) fits in one batch."""
