@@ -14,11 +14,11 @@ import bentoml
 from fastapi import Depends, Request
 from fastapi.routing import APIRoute
 from fastapi.security import APIKeyHeader, HTTPBearer
-from pydantic import BaseModel
 from starlette.datastructures import Headers
 from starlette.responses import Response
 
 from recipe_ml.serving.engine import RecommendationEngine
+from recipe_ml.serving.schemas import Body
 
 
 class _Service(Protocol):
@@ -66,10 +66,11 @@ EngineDep = Annotated[RecommendationEngine, Depends(get_engine)]
 """A route's engine (the fallback chain, the cache, the live store)."""
 
 
-def respond(request: Request, body: BaseModel, model_used: str = "none", status_code: int = 200) -> Response:
-    """The response, and the answering model for the request metrics."""
+def respond(request: Request, body: Body, model_used: str = "none", status_code: int = 200) -> Response:
+    """The response (the body's one encoding, which a cache miss also kept), and the answering model for the
+    request metrics."""
     request.state.model_used = model_used
-    return Response(body.model_dump_json(), status_code=status_code, media_type="application/json")
+    return Response(body.encoded, status_code=status_code, media_type="application/json")
 
 
 DOCUMENTED_AUTH = [

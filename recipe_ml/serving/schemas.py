@@ -1,4 +1,4 @@
-"""Request and response bodies of the HTTP API, and the queries the runners score.
+"""Request and response bodies of the HTTP API.
 
 Requests reject unknown fields and out-of-range values, so a client's typo is
 a 422 naming the field instead of a silently ignored option. Field
@@ -9,11 +9,15 @@ the models and not in prose elsewhere.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from collections.abc import Mapping
+from dataclasses import replace
+from functools import cached_property
+from typing import Annotated, Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from recipe_ml.config import get_settings
+from recipe_ml.serving.options import RankOptions
 
 MAX_ID_LIST = 1000
 """Upper bound on client-given recipe id lists (exclusions, cold-start history)."""
@@ -90,9 +94,15 @@ class _RankingOptions(_Request):
         description="Only recipes with a known FSA health score at most this (4 = healthiest, 12 = least).",
     )
 
-    def ranking_options(self) -> dict[str, object]:
-        """The options every ranking request shares, as keyword arguments of another request or a ``RankQuery``."""
-        return {name: getattr(self, name) for name in _RankingOptions.model_fields}
+    def rank_options(self) -> RankOptions:
+        """The options every ranking request shares, read once for the cache key and the model's queries."""
+        return RankOptions(
+            top_k=self.top_k,
+            exclude_recipe_ids=self.exclude_recipe_ids,
+            include_recipe_ids=self.include_recipe_ids,
+            diversity=self.diversity,
+            max_fsa_score=self.max_fsa_score,
+        )
 
 
 class _RecommendationOptions(_RankingOptions):
@@ -109,8 +119,8 @@ class _RecommendationOptions(_RankingOptions):
         ),
     )
 
-    def ranking_options(self) -> dict[str, object]:
-        return {**super().ranking_options(), "personalization": self.personalization}
+    def rank_options(self) -> RankOptions:
+        return replace(super().rank_options(), personalization=self.personalization)
 
 
 class RecipeRequest(_RecommendationOptions):
@@ -181,7 +191,27 @@ class SimilarUser(BaseModel):
     rank: int = Field(ge=1)
 
 
-class _Timed(BaseModel):
+class Body(BaseModel):
+    """A response body, encoded to JSON once: on a cache miss the cache keeps the bytes the client is sent.
+
+    Frozen, so the encoding cannot go stale; a copy (``model_copy``, how a
+    cache hit is marked) encodes itself afresh.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    @cached_property
+    def encoded(self) -> bytes:
+        """The JSON the client is sent (and a cache keeps)."""
+        return self.model_dump_json().encode()
+
+    def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Self:
+        copied = super().model_copy(update=update, deep=deep)
+        copied.__dict__.pop("encoded", None)  # the encoding of this body, not of the copy
+        return copied
+
+
+class _Timed(Body):
     model_used: str = Field(
         description=(
             "The model that answered: two_tower, else als, else popularity; two_tower+ease when the "
@@ -273,6 +303,11 @@ class BatchRecipes(RecipeResponse):
 
     status: Literal["ok"] = "ok"
 
+    @classmethod
+    def of(cls, response: RecipeResponse) -> BatchRecipes:
+        """The entry of a user's answer: the answer's fields as they are (validated once, when it was made)."""
+        return cls.model_construct(**{name: getattr(response, name) for name in RecipeResponse.model_fields})
+
 
 class BatchError(BaseModel):
     """A batch entry that failed, e.g. an unknown user; the rest of the batch is answered."""
@@ -285,12 +320,12 @@ class BatchError(BaseModel):
 BatchEntry = Annotated[BatchRecipes | BatchError, Field(discriminator="status")]
 
 
-class BatchResponse(BaseModel):
+class BatchResponse(Body):
     results: list[BatchEntry] = Field(description="One entry per requested user id, in the request's order.")
     latency_ms: float = 0.0
 
 
-class InteractionAccepted(BaseModel):
+class InteractionAccepted(Body):
     """What ``POST /api/interactions`` did with the event (202 either way)."""
 
     applied: bool = Field(description="True the first time this event is seen.")
@@ -298,7 +333,11 @@ class InteractionAccepted(BaseModel):
     event_id: str = Field(description="eventId, or a content hash when the event had none.")
 
 
-class Health(BaseModel):
+Reachability = Literal["ok", "unreachable", "not configured"]
+"""What health says of Redis and Kafka."""
+
+
+class Health(Body):
     """Degraded (not down) when anything but the popularity fallback is out: requests are still answered."""
 
     status: Literal["ok", "degraded"]
@@ -306,5 +345,5 @@ class Health(BaseModel):
     personalization: dict[str, str] = Field(
         description="Model kind -> how it picks the personal positions (its personal scorer and policy, or a fallback)."
     )
-    redis: Literal["ok", "unreachable", "not configured"]
-    kafka: Literal["ok", "unreachable", "not configured"]
+    redis: Reachability
+    kafka: Reachability

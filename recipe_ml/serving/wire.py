@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
+from recipe_ml.serving.options import RankOptions
 from recipe_ml.serving.schemas import Recommendation, SimilarUser
 
 
@@ -29,6 +30,27 @@ class RankQuery(BaseModel):
     """Share of the top 10 that is personal; None: the model's adaptive policy."""
     boost: dict[int, float] = Field(default_factory=dict)
     """Added to recipes' scores before ranking (trending recency in cold-start)."""
+
+    @classmethod
+    def of(
+        cls,
+        options: RankOptions,
+        user_id: int | None,
+        live_recipe_ids: list[int],
+        boost: dict[int, float] | None = None,
+    ) -> RankQuery:
+        """The query of one user under a request's options (already validated: not checked again)."""
+        return cls.model_construct(
+            user_id=user_id,
+            live_recipe_ids=live_recipe_ids,
+            exclude_recipe_ids=options.exclude_recipe_ids,
+            include_recipe_ids=options.include_recipe_ids,
+            max_fsa_score=options.max_fsa_score,
+            top_k=options.top_k,
+            diversity=options.diversity,
+            personalization=options.personalization,
+            boost={} if boost is None else boost,
+        )
 
 
 class RankResult(BaseModel):
@@ -62,6 +84,18 @@ class SimilarRecipeQuery(BaseModel):
     max_fsa_score: float | None = None
     top_k: int = 10
     diversity: float = 0.0
+
+    @classmethod
+    def of(cls, options: RankOptions, recipe_id: int) -> SimilarRecipeQuery:
+        """The query of one recipe under a request's options (already validated: not checked again)."""
+        return cls.model_construct(
+            recipe_id=recipe_id,
+            exclude_recipe_ids=options.exclude_recipe_ids,
+            include_recipe_ids=options.include_recipe_ids,
+            max_fsa_score=options.max_fsa_score,
+            top_k=options.top_k,
+            diversity=options.diversity,
+        )
 
 
 class SimilarResult(BaseModel):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
+
 import pytest
 from pydantic import ValidationError
 
@@ -91,10 +93,10 @@ def test_every_ranking_option_reaches_the_model_query() -> None:
     request = RecipeRequest(
         user_id=1, top_k=3, exclude_recipe_ids=[7], diversity=0.5, max_fsa_score=6.0, personalization=0.4
     )
-    options = request.ranking_options()
+    options = asdict(request.rank_options())
     assert set(options) == set(RecipeRequest.model_fields) - {"user_id"}
     assert options["exclude_recipe_ids"] == [7] and options["diversity"] == 0.5 and options["personalization"] == 0.4
-    query = RankQuery.model_validate({"user_id": 1, **options})
+    query = RankQuery.of(request.rank_options(), 1, [])
     assert query.model_dump(include=set(options)) == options
 
 
