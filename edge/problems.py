@@ -16,16 +16,12 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
 from starlette.responses import JSONResponse, Response
 
-from recipe_ml.serving.errors import NoModelError, UnknownRecipeError, UnknownUserError
+from recipe_ml.serving.errors import NoModelError, StoreUnavailableError, UnknownRecipeError, UnknownUserError
 from recipe_ml.serving.schemas import FieldError, Problem
 
 logger = logging.getLogger("recipe_ml.service")
 
 PROBLEM_JSON = "application/problem+json"
-
-
-class StoreUnavailableError(RuntimeError):
-    """The interaction store is down: an event cannot be recorded now (503, retry)."""
 
 
 def problem_response(problem: Problem, path: str, headers: dict[str, str] | None = None) -> JSONResponse:

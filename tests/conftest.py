@@ -1,5 +1,11 @@
 """Shared fixtures live in ``tests/fixtures/``, one module per real component."""
 
+import os
+
+# As `make test` exports it: implicit (ALS) and the numpy user tower are checked for exact
+# results, which a threaded OpenBLAS reorders; set before any fixture imports numpy.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
 pytest_plugins = [
     "tests.fixtures.redis",
     "tests.fixtures.kafka",
