@@ -69,10 +69,10 @@ class RankerRunner:
     # tenths of a millisecond, less than BentoML's hop to a worker thread for a
     # sync API, and the event loop has nothing else to do meanwhile.
     @batched_api  # type: ignore[untyped-decorator]
-    async def recommend(self, queries: list[RankQuery]) -> list[RankResult]:
+    async def rank(self, queries: list[RankQuery]) -> list[RankResult]:
         """Ranked recipes for every query of the adaptive batch."""
-        BATCH_SIZE.labels(self.ranker.model.kind, "recommend").observe(len(queries))
-        return self.ranker.recommend(queries)
+        BATCH_SIZE.labels(self.ranker.model.kind, "recommend").observe(len(queries))  # "recommend": the published label
+        return self.ranker.rank(queries)
 
     @batched_api  # type: ignore[untyped-decorator]
     async def similar_users(self, queries: list[SimilarQuery]) -> list[SimilarResult]:

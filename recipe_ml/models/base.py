@@ -15,7 +15,6 @@ import inspect
 import json
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Protocol
 
@@ -24,7 +23,7 @@ import scipy.sparse as sp
 
 from recipe_ml.data import IdMap, Interactions
 from recipe_ml.models.ease import EASEScorer, history_matrix
-from recipe_ml.ranking import PersonalPolicy
+from recipe_ml.ranking import PersonalPolicy, RankInputs
 
 META_FILE = "recommender.json"
 PERSONAL_DIR = "personal"
@@ -44,20 +43,6 @@ class PersonalScorer(Protocol):
     def hyper_parameters(self) -> dict[str, float | int]: ...
 
     def save(self, path: Path) -> None: ...
-
-
-@dataclass(frozen=True)
-class RankInputs:
-    """What the ranking policy needs for a batch of users (``recipe_ml.ranking.rank_rows``)."""
-
-    scores: np.ndarray
-    """(n, n_items) the model's own scores: what a client is shown."""
-    ranking: np.ndarray
-    """(n, n_items) the scores the list is ranked by (the model's, plus the personal scorer's weight)."""
-    personal: np.ndarray | None
-    """(n, n_items) scores of the personal positions' picks, or None: no personal positions."""
-    positions: np.ndarray
-    """(n,) personal positions per user by default (the adaptive policy, or the fixed fallback)."""
 
 
 class Recommender(ABC):

@@ -109,7 +109,7 @@ class RecommendationEngine:
         raise NoModelError(failure)
 
     async def _ask_rank(self, queries: list[RankQuery]) -> tuple[str, list[RankResult]]:
-        return await self._ask(lambda backend: backend.recommend(queries), "no model could rank recipes")
+        return await self._ask(lambda backend: backend.rank(queries), "no model could rank recipes")
 
     async def _ask_similar(self, queries: list[SimilarQuery]) -> tuple[str, list[SimilarResult]]:
         return await self._ask(
@@ -228,7 +228,7 @@ class RecommendationEngine:
                 )
         popularity = self.chain[-1]
         unseen = replace(options, exclude_recipe_ids=[*options.exclude_recipe_ids, *request.recent_recipe_ids])
-        (answer,) = await popularity.recommend([RankQuery.of(unseen, None, [], boost=await self._trending_boost())])
+        (answer,) = await popularity.rank([RankQuery.of(unseen, None, [], boost=await self._trending_boost())])
         return ColdStartResponse(
             recommendations=answer.recommendations(),
             model_used=answer.model_used or popularity.name,

@@ -50,7 +50,7 @@ class FailingBackend:
     supports_similarity = True
     personalization = "unknown"
 
-    async def recommend(self, queries: list[RankQuery]) -> list[RankResult]:
+    async def rank(self, queries: list[RankQuery]) -> list[RankResult]:
         raise ConnectionError("runner is down")
 
     async def similar_users(self, queries: list[SimilarQuery]) -> list[SimilarResult]:
@@ -68,7 +68,7 @@ class StalledBackend(FailingBackend):
 
     name = "stalled"
 
-    async def recommend(self, queries: list[RankQuery]) -> list[RankResult]:
+    async def rank(self, queries: list[RankQuery]) -> list[RankResult]:
         await asyncio.sleep(60)
         raise AssertionError("the engine should have timed out")
 
