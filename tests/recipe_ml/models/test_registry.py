@@ -6,7 +6,7 @@ import pytest
 import yaml
 
 from recipe_ml.config import REPO_ROOT, Settings
-from recipe_ml.models import CHAIN, KINDS, REGISTRY, model_class, model_kind
+from recipe_ml.models import CHAIN, KINDS, PERSONAL_SCORERS, REGISTRY, model_class, model_kind, personal_scorer_class
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -30,3 +30,13 @@ def test_the_bento_ships_every_registered_model() -> None:
 def test_an_unknown_kind_names_the_known_ones() -> None:
     with pytest.raises(ValueError, match="unknown model kind 'svd'; known kinds: popularity, als, two_tower"):
         model_kind("svd")
+
+
+@pytest.mark.parametrize("name", PERSONAL_SCORERS)
+def test_every_personal_scorer_has_its_class(name: str) -> None:
+    assert personal_scorer_class(name).kind == name
+
+
+def test_an_unknown_personal_scorer_names_the_known_ones() -> None:
+    with pytest.raises(ValueError, match="unknown personal scorer 'slim'; known scorers: ease"):
+        personal_scorer_class("slim")
