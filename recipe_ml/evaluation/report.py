@@ -34,13 +34,12 @@ from recipe_ml.evaluation.policy import (
     fit_policy,
 )
 from recipe_ml.evaluation.protocol import METRICS, Evaluation, evaluate
-from recipe_ml.models import KINDS, model_class
+from recipe_ml.models import KINDS, model_class, model_kind
 from recipe_ml.models.base import Recommender
 from recipe_ml.models.ease import EASEScorer
 from recipe_ml.models.popularity import PopularityRecommender
 from recipe_ml.ranking import PERSONAL_WINDOW, PersonalPolicy
 from recipe_ml.training.trainer import (
-    PERSONAL_KINDS,
     PERSONAL_POLICY,
     build_model,
     fit_model,
@@ -116,7 +115,7 @@ def evaluate_models(
         seconds = time.perf_counter() - start
         results.append(_result(name, model, splits, seconds, diversity))
         fitted[name] = model
-        if name in PERSONAL_KINDS:
+        if model_kind(model.kind).personal:
             start = time.perf_counter()
             with_personal = copy.copy(model)  # the same fitted towers, plus the personal scorer
             with_personal.attach_personal(fit_personal(train), PERSONAL_POLICY)

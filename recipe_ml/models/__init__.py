@@ -36,6 +36,12 @@ class ModelKind:
     class_name: str
     runner: str | None
     """BentoML service name of the kind's runner, or None: scored in the API process."""
+    seeded: bool = False
+    """The constructor takes a ``seed`` (training passes its own, so a seed reproduces every model)."""
+    trains_in_epochs: bool = False
+    """The constructor takes ``epochs`` and ``fit_epochs`` yields after each (progress, per-epoch validation)."""
+    personal: bool = False
+    """Ships with the personal scorer; the shipped personal policy's weights are fitted on this kind's scores."""
 
     @property
     def store_name(self) -> str:
@@ -57,8 +63,16 @@ REGISTRY: dict[str, ModelKind] = {
     kind.name: kind
     for kind in (
         ModelKind("popularity", "recipe_ml.models.popularity", "PopularityRecommender", runner=None),
-        ModelKind("als", "recipe_ml.models.als", "ALSRecommender", runner="recipe_als_runner"),
-        ModelKind("two_tower", "recipe_ml.models.two_tower", "TwoTowerRecommender", runner="recipe_two_tower_runner"),
+        ModelKind("als", "recipe_ml.models.als", "ALSRecommender", runner="recipe_als_runner", seeded=True),
+        ModelKind(
+            "two_tower",
+            "recipe_ml.models.two_tower",
+            "TwoTowerRecommender",
+            runner="recipe_two_tower_runner",
+            seeded=True,
+            trains_in_epochs=True,
+            personal=True,
+        ),
     )
 }
 KINDS = tuple(REGISTRY)

@@ -18,7 +18,7 @@ from __future__ import annotations
 import inspect
 import json
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, ClassVar, Protocol, Self
 
@@ -78,6 +78,9 @@ class Recommender(ABC):
     reading the data files.
     """
 
+    epochs: int = 1
+    """Passes over the data ``fit_epochs`` makes (1: the model is fitted in one go)."""
+
     personal: PersonalScorer | None = None
     """The personal scorer of the personal positions, or None (today's policy: ``personal_slots``)."""
     policy: PersonalPolicy | None = None
@@ -93,6 +96,17 @@ class Recommender(ABC):
     @abstractmethod
     def fit(self, data: Interactions) -> None:
         """Fit on ``data``; sets ``users``, ``items``, ``seen``, ``item_fsa`` and the vectors."""
+
+    def fit_epochs(self, data: Interactions, export_every_epoch: bool = False) -> Iterator[int]:
+        """Fit on ``data``, yielding the number of each finished epoch (``epochs`` of them).
+
+        The trainer drives the loop (progress, per-epoch validation): with
+        ``export_every_epoch`` the model is servable at every yield, otherwise
+        only once the iterator is exhausted. A model fitted in one go has one epoch.
+        """
+        del export_every_epoch  # one epoch: the model is servable when it ends
+        self.fit(data)
+        yield 1
 
     def _set_data(self, data: Interactions) -> None:
         """The state every model keeps from its training data (call first in ``fit``)."""

@@ -147,12 +147,7 @@ class TwoTowerRecommender(VectorRecommender):
             pass
 
     def fit_epochs(self, data: Interactions, export_every_epoch: bool = False) -> Iterator[int]:
-        """Fit on ``data``, yielding the number of each finished epoch.
-
-        The trainer drives the loop (progress, per-epoch validation): with
-        ``export_every_epoch`` the model is servable at every yield, otherwise
-        only once the iterator is exhausted.
-        """
+        """``Recommender.fit_epochs``: ``epochs`` passes of denoising training, exported as it says."""
         import torch
 
         from recipe_ml.models.two_tower_nets import RecipeEncoder, UserEncoder

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import inspect
+
 import pytest
 import yaml
 
 from recipe_ml.config import REPO_ROOT, Settings
 from recipe_ml.models import CHAIN, KINDS, PERSONAL_SCORERS, REGISTRY, model_class, model_kind, personal_scorer_class
+from recipe_ml.models.base import Recommender
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -15,6 +18,14 @@ def test_every_kind_has_its_class_and_a_setting_defaulting_to_its_store_name(kin
     assert model_class(kind).kind == kind
     assert Settings.model_fields[row.setting].default == row.store_name
     assert Settings().model_name(kind) == row.store_name
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_what_a_row_says_of_training_is_what_the_class_takes(kind: str) -> None:
+    row, cls = REGISTRY[kind], model_class(kind)
+    arguments = inspect.signature(cls).parameters
+    assert row.seeded == ("seed" in arguments)
+    assert row.trains_in_epochs == ("epochs" in arguments) == (cls.fit_epochs is not Recommender.fit_epochs)
 
 
 def test_the_chain_ends_with_the_in_process_model() -> None:
