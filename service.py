@@ -14,7 +14,7 @@ import logging
 
 import bentoml
 
-from edge.app import app, docs_app, service_config
+from edge.app import create_app, docs_app, service_config
 from edge.compat import cache_mime_types, release_request_timers
 from edge.heap import freeze_after_load
 from edge.middleware import CorsRefusalAsProblem
@@ -28,8 +28,13 @@ from recipe_ml.storage import open_cache, open_interaction_store
 from runners.als import ALSRunner
 from runners.two_tower import TwoTowerRunner
 
-_settings = get_settings()
-check_models({REGISTRY[kind].setting.upper(): _settings.model_name(kind) for kind in KINDS})
+DECORATION_SETTINGS = get_settings()
+"""The settings as the service class is decorated, at import: BentoML takes the service's options (workers,
+timeout, port, CORS, TLS) and its mounted /api app then, and ``bentoml serve`` checks the models before any
+worker starts. Everything else reads the settings when it runs (``RecipeService.__init__``, ``create_app``'s
+argument)."""
+
+check_models({REGISTRY[kind].setting.upper(): DECORATION_SETTINGS.model_name(kind) for kind in KINDS})
 release_request_timers()
 cache_mime_types()
 
@@ -38,14 +43,14 @@ cache_mime_types()
 # ssl: SSL_CERTFILE / SSL_KEYFILE.
 @bentoml.service(
     name="recipe_ml_service",
-    workers=_settings.workers,
+    workers=DECORATION_SETTINGS.workers,
     # A request may wait RUNNER_TIMEOUT_SECONDS on each runner in turn, then
     # score popularity here: past three of them it is stuck, not slow.
-    traffic={"timeout": 3 * _settings.runner_timeout_seconds},
-    **service_config(_settings),
+    traffic={"timeout": 3 * DECORATION_SETTINGS.runner_timeout_seconds},
+    **service_config(DECORATION_SETTINGS),
 )
 @bentoml.asgi_app(docs_app, path="/")
-@bentoml.asgi_app(app, path="/api")
+@bentoml.asgi_app(create_app(DECORATION_SETTINGS), path="/api")
 class RecipeService:
     """Composes the runners and holds the engine (the fallback chain, cache, live store)."""
 
@@ -72,7 +77,7 @@ class RecipeService:
         freeze_after_load()
 
 
-if _settings.cors_origin_list():
+if DECORATION_SETTINGS.cors_origin_list():
     # Outside BentoML's CORS middleware: a refused preflight becomes a problem+json 400.
     assert isinstance(RecipeService, bentoml.Service)  # what @bentoml.service made of the class
     RecipeService.add_asgi_middleware(CorsRefusalAsProblem)

@@ -28,7 +28,7 @@ from edge.middleware import LimitRequestBody, RequestMetrics, RequireApiKey
 from edge.problems import EXCEPTION_HANDLERS
 from edge.routes import health, interactions, recommendations
 from edge.routes.deps import DOCUMENTED_AUTH
-from recipe_ml.config import Settings, get_settings
+from recipe_ml.config import Settings
 
 CORS_METHODS = ["GET", "POST"]
 CORS_HEADERS = ["Authorization", "Content-Type", "X-API-Key"]
@@ -121,6 +121,3 @@ def service_config(settings: Settings) -> dict[str, Any]:
     if settings.ssl_certfile is not None and settings.ssl_keyfile is not None:
         config["ssl"] = {"enabled": True, "certfile": str(settings.ssl_certfile), "keyfile": str(settings.ssl_keyfile)}
     return config
-
-
-app = create_app(get_settings())

@@ -11,9 +11,10 @@ from pathlib import Path
 
 import pytest
 
+from recipe_ml.config import Settings
 from recipe_ml.serving.wire import RankQuery, RankResult, SimilarQuery, SimilarRecipeQuery, SimilarResult
 from runners.als import ALSRunner
-from runners.base import RankerRunner
+from runners.base import RankerRunner, batching_options, service_options
 from runners.two_tower import TwoTowerRunner
 
 pytestmark = pytest.mark.anyio
@@ -110,3 +111,11 @@ async def test_ids_beyond_int64_from_live_events_are_ignored(runner: RankerRunne
     (plain,) = await runner.rank([RankQuery(user_id=user, top_k=3)])
 
     assert result.recipe_ids == plain.recipe_ids
+
+
+def test_the_batching_limits_and_service_options_follow_the_settings() -> None:
+    settings = Settings(_env_file=None, max_batch_size=300, runner_timeout_seconds=0.5)  # type: ignore[call-arg]
+
+    assert batching_options(settings) == {"max_batch_size": 300, "max_latency_ms": 250}
+    assert batching_options(Settings(_env_file=None))["max_batch_size"] == 128  # type: ignore[call-arg]
+    assert service_options(settings)["traffic"] == {"timeout": 0.5}

@@ -105,3 +105,20 @@ def test_similar_recipes_have_no_personalization() -> None:
     with pytest.raises(ValidationError) as exc:
         SimilarRecipesRequest.model_validate({"recipe_id": 1, "personalization": 0.5})
     assert error_fields(exc) == ["personalization"]
+
+
+def test_the_limits_and_defaults_are_the_settings_when_a_request_is_validated(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Read when used, not when the module was imported: new settings apply without a re-import."""
+    for variable, value in (("MAX_TOP_K", "5"), ("MAX_BATCH_SIZE", "2"), ("MMR_DIVERSITY_WEIGHT", "0.1")):
+        monkeypatch.setenv(variable, value)
+    get_settings.cache_clear()
+    try:
+        assert RecipeRequest(user_id=1).diversity == 0.1
+        with pytest.raises(ValidationError, match="top_k must be at most 5"):
+            RecipeRequest(user_id=1, top_k=6)
+        with pytest.raises(ValidationError, match="at most 2 user_ids"):
+            BatchRequest(user_ids=[1, 2, 3])
+        schema = BatchRequest.model_json_schema()["properties"]
+        assert schema["top_k"]["maximum"] == 5 and schema["user_ids"]["maxItems"] == 2
+    finally:
+        get_settings.cache_clear()  # the next reader sees the environment as it is restored
