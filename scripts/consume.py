@@ -26,7 +26,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     argparse.ArgumentParser(
         prog="recipe-ml consume",
         description="Consume interaction events from KAFKA_TOPIC into the Redis state at REDIS_URL; "
-        "every setting comes from the environment or .env (see README, Configuration).",
+        "every setting comes from the environment or .env (see docs/configuration.md).",
     ).parse_args(argv)
     settings = get_settings()
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
