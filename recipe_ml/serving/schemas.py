@@ -10,7 +10,7 @@ the models and not in prose elsewhere.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import replace
+from dataclasses import fields
 from functools import cached_property
 from typing import Annotated, Any, Literal, Self
 
@@ -95,14 +95,12 @@ class _RankingOptions(_Request):
     )
 
     def rank_options(self) -> RankOptions:
-        """The options every ranking request shares, read once for the cache key and the model's queries."""
-        return RankOptions(
-            top_k=self.top_k,
-            exclude_recipe_ids=self.exclude_recipe_ids,
-            include_recipe_ids=self.include_recipe_ids,
-            diversity=self.diversity,
-            max_fsa_score=self.max_fsa_score,
-        )
+        """The request's ranking options, read once for the cache key and the model's queries.
+
+        A request without ``personalization`` (similar recipes: no user) has none.
+        """
+        values: dict[str, Any] = {option.name: getattr(self, option.name, None) for option in fields(RankOptions)}
+        return RankOptions(**values)
 
 
 class _RecommendationOptions(_RankingOptions):
@@ -118,9 +116,6 @@ class _RecommendationOptions(_RankingOptions):
             "with more recipes)."
         ),
     )
-
-    def rank_options(self) -> RankOptions:
-        return replace(super().rank_options(), personalization=self.personalization)
 
 
 class RecipeRequest(_RecommendationOptions):
