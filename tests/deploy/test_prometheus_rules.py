@@ -143,7 +143,9 @@ def test_an_unexported_metric_is_reported_with_its_file_and_line(tmp_path: Path)
     )
     dashboard = tmp_path / "dashboard.json"
     dashboard.write_text('{"panels": [\n  {"targets": [\n    {"expr": "rate(recipe_consumer_gone_total[1m])"}]}]}')
-    assert unexported_metrics(rules) == [f"{rules}:7: recipe_api_request_totl is not exported by any code in recipe_ml/"]
+    assert unexported_metrics(rules) == [
+        f"{rules}:7: recipe_api_request_totl is not exported by any code in recipe_ml/"
+    ]
     assert unexported_metrics(dashboard) == [
         f"{dashboard}:3: recipe_consumer_gone_total is not exported by any code in recipe_ml/"
     ]
