@@ -231,7 +231,7 @@ class InteractionConsumer:
         batches = self._kafka_consumer().poll(timeout_ms=self._poll_timeout_ms)
         for partition, records in batches.items():
             self.metrics.lag.in_hand(partition, records[0].timestamp)
-        self.measure_lag()
+        self._measure_lag()
         return [record for records in batches.values() for record in records]
 
     def process(self, records: list[ConsumerRecord]) -> dict[TopicPartition, OffsetAndMetadata]:
@@ -269,7 +269,8 @@ class InteractionConsumer:
         for partition, committed in offsets.items():
             self.metrics.lag.committed(partition, committed.offset)
 
-    def measure_lag(self) -> None:
+    # Internals
+    def _measure_lag(self) -> None:
         """Update the lag of every partition this consumer owns; never raises.
 
         The log end is the highwater of the last fetch: it costs nothing, and
@@ -302,7 +303,6 @@ class InteractionConsumer:
             self.metrics.errors.labels("lag").inc()
             log.warning("cannot read the committed offsets, lag unknown: %r", exc)
 
-    # Internals
     def _open_clients(self) -> None:
         common = {
             "bootstrap_servers": self._bootstrap,
