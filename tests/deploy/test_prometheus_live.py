@@ -165,7 +165,9 @@ def alert_problems(prometheus: Prometheus, expression: Expression) -> list[str]:
         if any(allowed in signal for allowed in ALLOWED_ABSENT):
             continue
         if not any(_number(sample) for sample in prometheus.query(signal)):
-            problems.append(f"{expression.where(signal.split()[0])}: signal {' '.join(signal.split())!r} has no data")
+            problems.append(
+                f"{expression.where(selectors(signal)[0])}: signal {' '.join(signal.split())!r} has no data"
+            )
     return problems
 
 
