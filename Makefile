@@ -29,9 +29,9 @@ install:  ## Create .venv, install requirements-dev.txt (runtime + tests + tools
 	$(BIN)/pip install --no-deps --no-build-isolation -e .
 
 # Debian packages that some tests and benchmarks drive (root; `.ci/run` runs it).
-SYSTEM_PACKAGES := wrk default-jdk-headless libjackson2-databind-java
+SYSTEM_PACKAGES := wrk default-jdk-headless libjackson2-databind-java prometheus
 
-system-deps:  ## apt-get install the load generator (wrk) and the JDK + Jackson of the Java client test.
+system-deps:  ## apt-get install the load generator (wrk), the JDK + Jackson of the Java client test, Prometheus (+ promtool).
 	apt-get update -qq
 	apt-get install -y -qq --no-install-recommends $(SYSTEM_PACKAGES)
 

@@ -227,6 +227,8 @@ def test_kafka_init_creates_the_topics_the_settings_name(services: dict[str, dic
 def test_prometheus_scrapes_every_api_replica_and_consumer(services: dict[str, dict[str, Any]]) -> None:
     mounts = {v.split(":")[1]: REPO_ROOT / v.split(":")[0] for v in services["prometheus"]["volumes"] if "./" in v}
     config = yaml.safe_load(mounts["/etc/prometheus/prometheus.yml"].read_text())
+    for rules in config["rule_files"]:  # relative to the config file, in the repository as in the container
+        assert mounts[f"/etc/prometheus/{rules}"] == mounts["/etc/prometheus/prometheus.yml"].parent / rules
     jobs = {job["job_name"]: job for job in config["scrape_configs"]}
     api_job = jobs["recipe-ml-api"]
     assert api_job["metrics_path"] == "/api/metrics"
@@ -250,16 +252,6 @@ def test_grafana_provisioning_and_dashboard_are_valid(services: dict[str, dict[s
         exprs = [t["expr"] for p in dashboard["panels"] for t in p.get("targets", [])]
         assert exprs, f"{path.name} has no queries"
         assert all(t["datasource"]["uid"] == "prometheus" for p in dashboard["panels"] for t in p.get("targets", []))
-
-
-def test_dashboard_queries_metrics_the_code_exports() -> None:
-    """A renamed metric must not leave a silently empty panel behind."""
-    source = "\n".join(p.read_text() for p in (REPO_ROOT / "recipe_ml").rglob("*.py"))
-    declared = {name.removesuffix("_total") for name in re.findall(r"[\"'](recipe_[a-z_]+)[\"']", source)}
-    for path in (REPO_ROOT / "deploy/grafana/dashboards").glob("*.json"):
-        for metric in set(re.findall(r"\brecipe_[a-z_]+", path.read_text())):
-            base = re.sub(r"_(bucket|total|sum|count)$", "", metric)
-            assert base in declared, f"{path.name} queries {metric}, which no code in recipe_ml/ exports"
 
 
 # README and .ci/run -----------------------------------------------------------
