@@ -5,7 +5,9 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 PORT ?= 8000
-HOST ?= http://127.0.0.1:$(PORT)
+# The interface `make serve` listens on is the HOST setting (127.0.0.1 unless .env or the environment
+# says otherwise: `HOST=0.0.0.0 make serve` exposes it); this is the URL `make loadtest` drives.
+LOADTEST_URL ?= http://127.0.0.1:$(PORT)
 IMAGE ?= recipe-ml:latest
 BENTO ?= recipe_ml_service:latest
 
@@ -38,7 +40,7 @@ system-deps:  ## apt-get install the load generator (wrk) and the JDK + Jackson 
 train:  ## Train Two-Tower, ALS and popularity into the BentoML store (bentoml_home/).
 	$(BIN)/recipe-ml train
 
-serve:  ## Serve the API on PORT (8000), embedded mode (no Redis, no Kafka unless .env says so).
+serve:  ## Serve the API on HOST:PORT (127.0.0.1:8000), embedded mode (no Redis, no Kafka unless .env says so).
 	$(BIN)/bentoml serve service:RecipeService --port $(PORT)
 
 # pytest's exit code is passed through as it is: 5 ("no tests collected")
@@ -72,10 +74,10 @@ build:  ## Build the Bento recipe_ml_service from bentofile.yaml (models must be
 containerize:  ## Turn the latest Bento into the image recipe-ml:latest (needs a Docker engine).
 	$(BIN)/bentoml containerize $(BENTO) -t $(IMAGE)
 
-loadtest:  ## Headless Locust, 20 users for 60 s against HOST; CSV in loadtests/reports/.
+loadtest:  ## Headless Locust, 20 users for 60 s against LOADTEST_URL; CSV in loadtests/reports/.
 	mkdir -p loadtests/reports
 	$(BIN)/locust -f loadtests/locustfile.py --headless --users 20 --spawn-rate 5 --run-time 60s \
-		--host $(HOST) --csv loadtests/reports/locust --only-summary
+		--host $(LOADTEST_URL) --csv loadtests/reports/locust --only-summary
 
 consumer:  ## Kafka consumer (needs KAFKA_BOOTSTRAP_SERVERS and REDIS_URL).
 	$(BIN)/recipe-ml consume
