@@ -18,17 +18,24 @@ export BENTOML_DO_NOT_TRACK := true
 # implicit (ALS) oversubscribes the cores without this.
 export OPENBLAS_NUM_THREADS := 1
 
-.PHONY: help setup install system-deps train serve test lint evaluate bench soak bench-consumer build containerize loadtest consumer produce clean
+.PHONY: help setup install lock system-deps train serve test lint evaluate bench soak bench-consumer build containerize loadtest consumer produce clean
 
 help:  ## List the targets.
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
 
 setup: install train  ## Create .venv, install the pinned dependencies, train the three models.
 
-install:  ## Create .venv, install requirements-dev.txt (runtime + tests + tools) and the `recipe-ml` command.
+install:  ## Create .venv, install requirements-dev.lock (the whole tree, hash-checked) and the `recipe-ml` command.
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -r requirements-dev.txt
+	$(BIN)/pip install --require-hashes -r requirements-dev.lock
 	$(BIN)/pip install --no-deps --no-build-isolation -e .
+
+# requirements*.txt name the direct dependencies; the locks pin every package of the tree with its hashes.
+LOCK_FLAGS := --quiet --generate-hashes --allow-unsafe --strip-extras --no-emit-index-url --no-emit-find-links
+
+lock:  ## After changing a pin in requirements*.txt: resolve them into requirements.lock and requirements-dev.lock.
+	$(BIN)/pip-compile $(LOCK_FLAGS) --output-file requirements.lock requirements.txt
+	$(BIN)/pip-compile $(LOCK_FLAGS) -c requirements.lock --output-file requirements-dev.lock requirements-dev.txt
 
 # Debian packages that some tests and benchmarks drive (root; `.ci/run` runs it).
 SYSTEM_PACKAGES := wrk default-jdk-headless libjackson2-databind-java
