@@ -23,6 +23,7 @@ from fastapi import FastAPI, Request
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.routing import APIRoute
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import BaseRoute, Match, Route
 
@@ -129,15 +130,32 @@ async def _swagger_ui(_: Request) -> HTMLResponse:
     return HTMLResponse(_SWAGGER_UI, headers=DOCS_HEADERS)
 
 
-docs_app = Starlette(routes=[Route("/docs", _swagger_ui, methods=["GET"])])
-"""Mounted at the root: BentoML's mount only claims the paths its app routes, so this takes /docs alone."""
+async def _root_metrics(_: Request) -> Response:
+    return await health.metrics()
+
+
+def create_docs_app(settings: Settings) -> Starlette:
+    """The app mounted at the root: /docs, and /metrics, where Prometheus looks by default and BentoML's
+    document lists it (BentoML's own is off, ``BENTOML_METRICS``). It serves what /api/metrics serves,
+    behind the key exactly when /api/metrics is, so no route serves metrics without a key when
+    METRICS_REQUIRE_API_KEY is set. BentoML's mount only claims the paths this app routes."""
+    keys = settings.api_key_list()
+    guard = bool(keys) and settings.metrics_require_api_key
+    return Starlette(
+        routes=[
+            Route("/docs", _swagger_ui, methods=["GET"]),
+            Route(health.METRICS_PATH, _root_metrics, methods=["GET"]),
+        ],
+        middleware=[Middleware(RequireApiKey, keys=keys, open_paths=frozenset({"/docs"}))] if guard else [],
+    )
 
 
 BENTOML_METRICS = {"enabled": False}
 """BentoML's own HTTP metrics, off: they label every request with its raw path, so any caller (before
 the API key is checked) could grow the exposition and the worker's memory without bound, and their
-root ``/metrics`` serves them without a key. ``recipe_api_requests_total`` and the other series of
-``recipe_ml.serving.telemetry`` take their labels from route names, never from the request."""
+root ``/metrics`` serves them without a key (``create_docs_app`` serves the root one instead).
+``recipe_api_requests_total`` and the other series of ``recipe_ml.serving.telemetry`` take their
+labels from route names, never from the request."""
 
 
 def service_config(settings: Settings) -> dict[str, Any]:
@@ -160,3 +178,4 @@ def service_config(settings: Settings) -> dict[str, Any]:
 
 
 app = create_app(get_settings())
+docs_app = create_docs_app(get_settings())

@@ -84,7 +84,7 @@ class Settings(BaseSettings):
     api_keys: SecretStr | None = None
     """Comma-separated keys; set = every /api route but health needs ``Authorization: Bearer`` or ``X-API-Key``."""
     metrics_require_api_key: bool = False
-    """With API_KEYS: /api/metrics needs a key too (Prometheus then sends it as a bearer token)."""
+    """With API_KEYS: /api/metrics and the root /metrics need a key too (Prometheus sends it as a bearer token)."""
     cors_allow_origins: str | None = None
     """Comma-separated origins allowed to call the API from a browser; unset = no CORS headers."""
     cors_allow_credentials: bool = False

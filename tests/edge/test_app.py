@@ -17,7 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from edge.app import create_app, docs_app, service_config
+from edge.app import create_app, create_docs_app, service_config
 from edge.problems import MAX_ECHOED_CHARS, PROBLEM_JSON
 from edge.routes.deps import get_engine
 from recipe_ml.config import Settings
@@ -249,7 +249,7 @@ async def test_every_api_answer_is_kept_out_of_caches_and_unsniffed() -> None:
 
 @pytest.mark.anyio
 async def test_docs_page_runs_only_its_own_scripts_and_cannot_be_framed() -> None:
-    transport = httpx.ASGITransport(app=docs_app)
+    transport = httpx.ASGITransport(app=create_docs_app(settings(api_keys=KEY, metrics_require_api_key=True)))
     async with httpx.AsyncClient(transport=transport, base_url="http://api") as api:
         page = await api.get("/docs")
 
@@ -263,3 +263,21 @@ async def test_docs_page_runs_only_its_own_scripts_and_cannot_be_framed() -> Non
     digest = base64.b64encode(hashlib.sha256(inline[0]).digest()).decode()
     assert policy["script-src"] == f"'self' 'sha256-{digest}'", "exactly the page's own inline script may run"
     assert '"persistAuthorization": false' in page.text, "a key typed into Authorize stays out of localStorage"
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("required", [True, False])
+async def test_root_metrics_need_the_key_exactly_when_api_metrics_do(required: bool) -> None:
+    """BentoML's own root /metrics is off; the root one serves the project's series under the same rule."""
+    app = create_docs_app(settings(api_keys=KEY, metrics_require_api_key=required))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://api") as api:
+        anonymous = await api.get("/metrics")
+        keyed = await api.get("/metrics", headers={"Authorization": f"Bearer {KEY}"})
+        docs = await api.get("/docs")
+
+    if required:
+        assert_problem(anonymous, 401)
+    else:
+        assert anonymous.status_code == 200
+    assert keyed.status_code == 200 and "recipe_api_requests_total" in keyed.text
+    assert docs.status_code == 200, "the docs page never needs a key"

@@ -183,13 +183,16 @@ def test_unknown_paths_leave_the_metrics_and_the_worker_memory_flat(secured: Sec
 
 
 def test_no_route_serves_metrics_without_a_key(secured: Secured) -> None:
-    """METRICS_REQUIRE_API_KEY is on: BentoML's root /metrics is gone, /api/metrics needs the key."""
+    """METRICS_REQUIRE_API_KEY is on: the root /metrics (no longer BentoML's) needs the key as /api/metrics does."""
     with client(secured) as anonymous:
-        root = anonymous.get("/metrics")
-        api = anonymous.get("/api/metrics")
+        root, api = anonymous.get("/metrics"), anonymous.get("/api/metrics")
+    with client(secured, Authorization=f"Bearer {API_KEY}") as keyed:
+        root_with_key = keyed.get("/metrics")
 
-    assert root.status_code == 404 and root.headers["content-type"] == "application/problem+json"
-    assert api.status_code == 401
+    for response in (root, api):
+        assert response.status_code == 401 and response.headers["content-type"] == "application/problem+json"
+    assert root_with_key.status_code == 200 and "recipe_api_requests_total" in root_with_key.text
+    assert "bentoml_" not in root_with_key.text
 
 
 def test_errors_outside_api_are_problems_and_health_answers_head(secured: Secured) -> None:
