@@ -44,9 +44,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         start_http_server(settings.consumer_metrics_port, addr=settings.host, registry=metrics.registry)
     except OSError as exc:
         log.error(
-            "cannot serve metrics on HOST=%s CONSUMER_METRICS_PORT=%d: %s",
-            settings.host,
+            "cannot serve metrics on CONSUMER_METRICS_PORT=%d (HOST=%s): %s",
             settings.consumer_metrics_port,
+            settings.host,
             exc,
         )
         return 2
