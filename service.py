@@ -14,13 +14,14 @@ import logging
 
 import bentoml
 
-from edge.app import create_app, docs_app, service_config
-from edge.compat import cache_mime_types, release_request_timers
+from edge.app import create_app, create_docs_app, service_config
+from edge.compat import bound_header_reads, cache_mime_types, release_request_timers
 from edge.heap import freeze_after_load
-from edge.middleware import CorsRefusalAsProblem
+from edge.middleware import ErrorsAsProblems
 from edge.model_store import check_models, load_from_store, store_entry
 from edge.remote import RemoteBackend
 from recipe_ml.config import get_settings
+from recipe_ml.logs import escape_log_messages
 from recipe_ml.models import CHAIN, KINDS, REGISTRY
 from recipe_ml.serving.backends import Backend, LocalBackend
 from recipe_ml.serving.engine import RecommendationEngine
@@ -37,10 +38,12 @@ argument)."""
 check_models({REGISTRY[kind].setting.upper(): DECORATION_SETTINGS.model_name(kind) for kind in KINDS})
 release_request_timers()
 cache_mime_types()
+bound_header_reads(DECORATION_SETTINGS.request_header_timeout_seconds)
+escape_log_messages()
 
 
-# http: PORT (8000) unless `bentoml serve --port` says otherwise, and CORS_ALLOW_ORIGINS;
-# ssl: SSL_CERTFILE / SSL_KEYFILE.
+# http: HOST (127.0.0.1) and PORT (8000) unless `bentoml serve --host/--port` say otherwise, and
+# CORS_ALLOW_ORIGINS; ssl: SSL_CERTFILE / SSL_KEYFILE; BentoML's own HTTP metrics off.
 @bentoml.service(
     name="recipe_ml_service",
     workers=DECORATION_SETTINGS.workers,
@@ -49,7 +52,7 @@ cache_mime_types()
     traffic={"timeout": 3 * DECORATION_SETTINGS.runner_timeout_seconds},
     **service_config(DECORATION_SETTINGS),
 )
-@bentoml.asgi_app(docs_app, path="/")
+@bentoml.asgi_app(create_docs_app(DECORATION_SETTINGS), path="/")
 @bentoml.asgi_app(create_app(DECORATION_SETTINGS), path="/api")
 class RecipeService:
     """Composes the runners and holds the engine (the fallback chain, cache, live store)."""
@@ -72,12 +75,17 @@ class RecipeService:
             else:
                 chain.append(RemoteBackend(kind, runners[kind], str(store_entry(name).tag)))
         cache = open_cache(settings.redis_url)
-        store = open_interaction_store(settings.redis_url, settings.popularity_half_life_hours)
+        store = open_interaction_store(
+            settings.redis_url,
+            settings.popularity_half_life_hours,
+            max_users=settings.memory_max_users,
+            max_recipes=settings.memory_max_recipes,
+        )
         self.engine = RecommendationEngine(chain, cache=cache, store=store, settings=settings)
         freeze_after_load()
 
 
-if DECORATION_SETTINGS.cors_origin_list():
-    # Outside BentoML's CORS middleware: a refused preflight becomes a problem+json 400.
-    assert isinstance(RecipeService, bentoml.Service)  # what @bentoml.service made of the class
-    RecipeService.add_asgi_middleware(CorsRefusalAsProblem)
+# Outside BentoML's router and CORS middleware: their plain-text 404, 405 and refused preflights
+# become problem+json bodies.
+assert isinstance(RecipeService, bentoml.Service)  # what @bentoml.service made of the class
+RecipeService.add_asgi_middleware(ErrorsAsProblems)

@@ -11,6 +11,7 @@ from typing import ClassVar
 
 import bentoml
 
+from edge.app import BENTOML_METRICS
 from edge.heap import freeze_after_load
 from edge.model_store import load_from_store
 from recipe_ml.config import Settings, get_settings
@@ -51,12 +52,13 @@ def service_options(settings: Settings) -> dict[str, object]:
     it the API has moved on to the next model, so the runner need not finish
     (BentoML also gives its client to this service that timeout).
     ``runner_connection`` is read by the clients of this service (the API's
-    ``bentoml.depends``).
+    ``bentoml.depends``). BentoML's HTTP metrics are off here as in the API (``edge.app.BENTOML_METRICS``).
     """
     return {
         "workers": 1,
         "traffic": {"timeout": settings.runner_timeout_seconds},
         "runner_connection": {"max_requests": 2**31 - 1, "max_age": CONNECTION_LIFETIME_SECONDS},
+        "metrics": BENTOML_METRICS,
     }
 
 

@@ -7,6 +7,7 @@ its signature and a test can override it.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Coroutine
 from typing import Annotated, Any, Protocol
 
@@ -42,6 +43,19 @@ class _JSONBody(Request):
 
     async def body(self) -> bytes:
         return await super().body() or b"{}"
+
+    async def json(self) -> Any:
+        """The parsed body; whatever makes it unparseable is FastAPI's ``json_invalid`` error (a 400 naming
+        ``body``), not only a syntax error: invalid UTF-8, nesting too deep for the parser, a number
+        with more digits than Python converts."""
+        body = await self.body()
+        try:
+            return json.loads(body)
+        except json.JSONDecodeError:
+            raise
+        except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
+            reason = "nested too deeply" if isinstance(exc, RecursionError) else str(exc).split(":")[0]
+            raise json.JSONDecodeError(reason, body.decode(errors="replace"), 0) from None
 
 
 class JSONBodyRoute(APIRoute):

@@ -17,6 +17,7 @@ from typing import Annotated, Any, Literal, Self
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from recipe_ml.config import get_settings
+from recipe_ml.events.schema import MAX_REQUEST_ID
 from recipe_ml.serving.options import RankOptions
 
 MAX_ID_LIST = 1000
@@ -24,11 +25,11 @@ MAX_ID_LIST = 1000
 MAX_CANDIDATES = 10_000
 """Upper bound on ``include_recipe_ids``: a category of the backend may hold thousands of recipes."""
 MAX_ID = 2**63 - 1
-"""Ids are int64 in the models: a live event's larger id is ignored, not an overflow."""
-MAX_REQUEST_ID = 2**53 - 1
-"""Largest id a request may carry: the integers every JSON parser (JavaScript's too) reads exactly,
-and a bound an OpenAPI ``maximum`` states exactly; a larger one is a 422."""
+"""Ids are int64 in the models: a larger id (stored before MAX_REQUEST_ID bounded every input) is
+ignored, not an overflow."""
 Id = Annotated[int, Field(ge=0, le=MAX_REQUEST_ID)]
+MAX_LISTED_ERRORS = 20
+"""Most invalid fields one problem lists; ``errors_omitted`` counts the others."""
 COLD_START_PATH = "/api/recommendations/cold-start"
 """Where an unknown user is sent (named in the 404 body)."""
 
@@ -287,7 +288,15 @@ class Problem(BaseModel):
     status: int = Field(ge=400, le=599, description="The HTTP status code.")
     detail: str = Field(description="What went wrong with this request, for a human.")
     instance: str | None = Field(default=None, exclude_if=_is_none, description="The request path.")
-    errors: list[FieldError] = Field(default_factory=list, description="The invalid fields (400 and 422).")
+    errors: list[FieldError] = Field(
+        default_factory=list, description=f"The invalid fields (400 and 422), at most {MAX_LISTED_ERRORS}."
+    )
+    errors_omitted: int | None = Field(
+        default=None,
+        ge=1,
+        exclude_if=_is_none,
+        description=f"How many more invalid fields there were than the {MAX_LISTED_ERRORS} that `errors` lists.",
+    )
     user_id: int | None = Field(default=None, exclude_if=_is_none, description="The unknown user (404 for a user).")
     recipe_id: int | None = Field(default=None, exclude_if=_is_none, description="The unknown recipe (a 404).")
     cold_start: str | None = Field(default=None, exclude_if=_is_none, description="Where to ask, for an unknown user.")

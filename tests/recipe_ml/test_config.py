@@ -23,6 +23,9 @@ def fresh_settings() -> Iterator[None]:
         ("RUNNER_TIMEOUT_SECONDS", "0", "RUNNER_TIMEOUT_SECONDS: Input should be greater than 0"),
         ("REDIS_URL", "http://user:secret@x", "REDIS_URL: Value error, REDIS_URL must start with redis://"),
         ("PORT", "70000", "PORT: Input should be less than or equal to 65535"),
+        ("HOST", "api.example", "HOST: Value error, HOST must be an IP address"),
+        ("REQUEST_HEADER_TIMEOUT_SECONDS", "0", "REQUEST_HEADER_TIMEOUT_SECONDS: Input should be greater than 0"),
+        ("MEMORY_MAX_USERS", "0", "MEMORY_MAX_USERS: Input should be greater than or equal to 1"),
     ],
 )
 def test_a_bad_setting_is_an_error_naming_the_variable(
