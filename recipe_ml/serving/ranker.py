@@ -138,7 +138,7 @@ class ModelRanker:
                     found=True,
                     recipe_ids=model.items.ids[indices].tolist(),
                     scores=inputs.scores[row, indices].tolist(),
-                    model_used=model.served_as,
+                    personalized_by=None if model.personal is None else model.personal.kind,
                 )
             )
         return results
