@@ -23,10 +23,12 @@ help:  ## List the targets.
 
 setup: install train  ## Create .venv, install the pinned dependencies, train the three models.
 
-install:  ## Create .venv, install requirements-dev.txt (runtime + tests + tools) and the `recipe-ml` command.
+install:  ## Create .venv, install requirements-dev.txt (runtime + tests + tools) and the `recipe-ml` command; checkov in .venv/checkov.
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -r requirements-dev.txt
 	$(BIN)/pip install --no-deps --no-build-isolation -e .
+	$(PYTHON) -m venv $(VENV)/checkov
+	$(VENV)/checkov/bin/pip install -r requirements-checkov.txt
 
 # Debian packages that some tests and benchmarks drive (root; `.ci/run` runs it).
 SYSTEM_PACKAGES := wrk default-jdk-headless libjackson2-databind-java

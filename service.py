@@ -11,6 +11,7 @@ never imports torch.
 from __future__ import annotations
 
 import logging
+import os
 
 import bentoml
 
@@ -20,6 +21,7 @@ from edge.heap import freeze_after_load
 from edge.middleware import CorsRefusalAsProblem
 from edge.model_store import check_models, load_from_store, store_entry
 from edge.remote import RemoteBackend
+from edge.serve_env import check_serve_env, dependency_graph
 from recipe_ml.config import get_settings
 from recipe_ml.models import CHAIN, KINDS, REGISTRY
 from recipe_ml.serving.backends import Backend, LocalBackend
@@ -42,6 +44,10 @@ cache_mime_types()
     # A request may wait RUNNER_TIMEOUT_SECONDS on each runner in turn, then
     # score popularity here: past three of them it is stuck, not slow.
     traffic={"timeout": 3 * _settings.runner_timeout_seconds},
+    # Ready means this process answers: with a runner out, popularity or ALS
+    # does. BentoML's default also fails /readyz while a runner is out, and
+    # Kubernetes would then take every API replica out of its Service.
+    runner_probe={"enabled": False},
     **service_config(_settings),
 )
 @bentoml.asgi_app(docs_app, path="/")
@@ -72,7 +78,10 @@ class RecipeService:
         freeze_after_load()
 
 
+# A service started alone (deploy/k8s/) must name itself and every dependency right.
+assert isinstance(RecipeService, bentoml.Service)  # what @bentoml.service made of the class
+check_serve_env(os.environ, dependency_graph(RecipeService))
+
 if _settings.cors_origin_list():
     # Outside BentoML's CORS middleware: a refused preflight becomes a problem+json 400.
-    assert isinstance(RecipeService, bentoml.Service)  # what @bentoml.service made of the class
     RecipeService.add_asgi_middleware(CorsRefusalAsProblem)
