@@ -60,7 +60,8 @@ def check_serve_env(environ: Mapping[str, str], graph: Mapping[str, list[str]]) 
     name = environ.get(SERVICE_NAME_VAR, "").strip()
     given = _parse_depends(environ.get(DEPENDS_VAR, ""))
     if name and name not in graph:
-        raise ServeEnvError(f"{SERVICE_NAME_VAR}={name!r} is not a service of this Bento; its services: {', '.join(graph)}")
+        services = ", ".join(graph)
+        raise ServeEnvError(f"{SERVICE_NAME_VAR}={name!r} is not a service of this Bento; its services: {services}")
     served = name or next(iter(graph))
     needed = graph[served]
     unknown = sorted(set(given) - set(needed))
