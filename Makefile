@@ -29,6 +29,7 @@ install:  ## Create .venv, install requirements-dev.txt (runtime + tests + tools
 	$(BIN)/pip install --no-deps --no-build-isolation -e .
 	$(PYTHON) -m venv $(VENV)/checkov
 	$(VENV)/checkov/bin/pip install -r requirements-checkov.txt
+	ln -sf ../checkov/bin/checkov $(BIN)/checkov
 
 # Debian packages that some tests and benchmarks drive (root; `.ci/run` runs it).
 SYSTEM_PACKAGES := wrk default-jdk-headless libjackson2-databind-java
