@@ -28,6 +28,7 @@ machine does not is translated, and only that:
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -40,6 +41,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import psutil
 import yaml
 
 from harness.net import free_port
@@ -262,17 +264,25 @@ class Pod:
         raise PodStartError(f"{self.deployment} not ready after {START_TIMEOUT_SECONDS:.0f} s:\n{self.log_tail()}")
 
     def stop(self, kill: bool = False) -> None:
-        """SIGTERM the pod's process group (SIGKILL with ``kill``, or after 20 s); no process of it is left."""
+        """End the pod as the kubelet ends a container: none of its processes is left.
+
+        SIGTERM to the main process (its entrypoint's), SIGKILL to the whole
+        tree after 20 s; with ``kill``, SIGKILL to the whole tree at once.
+        The tree, not the process group: BentoML's workers run in sessions of
+        their own and would go on serving on the socket they inherited.
+        """
         if self.process is None:
             return
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGKILL if kill else signal.SIGTERM)
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                pass
         try:
-            os.killpg(self.process.pid, signal.SIGKILL)  # workers the supervisor left behind
-        except ProcessLookupError:
-            pass
+            tree = [psutil.Process(self.process.pid), *psutil.Process(self.process.pid).children(recursive=True)]
+        except psutil.NoSuchProcess:
+            tree = []
+        for proc in tree if kill else tree[:1]:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                proc.send_signal(signal.SIGKILL if kill else signal.SIGTERM)
+        _, alive = psutil.wait_procs(tree, timeout=20)
+        for proc in alive:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                proc.kill()
+        psutil.wait_procs(alive, timeout=10)
         self.process.wait(timeout=10)

@@ -13,13 +13,13 @@ import re
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
+from harness.pods import BENTO_IN_IMAGE, image_env
 from recipe_ml.config import REPO_ROOT, Settings
 from recipe_ml.models import REGISTRY
 
@@ -333,29 +333,6 @@ def test_every_relative_link_in_the_readme_and_docs_resolves() -> None:
 # The Bento ------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def bento(model_store: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """A Bento built from bentofile.yaml in a scratch store that sees the test models."""
-    home = tmp_path_factory.mktemp("bento_home")
-    (home / "models").symlink_to(model_store / "models", target_is_directory=True)
-    env = {**os.environ, "BENTOML_HOME": str(home), "BENTOML_DO_NOT_TRACK": "true"}
-    bentoml = Path(sys.executable).with_name("bentoml")
-    result = subprocess.run(
-        [str(bentoml), "build", "-o", "tag", str(REPO_ROOT)],
-        cwd=REPO_ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=240,
-        check=False,
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
-    name, version = result.stdout.strip().splitlines()[-1].removeprefix("__tag__:").split(":")
-    assert name == "recipe_ml_service"
-    yield home / "bentos" / name / version
-    shutil.rmtree(home, ignore_errors=True)
-
-
 @pytest.mark.integration
 def test_bento_dockerfile_installs_python_311_and_the_cpu_torch(bento: Path) -> None:
     dockerfile = (bento / "env/docker/Dockerfile").read_text()
@@ -391,3 +368,19 @@ def test_consumer_command_resolves_inside_the_bento_source(bento: Path) -> None:
         [sys.executable, "-c", code], cwd=bento / "src", env=env, capture_output=True, text=True, check=True
     )
     assert Path(out.stdout.strip()) == bento / "src/recipe_ml/events/consumer.py"
+
+
+@pytest.mark.integration
+def test_the_local_pods_run_the_image_environment_and_entrypoint(bento: Path) -> None:
+    """What ``harness.pods`` stands in for the image is what the generated Dockerfile sets."""
+    dockerfile = (bento / "env/docker/Dockerfile").read_text()
+    args = dict(re.findall(r"^ARG (\w+)=(\S+)$", dockerfile, flags=re.MULTILINE))
+    envs = {
+        name: args.get(value[1:], value) if value.startswith("$") else value
+        for name, value in re.findall(r"^ENV (\w+)=(\S+)$", dockerfile, flags=re.MULTILINE)
+    }
+    assert image_env().items() <= envs.items()
+    assert envs["BENTO_PATH"] == BENTO_IN_IMAGE
+    entrypoint = re.findall(r'^ENTRYPOINT \[ "([^"]+)" \]$', dockerfile, flags=re.MULTILINE)
+    assert entrypoint == [f"{BENTO_IN_IMAGE}/env/docker/entrypoint.sh"]
+    assert (bento / "env/docker/entrypoint.sh").is_file()

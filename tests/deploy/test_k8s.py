@@ -51,7 +51,9 @@ def service_graph(model_store: Path) -> dict[str, list[str]]:
     """``dependency_graph`` of the real ``service:RecipeService``, imported where the models are."""
     code = "import json, service, edge.serve_env as e; print(json.dumps(e.dependency_graph(service.RecipeService)))"
     env = {**os.environ, "BENTOML_HOME": str(model_store), "PYTHONPATH": str(REPO_ROOT)}
-    done = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, env=env, capture_output=True, text=True, check=True)
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO_ROOT, env=env, capture_output=True, text=True, check=True
+    )
     graph: dict[str, list[str]] = json.loads(done.stdout.strip().splitlines()[-1])
     return graph
 
@@ -227,13 +229,15 @@ def test_autoscalers_and_disruption_budgets(renders: dict[str, Manifests]) -> No
 
 
 def test_consumers_never_outnumber_the_topic_partitions(renders: dict[str, Manifests]) -> None:
-    kafka_init = " ".join(yaml.safe_load((REPO_ROOT / "docker-compose.yml").read_text())["services"]["kafka-init"]["command"])
+    compose = yaml.safe_load((REPO_ROOT / "docker-compose.yml").read_text())
+    kafka_init = " ".join(compose["services"]["kafka-init"]["command"])
     topic = Settings(_env_file=None).kafka_topic  # type: ignore[call-arg]
     found = re.search(rf"--topic {topic} --partitions (\d+)", kafka_init)
     assert found
     for manifests in renders.values():
         assert manifests.get("Deployment", CONSUMER)["spec"]["replicas"] <= int(found.group(1))
-        assert not [h for h in manifests.of_kind("HorizontalPodAutoscaler") if h["spec"]["scaleTargetRef"]["name"] == CONSUMER]
+        scaled = {h["spec"]["scaleTargetRef"]["name"] for h in manifests.of_kind("HorizontalPodAutoscaler")}
+        assert CONSUMER not in scaled
 
 
 def test_resources_requests_and_limits(renders: dict[str, Manifests]) -> None:
@@ -316,12 +320,9 @@ def test_the_config_map_holds_settings_only(renders: dict[str, Manifests]) -> No
     for manifests in renders.values():
         for config_map in manifests.of_kind("ConfigMap"):
             assert set(config_map["data"]) - NOT_SETTINGS <= settings
-        Settings(_env_file=None, **{k.lower(): v for k, v in _config_settings(manifests).items()})  # type: ignore[call-arg]
-
-
-def _config_settings(manifests: Manifests) -> dict[str, str]:
-    [config_map] = manifests.of_kind("ConfigMap")
-    return {key: value for key, value in config_map["data"].items() if key not in NOT_SETTINGS}
+        [config_map] = manifests.of_kind("ConfigMap")
+        values = {key.lower(): value for key, value in config_map["data"].items() if key not in NOT_SETTINGS}
+        Settings.model_validate(values)  # every value is one the service starts with
 
 
 def test_prometheus_scrapes_every_pod_where_it_serves_metrics(renders: dict[str, Manifests]) -> None:
@@ -333,5 +334,5 @@ def test_prometheus_scrapes_every_pod_where_it_serves_metrics(renders: dict[str,
             assert int(annotations["prometheus.io/port"]) in ports, name
             expected = f"/api{METRICS_PATH}" if name == k8s_name(API) else "/metrics"
             assert annotations["prometheus.io/path"] == expected, name
-        consumer = _env(manifests.container(CONSUMER))
-        assert consumer["CONSUMER_METRICS_PORT"]["value"] == str(manifests.container(CONSUMER)["ports"][0]["containerPort"])
+        consumer = manifests.container(CONSUMER)
+        assert _env(consumer)["CONSUMER_METRICS_PORT"]["value"] == str(consumer["ports"][0]["containerPort"])
