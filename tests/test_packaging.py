@@ -384,3 +384,9 @@ def test_the_local_pods_run_the_image_environment_and_entrypoint(bento: Path) ->
     entrypoint = re.findall(r'^ENTRYPOINT \[ "([^"]+)" \]$', dockerfile, flags=re.MULTILINE)
     assert entrypoint == [f"{BENTO_IN_IMAGE}/env/docker/entrypoint.sh"]
     assert (bento / "env/docker/entrypoint.sh").is_file()
+
+
+def test_compose_points_bentoml_home_at_the_bentos_model_store(services: dict[str, dict[str, Any]]) -> None:
+    """The image's models are in the Bento, not under the image's BENTOML_HOME (found running the image layout)."""
+    for name in ("api", "consumer"):
+        assert services[name]["environment"]["BENTOML_HOME"] == BENTO_IN_IMAGE, name
