@@ -34,17 +34,15 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import httpx
 import psutil
 import yaml
 
-from harness.net import free_port
+from harness.net import ProcessExitedError, free_port, wait_for_200
 from recipe_ml.config import REPO_ROOT
 
 K8S_DIR = REPO_ROOT / "deploy" / "k8s"
@@ -250,16 +248,11 @@ class Pod:
     def wait_ready(self, path: str = "/readyz", container_port: int = 8000) -> Pod:
         """Return once ``path`` answers 200 (the readiness probe's), else raise ``PodStartError``."""
         assert self.process is not None, "start() first"
-        deadline = time.monotonic() + START_TIMEOUT_SECONDS
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise PodStartError(f"{self.deployment} exited with {self.process.returncode}:\n{self.log_tail()}")
-            try:
-                if httpx.get(self.url(container_port) + path, timeout=3).status_code == 200:
-                    return self
-            except httpx.TransportError:
-                pass
-            time.sleep(0.2)
+        try:
+            if wait_for_200(self.url(container_port) + path, self.process, START_TIMEOUT_SECONDS):
+                return self
+        except ProcessExitedError as exc:
+            raise PodStartError(f"{self.deployment} {exc}:\n{self.log_tail()}") from None
         self.stop()
         raise PodStartError(f"{self.deployment} not ready after {START_TIMEOUT_SECONDS:.0f} s:\n{self.log_tail()}")
 
