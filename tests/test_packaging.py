@@ -92,6 +92,7 @@ def _compose_cli() -> list[str] | None:
     return [legacy] if legacy else None
 
 
+@pytest.mark.integration
 def test_compose_file_validates_with_the_compose_cli() -> None:
     cli = _compose_cli()
     if cli is None:
@@ -177,6 +178,7 @@ def test_api_and_consumer_run_unprivileged(services: dict[str, dict[str, Any]]) 
         assert service["cap_drop"] == ["ALL"] and "no-new-privileges:true" in service["security_opt"], name
 
 
+@pytest.mark.integration
 def test_secrets_come_from_the_env_file_not_the_compose_file(services: dict[str, dict[str, Any]]) -> None:
     for name, service in services.items():
         environment = service.get("environment") or {}
@@ -302,6 +304,7 @@ def test_ci_runs_exactly_the_readme_commands() -> None:
     assert {"system-deps", "setup", "serve", "test"} <= _readme_make_targets()
 
 
+@pytest.mark.integration
 def test_every_make_target_in_the_readme_exists() -> None:
     """Every `make X` that the README or a docs/ page tells a reader to run is a target of the Makefile."""
     targets = sorted(_make_targets(*_readme_and_docs()))

@@ -32,6 +32,7 @@ def test_each_command_reaches_its_own_parser(command: str, capsys: pytest.Captur
     assert capsys.readouterr().out.startswith("usage:")
 
 
+@pytest.mark.integration
 def test_the_installed_console_script_runs() -> None:
     """`make install` installs the project, so `recipe-ml` sits next to the interpreter."""
     script = Path(sys.executable).parent / "recipe-ml"
