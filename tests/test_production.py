@@ -17,11 +17,13 @@ from pathlib import Path
 
 import httpx
 import pytest
+from dotenv import dotenv_values
 from prometheus_client.parser import text_string_to_metric_families
 
 from edge.model_store import load_from_store
 from harness.redis_server import RedisServer
 from harness.server import ServerStartError, start_local_server
+from recipe_ml.config import REPO_ROOT
 from recipe_ml.models.base import Recommender
 from tests.fixtures.server import StartServer
 from tests.fixtures.tools import apt_install, require_tool
@@ -85,6 +87,19 @@ def test_a_bad_setting_stops_the_server_at_start_up_naming_it(
         server.stop()
 
     assert setting in str(failure.value)
+
+
+def test_the_example_secrets_stop_the_server_naming_each_variable(model_store: Path, tmp_path: Path) -> None:
+    """A compose API replica started from an unedited copy of deploy/secrets.env.example."""
+    example = dotenv_values(REPO_ROOT / "deploy/secrets.env.example")
+    env = {name: str(example[name]) for name in ("API_KEYS", "REDIS_URL")}
+
+    with pytest.raises(ServerStartError, match="bentoml serve exited") as failure:
+        server = start_local_server(model_store, tmp_path / "server.log", env=env)
+        server.stop()
+
+    assert "API_KEYS, REDIS_URL: still the change-me-... placeholder" in str(failure.value)
+    assert not any(value in str(failure.value) for value in env.values())
 
 
 def test_a_stalled_redis_degrades_then_recovers_by_itself(

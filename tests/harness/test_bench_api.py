@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
@@ -13,6 +12,7 @@ from harness.bench_api import parse_wrk, run_wrk
 from harness.peer import create_app
 from harness.server import LocalServer
 from recipe_ml.models.base import Recommender
+from tests.fixtures.tools import apt_install, require_tool
 
 pytestmark = pytest.mark.integration
 
@@ -25,8 +25,7 @@ def model(model_store: Path) -> Recommender:
 def test_wrk_runs_count_answers_and_errors(
     server: LocalServer, redis_url: str, model: Recommender, tmp_path: Path
 ) -> None:
-    if shutil.which("wrk") is None:
-        pytest.fail("wrk is not installed: apt-get install wrk (make system-deps)")
+    require_tool("wrk", apt_install("wrk"))
     users = tmp_path / "users.txt"
     users.write_text("\n".join(str(u) for u in model.users.ids[:50]))
     unknown = tmp_path / "unknown.txt"
