@@ -50,8 +50,11 @@ def test_parse_wrk_reads_the_result_line_and_rejects_output_without_one() -> Non
         parse_wrk("wrk: connection refused")
 
 
-def test_the_peer_ranks_unseen_recipes_and_honours_exclusions(model_store: Path, model: Recommender) -> None:
-    peer = TestClient(create_app(model_store))
+@pytest.mark.parametrize("in_thread_pool", [False, True], ids=["async", "threads"])
+def test_the_peer_ranks_unseen_recipes_and_honours_exclusions(
+    model_store: Path, model: Recommender, in_thread_pool: bool
+) -> None:
+    peer = TestClient(create_app(model_store, in_thread_pool=in_thread_pool))
     user = int(model.users.ids[0])
     index = model.users.index_of(user)
     assert index is not None
