@@ -51,9 +51,11 @@ def create_app(
 
     The handler runs on the event loop (an ``async def``, as the runners'
     are): ranking one user is a few milliseconds of numpy with nothing to
-    await, so Starlette's thread pool (``in_thread_pool``, a plain ``def``)
-    only adds a hand-off per request and GIL contention between its threads.
-    ``make bench`` measures both forms and divides by the faster.
+    await, so it needs no hand-off. With ``in_thread_pool`` it is a plain
+    ``def`` that Starlette runs in its thread pool: a hand-off per request,
+    but numpy may overlap requests where it releases the GIL. Which form is
+    faster depends on the machine and the concurrency, so ``make bench``
+    measures both and compares the API with the faster in each phase.
     """
     model, _ = load_from_store(model_name, home=bentoml_home)
     user_vectors = model.user_vectors

@@ -47,7 +47,8 @@ UNKNOWN_USER = 999_999_999
 @pytest.fixture(scope="module")
 def built(tmp_path_factory: pytest.TempPathFactory) -> str:
     """``mvn -o package`` of the client (its JUnit tests run); the classpath of the jar, its tests and Jackson."""
-    mvn = require_tool("mvn", apt_install("maven", "default-jdk-headless"))
+    require_tool("javac", apt_install("default-jdk-headless"))
+    mvn = require_tool("mvn", apt_install("maven"))
     for artifact, package in ARTIFACTS.items():
         require_file(DEBIAN_MAVEN_REPO / artifact, apt_install(package))
     target = tmp_path_factory.mktemp("java-build")
