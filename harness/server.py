@@ -89,6 +89,10 @@ class LocalServer:
                 self.process.wait(timeout=10)
 
 
+PORT_ATTEMPTS = 3
+"""Fresh ports tried when the one picked was taken before ``bentoml serve`` bound it (a race on a busy machine)."""
+
+
 def start_local_server(
     bentoml_home: Path,
     log_path: Path,
@@ -96,8 +100,24 @@ def start_local_server(
     port: int | None = None,
     timeout_seconds: float = 180.0,
 ) -> LocalServer:
-    """Start a server on 127.0.0.1 and return once ``GET /api/health`` answers 200."""
-    port = port or free_port()
+    """Start a server on 127.0.0.1 and return once ``GET /api/health`` answers 200.
+
+    A port given by the caller is used as it is; a free one picked here is picked again when another
+    process took it first (``free_port`` cannot hold it until the server binds).
+    """
+    attempts = 1 if port else PORT_ATTEMPTS
+    for attempt in range(attempts):
+        try:
+            return _start(bentoml_home, log_path, env, port or free_port(), timeout_seconds)
+        except ServerStartError as exc:
+            if "Could not bind" not in str(exc) or attempt == attempts - 1:
+                raise
+    raise AssertionError("unreachable: the loop returns or raises")
+
+
+def _start(
+    bentoml_home: Path, log_path: Path, env: dict[str, str] | None, port: int, timeout_seconds: float
+) -> LocalServer:
     full_env = {k: v for k, v in os.environ.items() if k not in UNSET_BY_DEFAULT}
     full_env.update(
         BENTOML_HOME=str(bentoml_home),

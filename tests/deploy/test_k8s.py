@@ -62,7 +62,7 @@ def service_graph(model_store: Path) -> dict[str, list[str]]:
 
 @pytest.fixture(scope="module")
 def renders() -> dict[str, Manifests]:
-    kubectl = require_tool("kubectl", KUBECTL_HINT)
+    kubectl = require_tool("kubectl", KUBECTL_HINT, pinned=True)
     return {overlay: Manifests(render(overlay, kubectl)) for overlay in OVERLAYS}
 
 
@@ -100,7 +100,9 @@ def test_strict_validation_rejects_a_misspelt_field(renders: dict[str, Manifests
 
 
 def test_checkov_leaves_no_failed_check_unexplained(renders: dict[str, Manifests], tmp_path: Path) -> None:
-    checkov = require_tool("checkov", "make install (checkov in .venv/checkov, from requirements-checkov.txt)")
+    checkov = require_tool(
+        "checkov", "make install (checkov in .venv/checkov, from requirements-checkov.txt)", pinned=True
+    )
     for overlay, manifests in renders.items():
         (tmp_path / f"{overlay}.yaml").write_text(yaml.safe_dump_all(manifests.resources))
     done = subprocess.run(
