@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import logging
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -25,10 +26,14 @@ import scipy.sparse as sp
 from recipe_ml.data import IdMap, Interactions
 from recipe_ml.models.ease import EASEScorer, history_matrix
 from recipe_ml.ranking import PersonalPolicy
+from recipe_ml.retrieval.base import IndexMismatchError, IndexParams, RecipeIndex, item_rows
 
 META_FILE = "recommender.json"
 PERSONAL_DIR = "personal"
 PERSONAL_META = "personal.json"
+INDEX_DIR = "index"
+
+logger = logging.getLogger(__name__)
 
 
 class PersonalScorer(Protocol):
@@ -178,21 +183,27 @@ class Recommender(ABC):
             return "no personal scorer: the model's own ranking"
         return "none: the same ranking for every user"
 
-    def rank_inputs(self, user_vectors: np.ndarray, histories: sp.csr_matrix) -> RankInputs:
+    def rank_inputs(
+        self, user_vectors: np.ndarray, histories: sp.csr_matrix, columns: np.ndarray | None = None
+    ) -> RankInputs:
         """Scores, ranking scores, personal scores and default personal positions for a batch.
 
         ``histories`` (n, n_items) holds each user's recipes (training and
         live): the personal scorer reads them, and their length sets the
         adaptive number of personal positions. The one place that turns a
         model into the inputs of ``rank_rows``, for serving and evaluation alike.
+        ``columns`` (sorted recipe indices, the candidates of a retrieval)
+        makes every matrix (n, len(columns)); None scores every recipe.
         """
-        scores = self.score(user_vectors)
+        scores = self.score(user_vectors, columns)
         n = scores.shape[0]
         if self.personal is not None and self.policy is not None:
             personal = self.personal.scores(histories)
+            if columns is not None:
+                personal = personal[:, columns]
             ranking = scores + np.float32(self.policy.blend_weight) * personal
             return RankInputs(scores, ranking, personal, self.policy.positions(np.diff(histories.indptr)))
-        affinity = self.affinity(user_vectors)
+        affinity = self.affinity(user_vectors, columns)
         slots = np.full(n, self.personal_slots if affinity is not None else 0, dtype=np.int64)
         return RankInputs(scores, scores.copy(), affinity, slots)
 
@@ -200,28 +211,28 @@ class Recommender(ABC):
         """Users x recipes 0/1 matrix of lists of recipe indices."""
         return history_matrix(list(histories), len(self.items))
 
-    def score(self, user_vectors: np.ndarray) -> np.ndarray:
-        """Scores (n, n_items) of every recipe for each user vector."""
-        scores = self._dot_items(user_vectors)
+    def score(self, user_vectors: np.ndarray, columns: np.ndarray | None = None) -> np.ndarray:
+        """Scores (n, n_items) of every recipe for each user vector; (n, len(columns)) of those recipes."""
+        scores = self._dot_items(user_vectors, columns)
         bias = self.item_bias
         if bias is not None:
-            scores += bias
+            scores += bias if columns is None else bias[columns]
         return np.asarray(scores, dtype=np.float32)
 
-    def affinity(self, user_vectors: np.ndarray) -> np.ndarray | None:
+    def affinity(self, user_vectors: np.ndarray, columns: np.ndarray | None = None) -> np.ndarray | None:
         """The personal part of ``score`` (n, n_items): the dot product without the bias.
 
         None for a model without per-user signal (popularity). It ranks
         recipes by how much they suit the user rather than how popular they
         are, which is what the personal slots show.
         """
-        return np.asarray(self._dot_items(user_vectors), dtype=np.float32)
+        return np.asarray(self._dot_items(user_vectors, columns), dtype=np.float32)
 
     _item_columns: tuple[np.ndarray, np.ndarray] | None = None
     """(the ``item_vectors`` it was made from, their transpose as a C-contiguous copy)."""
 
-    def _dot_items(self, user_vectors: np.ndarray) -> np.ndarray:
-        """``user_vectors @ item_vectors.T``.
+    def _dot_items(self, user_vectors: np.ndarray, columns: np.ndarray | None = None) -> np.ndarray:
+        """``user_vectors @ item_vectors.T`` (of the recipes ``columns`` only, when given).
 
         For several rows, against a C-contiguous copy of the transpose (kept
         while ``item_vectors`` is the same array): BLAS runs the product of a
@@ -230,6 +241,9 @@ class Recommender(ABC):
         the view, and stays on it: the copy would change its summation order.
         """
         vectors = self.item_vectors
+        if columns is not None:
+            candidates: np.ndarray = user_vectors @ vectors[columns].T
+            return candidates
         if user_vectors.shape[0] == 1:
             columns = vectors.T
         else:
@@ -239,6 +253,15 @@ class Recommender(ABC):
             columns = cached[1]
         product: np.ndarray = user_vectors @ columns
         return product
+
+    index: RecipeIndex | None = None
+    """The recipe index of candidate retrieval (``recipe_ml.retrieval``), saved with the model, or None."""
+
+    def build_index(self, params: IndexParams | None = None) -> None:
+        """Index the recipes ``[v, b]`` with the shipped backend (training time, so the index ships with the model)."""
+        from recipe_ml.retrieval.usearch_index import USearchGraph  # the library loads only where an index is used
+
+        self.index = RecipeIndex.build(item_rows(self.item_vectors, self.item_bias), USearchGraph, params)
 
     def use_device(self, device: str) -> None:
         """Run the model's own computations on ``device`` (the ``DEVICE`` setting).
@@ -278,6 +301,8 @@ class Recommender(ABC):
             self.personal.save(path / PERSONAL_DIR)
             personal_meta = {"hyper_parameters": self.personal.hyper_parameters(), "policy": self.policy.as_dict()}
             (path / PERSONAL_DIR / PERSONAL_META).write_text(json.dumps(personal_meta, indent=2))
+        if self.index is not None:
+            self.index.save(path / INDEX_DIR)
 
     @classmethod
     def load(cls, path: Path) -> Recommender:
@@ -301,4 +326,22 @@ class Recommender(ABC):
             scorer = EASEScorer(**saved["hyper_parameters"])
             scorer.load(path / PERSONAL_DIR)
             model.attach_personal(scorer, PersonalPolicy(**saved["policy"]))
+        if (path / INDEX_DIR).is_dir():
+            model.index = model._checked_index(path / INDEX_DIR)
         return model
+
+    def _checked_index(self, path: Path) -> RecipeIndex | None:
+        """The saved index if it fits this model's recipes, else None (logged): exact scoring, not wrong answers."""
+        from recipe_ml.retrieval.usearch_index import USearchGraph
+
+        try:
+            return RecipeIndex.load(
+                path,
+                {USearchGraph.backend: USearchGraph},
+                dim=self.item_vectors.shape[1] + 1,
+                count=len(self.items),
+                source=f"{self.kind} model",
+            )
+        except IndexMismatchError as exc:
+            logger.warning("recipe index refused, serving by exact scoring: %s", exc)
+            return None

@@ -128,6 +128,8 @@ def train_all(
         model.use_device(get_settings().device)
         start = time.perf_counter()
         fit_model(model, train, show_progress)
+        if model.supports_similarity:
+            model.build_index()  # built here, so the stored version serves with the index it was trained with
         if kind in PERSONAL_KINDS:
             if personal is None:
                 personal_start = time.perf_counter()
