@@ -338,8 +338,7 @@ class Recommender(ABC):
             return RecipeIndex.load(
                 path,
                 {USearchGraph.backend: USearchGraph},
-                dim=self.item_vectors.shape[1] + 1,
-                count=len(self.items),
+                item_rows(self.item_vectors, self.item_bias),
                 source=f"{self.kind} model",
             )
         except IndexMismatchError as exc:

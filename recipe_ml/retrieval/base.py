@@ -22,6 +22,7 @@ the exact tail).
 
 from __future__ import annotations
 
+import hashlib
 import json
 from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass
@@ -32,6 +33,18 @@ import numpy as np
 
 INDEX_META = "index.json"
 TAIL_FILE = "tail.npy"
+FINGERPRINT_ROWS = 1024
+"""Rows (evenly spaced) whose bytes identify the recipes an index was built from."""
+
+
+def fingerprint(rows: np.ndarray) -> str:
+    """A digest of ``rows`` (``item_rows``) from ``FINGERPRINT_ROWS`` of them: cheap at load, for any count.
+
+    Two models of the same data have the same recipe count and dimension; the
+    digest tells their vectors apart, so an index of another model is refused.
+    """
+    step = max(len(rows) // FINGERPRINT_ROWS, 1)
+    return hashlib.sha256(np.ascontiguousarray(rows[::step], dtype=np.float32).tobytes()).hexdigest()
 
 
 class IndexMismatchError(ValueError):
@@ -110,13 +123,17 @@ class VectorGraph(ABC):
 class RecipeIndex:
     """The graph of the recipes in cosine form, and the exact tail of the longest rows."""
 
-    def __init__(self, graph: VectorGraph, radius: float, tail: np.ndarray, params: IndexParams) -> None:
+    def __init__(
+        self, graph: VectorGraph, radius: float, tail: np.ndarray, params: IndexParams, built_from: tuple[int, str]
+    ) -> None:
         self.graph = graph
         self.radius = radius
         """``R``: the length every graph row is brought to; a row longer than it joins the tail."""
         self.tail = tail
         """Sorted recipe indices scored exactly by every query."""
         self.params = params
+        self.built_from = built_from
+        """(rows, ``fingerprint``) of the rows the index was built from; rows added later come after them."""
 
     @classmethod
     def build(cls, rows: np.ndarray, graph: type[VectorGraph], params: IndexParams | None = None) -> RecipeIndex:
@@ -125,7 +142,8 @@ class RecipeIndex:
         norms = np.linalg.norm(rows, axis=1)
         cut = int(len(rows) * (1.0 - params.tail_share))
         radius = float(np.sort(norms)[cut - 1]) if cut > 0 else 0.0
-        index = cls(graph.empty(rows.shape[1] + 1, params), radius, np.zeros(0, dtype=np.int64), params)
+        empty = graph.empty(rows.shape[1] + 1, params)
+        index = cls(empty, radius, np.zeros(0, dtype=np.int64), params, (len(rows), fingerprint(rows)))
         index.add(rows)
         return index
 
@@ -165,15 +183,16 @@ class RecipeIndex:
             "dim": self.dim,
             "count": len(self),
             "radius": self.radius,
+            "built_from": {"rows": self.built_from[0], "fingerprint": self.built_from[1]},
             "params": asdict(self.params),
         }
         (path / INDEX_META).write_text(json.dumps(meta, indent=2))
 
     @classmethod
     def load(
-        cls, path: Path, backends: dict[str, type[VectorGraph]], *, dim: int, count: int, source: str = "model"
+        cls, path: Path, backends: dict[str, type[VectorGraph]], rows: np.ndarray, source: str = "model"
     ) -> RecipeIndex:
-        """The index saved in ``path``, checked against the ``dim`` and ``count`` of the rows it must hold.
+        """The index saved in ``path``, checked against the recipe ``rows`` (``item_rows``) it must hold.
 
         Raises ``IndexMismatchError`` saying what differs: an index of another
         model (or of this one before a retraining) would return wrong recipes
@@ -184,16 +203,21 @@ class RecipeIndex:
             meta = json.loads(meta_path.read_text())
             backend, saved_dim, saved_count = str(meta["backend"]), int(meta["dim"]), int(meta["count"])
             radius, params = float(meta["radius"]), IndexParams(**meta["params"])
+            built_from = (int(meta["built_from"]["rows"]), str(meta["built_from"]["fingerprint"]))
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise IndexMismatchError(f"{meta_path}: not a readable index description ({exc})") from None
         if backend not in backends:
             raise IndexMismatchError(f"{path}: index built with {backend!r}; this server reads {', '.join(backends)}")
+        dim, count = rows.shape[1], len(rows)
         if saved_dim != dim:
             raise IndexMismatchError(f"{path}: index of dimension {saved_dim}, the {source} needs {dim}")
         if saved_count != count:
             raise IndexMismatchError(f"{path}: index of {saved_count} recipes, the {source} has {count}")
+        if built_from[0] > count or fingerprint(rows[: built_from[0]]) != built_from[1]:
+            raise IndexMismatchError(f"{path}: index built from other recipe vectors than the {source}'s")
         try:
-            index = cls(backends[backend].load(path, params), radius, np.load(path / TAIL_FILE), params)
+            graph = backends[backend].load(path, params)
+            index = cls(graph, radius, np.load(path / TAIL_FILE), params, built_from)
         except (OSError, ValueError, RuntimeError) as exc:
             raise IndexMismatchError(f"{path}: the {backend} index does not load ({exc})") from None
         if index.dim != dim or len(index) != count:
