@@ -25,6 +25,7 @@ from __future__ import annotations
 import hashlib
 import json
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import ClassVar, Self
@@ -190,7 +191,7 @@ class RecipeIndex:
 
     @classmethod
     def load(
-        cls, path: Path, backends: dict[str, type[VectorGraph]], rows: np.ndarray, source: str = "model"
+        cls, path: Path, backends: Mapping[str, type[VectorGraph]], rows: np.ndarray, source: str = "model"
     ) -> RecipeIndex:
         """The index saved in ``path``, checked against the recipe ``rows`` (``item_rows``) it must hold.
 
