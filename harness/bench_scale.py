@@ -1,7 +1,7 @@
 """Catalogue scale: exact scoring against the recipe index, at 100k and 1M recipes.
 
     python -m harness.bench_scale --bentoml-home ./bentoml_home                  # make bench-scale
-    python -m harness.bench_scale --bentoml-home ./bentoml_home --sizes 100000 --shape als --graphs usearch
+    python -m harness.bench_scale --bentoml-home ./bentoml_home --sizes 100000 --shape als --tail-share 0.05
 
 Draws synthetic catalogues shaped like a stored model (``harness.catalogue``:
 the trained vectors' mean, covariance spectrum, norms and biases; users and
@@ -230,6 +230,9 @@ def main() -> None:
     parser.add_argument("--sizes", default="100000,1000000", help="comma-separated recipe counts")
     parser.add_argument("--graphs", default=",".join(GRAPHS), help=f"comma-separated of {', '.join(GRAPHS)}")
     parser.add_argument("--queries", type=int, default=200, help="users queried per measurement")
+    parser.add_argument(
+        "--tail-share", type=float, default=IndexParams().tail_share, help="share of the longest rows scored exactly"
+    )
     args = parser.parse_args()
     from edge.model_store import load_from_store  # the store is read once, here
 
@@ -237,7 +240,8 @@ def main() -> None:
     print(f"shape: {tag}, {len(stored.items):,} recipes x {stored.item_vectors.shape[1]} dimensions")
     shape = Shape.of(stored)
     for size in (int(s) for s in args.sizes.split(",")):
-        bench_size(shape, size, [g for g in args.graphs.split(",") if g], IndexParams(), args.queries)
+        params = IndexParams(tail_share=args.tail_share)
+        bench_size(shape, size, [g for g in args.graphs.split(",") if g], params, args.queries)
     print(f"\n{os.cpu_count()} cores; OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS')}")
 
 
