@@ -5,7 +5,9 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 PORT ?= 8000
-HOST ?= http://127.0.0.1:$(PORT)
+# The interface `make serve` listens on is the HOST setting (127.0.0.1 unless .env or the environment
+# says otherwise: `HOST=0.0.0.0 make serve` exposes it); this is the URL `make loadtest` drives.
+LOADTEST_URL ?= http://127.0.0.1:$(PORT)
 IMAGE ?= recipe-ml:latest
 BENTO ?= recipe_ml_service:latest
 
@@ -16,29 +18,36 @@ export BENTOML_DO_NOT_TRACK := true
 # implicit (ALS) oversubscribes the cores without this.
 export OPENBLAS_NUM_THREADS := 1
 
-.PHONY: help setup install system-deps train serve test lint evaluate bench bench-scale soak bench-consumer build containerize loadtest consumer produce clean
+.PHONY: help setup install lock system-deps train serve test lint evaluate bench bench-scale soak bench-consumer build containerize loadtest consumer produce clean
 
 help:  ## List the targets.
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
 
 setup: install train  ## Create .venv, install the pinned dependencies, train the three models.
 
-install:  ## Create .venv, install requirements-dev.txt (runtime + tests + tools) and the `recipe-ml` command.
+install:  ## Create .venv, install requirements-dev.lock (the whole tree, hash-checked) and the `recipe-ml` command.
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -r requirements-dev.txt
+	$(BIN)/pip install --require-hashes -r requirements-dev.lock
 	$(BIN)/pip install --no-deps --no-build-isolation -e .
 
-# Debian packages that some tests and benchmarks drive (root; `.ci/run` runs it).
-SYSTEM_PACKAGES := wrk default-jdk-headless libjackson2-databind-java
+# requirements*.txt name the direct dependencies; the locks pin every package of the tree with its hashes.
+LOCK_FLAGS := --quiet --generate-hashes --allow-unsafe --strip-extras --no-emit-index-url --no-emit-find-links
 
-system-deps:  ## apt-get install the load generator (wrk) and the JDK + Jackson of the Java client test.
+lock:  ## After changing a pin in requirements*.txt: resolve them into requirements.lock and requirements-dev.lock.
+	$(BIN)/pip-compile $(LOCK_FLAGS) --output-file requirements.lock requirements.txt
+	$(BIN)/pip-compile $(LOCK_FLAGS) -c requirements.lock --output-file requirements-dev.lock requirements-dev.txt
+
+# Debian packages that some tests and benchmarks drive (root; `.ci/run` runs it).
+SYSTEM_PACKAGES := wrk default-jdk-headless libjackson2-databind-java prometheus
+
+system-deps:  ## apt-get install the load generator (wrk), the JDK + Jackson of the Java client test, Prometheus (+ promtool).
 	apt-get update -qq
 	apt-get install -y -qq --no-install-recommends $(SYSTEM_PACKAGES)
 
 train:  ## Train Two-Tower, ALS and popularity into the BentoML store (bentoml_home/).
 	$(BIN)/recipe-ml train
 
-serve:  ## Serve the API on PORT (8000), embedded mode (no Redis, no Kafka unless .env says so).
+serve:  ## Serve the API on HOST:PORT (127.0.0.1:8000), embedded mode (no Redis, no Kafka unless .env says so).
 	$(BIN)/bentoml serve service:RecipeService --port $(PORT)
 
 # pytest's exit code is passed through as it is: 5 ("no tests collected")
@@ -77,10 +86,10 @@ build:  ## Build the Bento recipe_ml_service from bentofile.yaml (models must be
 containerize:  ## Turn the latest Bento into the image recipe-ml:latest (needs a Docker engine).
 	$(BIN)/bentoml containerize $(BENTO) -t $(IMAGE)
 
-loadtest:  ## Headless Locust, 20 users for 60 s against HOST; CSV in loadtests/reports/.
+loadtest:  ## Headless Locust, 20 users for 60 s against LOADTEST_URL; CSV in loadtests/reports/.
 	mkdir -p loadtests/reports
 	$(BIN)/locust -f loadtests/locustfile.py --headless --users 20 --spawn-rate 5 --run-time 60s \
-		--host $(HOST) --csv loadtests/reports/locust --only-summary
+		--host $(LOADTEST_URL) --csv loadtests/reports/locust --only-summary
 
 consumer:  ## Kafka consumer (needs KAFKA_BOOTSTRAP_SERVERS and REDIS_URL).
 	$(BIN)/recipe-ml consume

@@ -79,7 +79,7 @@ def rss() -> int:
 
 def answers(ranker: ModelRanker, queries: Sequence[RankQuery]) -> list[list[int]]:
     """Recipe ids answered per query, one query at a time (as uncached requests arrive)."""
-    return [ranker.recommend([query])[0].recipe_ids for query in queries]
+    return [ranker.rank([query])[0].recipe_ids for query in queries]
 
 
 def recall_ndcg(found: Sequence[Sequence[int]], exact: Sequence[Sequence[int]]) -> tuple[float, float]:
@@ -146,8 +146,8 @@ def bench_size(shape: Shape, size: int, graphs: Sequence[str], params: IndexPara
             name,
             retrieve_1=timed(retrieval, singles[:repeats]),
             retrieve_64=timed(retrieval, batches),
-            answer_1=timed(lambda r: ranker.recommend(_queries(unfiltered, user_rows, r)), singles[:repeats]),
-            answer_64=timed(lambda r: ranker.recommend(_queries(unfiltered, user_rows, r)), batches),
+            answer_1=timed(lambda r: ranker.rank(_queries(unfiltered, user_rows, r)), singles[:repeats]),
+            answer_64=timed(lambda r: ranker.rank(_queries(unfiltered, user_rows, r)), batches),
             quality=quality,
         )
 

@@ -21,6 +21,7 @@ import scipy.sparse as sp
 
 from recipe_ml.data import IdMap, Interactions
 from recipe_ml.models.base import Recommender
+from recipe_ml.models.vectors import VectorRecommender
 
 
 @dataclass(frozen=True)
@@ -69,7 +70,7 @@ def _draw(mean: np.ndarray, basis: np.ndarray, norms: np.ndarray, rng: np.random
     return vectors.astype(np.float32)
 
 
-class SyntheticRecommender(Recommender):
+class SyntheticRecommender(VectorRecommender):
     """A model whose vectors were drawn (``draw_model``), not fitted: scored and served as any other."""
 
     kind = "synthetic"

@@ -3,9 +3,10 @@
 A plain FastAPI app under uvicorn, one process, serving the same stored
 Two-Tower with the same ranking work as the API's first model: its scores
 and personal scorer (``Recommender.rank_inputs``), the user's training
-recipes and ``exclude_recipe_ids`` excluded, ``rank_rows`` with MMR
-(diversity 0.3) and the model's personal positions, ``top_k`` (10) returned. No cache, no fallback chain, no live
-interactions, no runner hop: the floor of what serving these vectors costs
+recipes and ``exclude_recipe_ids`` excluded (``recipe_ml.ranking.exclude_recipes``),
+``rank_rows`` with MMR (diversity 0.3) and the model's personal positions,
+``top_k`` (10) returned. No cache, no fallback chain, no live interactions,
+no runner hop: the floor of what serving these vectors costs
 in Python, so the API's overhead shows as a ratio.
 
     python -m harness.peer --bentoml-home ./bentoml_home --port 8100
@@ -22,7 +23,7 @@ from fastapi import FastAPI, HTTPException
 from pydantic import BaseModel, Field
 
 from edge.model_store import load_from_store
-from recipe_ml.ranking import normalize_rows, rank_rows
+from recipe_ml.ranking import exclude_recipes, normalize_rows, rank_rows
 
 DIVERSITY = 0.3
 
@@ -59,10 +60,7 @@ def create_app(bentoml_home: Path | None, model_name: str = "recipe_two_tower") 
             raise HTTPException(404, f"user {request.user_id} is unknown")
         inputs = model.rank_inputs(user_vectors[index : index + 1], model.seen[index])
         excluded = model.items.indices(np.asarray(request.exclude_recipe_ids, dtype=np.int64))
-        exclude = np.concatenate([model.history(index), excluded[excluded >= 0]])
-        for matrix in (inputs.ranking, inputs.personal):
-            if matrix is not None:
-                matrix[0, exclude] = -np.inf
+        exclude_recipes(inputs, 0, np.concatenate([model.history(index), excluded[excluded >= 0]]))
         top = rank_rows(
             inputs.ranking,
             request.top_k,

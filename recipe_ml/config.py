@@ -6,6 +6,7 @@ configured means an in-process cache and HTTP ingestion of interactions.
 
 from __future__ import annotations
 
+import ipaddress
 import ssl
 from functools import lru_cache
 from pathlib import Path
@@ -48,6 +49,8 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_file=".env", extra="ignore", hide_input_in_errors=True)
 
     debug: bool = False
+    host: str = "127.0.0.1"
+    """The interface the API (and the consumer's metrics) listen on: loopback unless told otherwise."""
     port: int = Field(default=8000, ge=1, le=65535)
     workers: int = Field(default=1, ge=1)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
@@ -83,7 +86,7 @@ class Settings(BaseSettings):
     api_keys: SecretStr | None = None
     """Comma-separated keys; set = every /api route but health needs ``Authorization: Bearer`` or ``X-API-Key``."""
     metrics_require_api_key: bool = False
-    """With API_KEYS: /api/metrics needs a key too (Prometheus then sends it as a bearer token)."""
+    """With API_KEYS: /api/metrics and the root /metrics need a key too (Prometheus sends it as a bearer token)."""
     cors_allow_origins: str | None = None
     """Comma-separated origins allowed to call the API from a browser; unset = no CORS headers."""
     cors_allow_credentials: bool = False
@@ -92,9 +95,27 @@ class Settings(BaseSettings):
     ssl_keyfile: Path | None = None
     max_request_bytes: int = Field(default=1024 * 1024, ge=1)
     """Larger request bodies are refused with 413 before they are read."""
+    request_header_timeout_seconds: float = Field(default=10.0, gt=0)
+    """A connection whose request headers are not complete this long after it opened (or after the
+    previous answer on it) is answered 408 and closed: a slow client cannot hold a connection."""
 
     popularity_half_life_hours: float = Field(default=24.0, gt=0)
     """Half-life of a live interaction's weight in trending popularity."""
+    memory_max_users: int = Field(default=10_000, ge=1)
+    """In-process store only (no REDIS_URL): users whose recent interactions are kept, least recently active
+    forgotten first."""
+    memory_max_recipes: int = Field(default=50_000, ge=1)
+    """In-process store only: recipes with a trending counter, least recently interacted with forgotten first."""
+
+    @field_validator("host")
+    @classmethod
+    def _host_is_an_address(cls, host: str) -> str:
+        """BentoML binds an IP address, not a name: a host name here would stop it later, less clearly."""
+        try:
+            ipaddress.ip_address(host)
+        except ValueError:
+            raise ValueError(f"HOST must be an IP address (127.0.0.1, 0.0.0.0, ::1), got {host!r}") from None
+        return host
 
     @field_validator("redis_url")
     @classmethod

@@ -11,4 +11,5 @@ pytest_plugins = [
     "tests.fixtures.kafka",
     "tests.fixtures.models",
     "tests.fixtures.server",
+    "tests.fixtures.prometheus",
 ]

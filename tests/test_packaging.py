@@ -7,19 +7,25 @@ for real and its generated Dockerfile and contents are inspected.
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
 import yaml
 
+from harness.net import free_port
+from harness.server import UNSET_BY_DEFAULT
 from recipe_ml.config import REPO_ROOT, Settings
 from recipe_ml.models import REGISTRY
 
@@ -129,14 +135,42 @@ def test_depends_on_waits_for_health_of_existing_services(services: dict[str, di
         assert deps["kafka-init"]["condition"] == "service_completed_successfully"
 
 
+def _published(port: str | int) -> tuple[str, str, str]:
+    """A short-syntax port (``[[IP:]HOST_PORT:]CONTAINER_PORT``) as (host IP, host port, container port)."""
+    parts = str(port).split(":")
+    parts = ["", "", *parts] if len(parts) == 1 else ["", *parts] if len(parts) == 2 else parts
+    return parts[0], parts[1], parts[2]
+
+
 def test_api_scales_without_host_port_clash(services: dict[str, dict[str, Any]]) -> None:
     """`--scale api=3` fails if a replica binds a fixed host port."""
     api = services["api"]
     assert "container_name" not in api
-    for port in api.get("ports", []):
-        spec = port if isinstance(port, dict) else {"target": str(port)}
-        assert "published" not in spec and ":" not in str(spec["target"]), f"fixed host port {port!r}"
-    assert {str(p) for p in api["ports"]} == {"8000"}
+    assert [_published(port) for port in api["ports"]] == [("127.0.0.1", "", "8000")], "an ephemeral host port"
+
+
+def test_published_ports_are_bound_to_the_hosts_loopback(services: dict[str, dict[str, Any]]) -> None:
+    """Kafka's host listener and Prometheus have no authentication: nothing is published beyond the host."""
+    published = {name: [_published(port) for port in service.get("ports", [])] for name, service in services.items()}
+    assert {name for name, ports in published.items() if ports} == {"api", "kafka", "prometheus", "grafana"}
+    for name, ports in published.items():
+        for host_ip, _, target in ports:
+            assert host_ip == "127.0.0.1", f"{name} publishes {target} on every interface"
+
+
+def test_containers_listen_on_every_interface_of_their_own(services: dict[str, dict[str, Any]]) -> None:
+    """HOST defaults to loopback outside a container; inside one, Docker and Prometheus must reach the API."""
+    for name in ("api", "consumer"):
+        assert services[name]["environment"]["HOST"] == "0.0.0.0", name
+    envs = {e["name"]: e["value"] for e in yaml.safe_load(BENTOFILE.read_text())["envs"]}
+    assert envs["HOST"] == "0.0.0.0", "the Bento image serves on the container's interfaces"
+
+
+def test_grafana_needs_a_login(services: dict[str, dict[str, Any]]) -> None:
+    env = services["grafana"]["environment"]
+    assert env["GF_AUTH_ANONYMOUS_ENABLED"] == "false"
+    assert env["GF_USERS_ALLOW_SIGN_UP"] == "false"
+    assert not any(key.startswith("GF_AUTH_ANONYMOUS_ORG") for key in env)
 
 
 def test_api_listens_where_the_bento_serves(services: dict[str, dict[str, Any]]) -> None:
@@ -169,12 +203,17 @@ def test_every_service_has_cpu_and_memory_limits(services: dict[str, dict[str, A
         assert re.fullmatch(r"\d+[MG]", str(limits.get("memory", ""))), f"{name} has no memory limit"
 
 
-def test_api_and_consumer_run_unprivileged(services: dict[str, dict[str, Any]]) -> None:
-    for name in ("api", "consumer"):
-        service = services[name]
-        user = str(service.get("user", "root"))
+IMAGE_USERS = {"apache/kafka": "appuser", "prom/prometheus": "nobody", "grafana/grafana": "grafana"}
+"""Images whose own USER is not root (the others set ``user:`` in the compose file)."""
+
+
+def test_every_service_runs_unprivileged_without_capabilities(services: dict[str, dict[str, Any]]) -> None:
+    for name, service in services.items():
+        image = service["image"].split(":")[0]
+        user = str(service.get("user", IMAGE_USERS.get(image, "root")))
         assert user.split(":")[0] not in {"", "0", "root"}, f"{name} runs as root"
         assert service["cap_drop"] == ["ALL"] and "no-new-privileges:true" in service["security_opt"], name
+    assert services["redis"]["user"] == "redis", "the image drops root only for a bare redis-server command"
 
 
 def test_secrets_come_from_the_env_file_not_the_compose_file(services: dict[str, dict[str, Any]]) -> None:
@@ -227,6 +266,8 @@ def test_kafka_init_creates_the_topics_the_settings_name(services: dict[str, dic
 def test_prometheus_scrapes_every_api_replica_and_consumer(services: dict[str, dict[str, Any]]) -> None:
     mounts = {v.split(":")[1]: REPO_ROOT / v.split(":")[0] for v in services["prometheus"]["volumes"] if "./" in v}
     config = yaml.safe_load(mounts["/etc/prometheus/prometheus.yml"].read_text())
+    for rules in config["rule_files"]:  # relative to the config file, in the repository as in the container
+        assert mounts[f"/etc/prometheus/{rules}"] == mounts["/etc/prometheus/prometheus.yml"].parent / rules
     jobs = {job["job_name"]: job for job in config["scrape_configs"]}
     api_job = jobs["recipe-ml-api"]
     assert api_job["metrics_path"] == "/api/metrics"
@@ -250,16 +291,6 @@ def test_grafana_provisioning_and_dashboard_are_valid(services: dict[str, dict[s
         exprs = [t["expr"] for p in dashboard["panels"] for t in p.get("targets", [])]
         assert exprs, f"{path.name} has no queries"
         assert all(t["datasource"]["uid"] == "prometheus" for p in dashboard["panels"] for t in p.get("targets", []))
-
-
-def test_dashboard_queries_metrics_the_code_exports() -> None:
-    """A renamed metric must not leave a silently empty panel behind."""
-    source = "\n".join(p.read_text() for p in (REPO_ROOT / "recipe_ml").rglob("*.py"))
-    declared = {name.removesuffix("_total") for name in re.findall(r"[\"'](recipe_[a-z_]+)[\"']", source)}
-    for path in (REPO_ROOT / "deploy/grafana/dashboards").glob("*.json"):
-        for metric in set(re.findall(r"\brecipe_[a-z_]+", path.read_text())):
-            base = re.sub(r"_(bucket|total|sum|count)$", "", metric)
-            assert base in declared, f"{path.name} queries {metric}, which no code in recipe_ml/ exports"
 
 
 # README and .ci/run -----------------------------------------------------------
@@ -330,6 +361,120 @@ def test_every_relative_link_in_the_readme_and_docs_resolves() -> None:
     assert not unlinked, f"docs pages the README does not link: {unlinked}"
 
 
+def _listening_addresses(port: int) -> set[str]:
+    return {
+        conn.laddr.ip
+        for conn in psutil.net_connections(kind="tcp")
+        if conn.status == psutil.CONN_LISTEN and conn.laddr.port == port
+    }
+
+
+@pytest.mark.integration
+def test_make_serve_listens_on_loopback_only(model_store: Path, tmp_path: Path) -> None:
+    """BentoML's own default is every interface; `make serve` takes HOST, 127.0.0.1 unless it is set."""
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "models").symlink_to(model_store / "models", target_is_directory=True)
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if k not in {"HOST", *UNSET_BY_DEFAULT}}
+    with (tmp_path / "serve.log").open("wb") as log:
+        serve = subprocess.Popen(
+            ["make", "serve", f"PORT={port}"],
+            cwd=REPO_ROOT,
+            env={**env, "BENTOML_HOME": str(home)},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        deadline = time.monotonic() + 120
+        while not (addresses := _listening_addresses(port)) and serve.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.2)
+    finally:
+        os.killpg(serve.pid, signal.SIGTERM)
+        try:
+            serve.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(serve.pid, signal.SIGKILL)
+            serve.wait(timeout=10)
+
+    assert addresses == {"127.0.0.1"}, (tmp_path / "serve.log").read_text()[-3000:]
+
+
+# The locks ------------------------------------------------------------------
+
+
+LOCK = REPO_ROOT / "requirements.lock"
+DEV_LOCK = REPO_ROOT / "requirements-dev.lock"
+PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==(\S+?)(?:\s*\\)?$")
+
+
+def _canonical(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def _locked(path: Path) -> dict[str, tuple[str, list[str]]]:
+    """Package -> (version, hashes) of a pip-compile --generate-hashes file; a failure on any other line."""
+    entries: dict[str, tuple[str, list[str]]] = {}
+    current: list[str] = []
+    for line in path.read_text().splitlines():
+        stripped = line.strip()
+        if not stripped or stripped.startswith("#"):
+            continue
+        if match := PIN.match(stripped):
+            current = []
+            entries[_canonical(match.group(1))] = (match.group(2), current)
+        else:
+            assert stripped.startswith("--hash=sha256:"), f"{path.name}: not a pin or a hash: {line!r}"
+            current.append(stripped.removeprefix("--hash=sha256:").rstrip(" \\"))
+    return entries
+
+
+def _direct_pins(path: Path) -> dict[str, str]:
+    lines = [line.split("#")[0].strip() for line in path.read_text().splitlines()]
+    return {_canonical(name): version for name, _, version in (line.partition("==") for line in lines if "==" in line)}
+
+
+def test_the_locks_pin_every_package_with_its_hashes() -> None:
+    for path in (LOCK, DEV_LOCK):
+        locked = _locked(path)
+        assert locked, path.name
+        unhashed = [name for name, (_, hashes) in locked.items() if not hashes]
+        assert not unhashed, f"{path.name}: no hash for {unhashed}"
+
+
+def test_the_locks_hold_the_direct_pins_and_agree_with_each_other() -> None:
+    runtime, dev = _locked(LOCK), _locked(DEV_LOCK)
+    for pins, locked in ((_direct_pins(REPO_ROOT / "requirements.txt"), runtime),
+                         (_direct_pins(REPO_ROOT / "requirements-dev.txt"), dev)):  # fmt: skip
+        for name, version in pins.items():
+            assert locked[name][0].split("+")[0] == version, f"{name}: pinned {version}, locked {locked[name][0]}"
+    assert {name: entry[0] for name, entry in runtime.items()} == {name: dev[name][0] for name in runtime}
+    assert runtime["torch"][0] == "2.13.0+cpu", "the CPU build of torch, not PyPI's CUDA one"
+    assert not [name for name in runtime if name.startswith(("nvidia-cu", "nvidia-cudnn", "triton"))]
+
+
+def test_the_environment_is_exactly_the_dev_lock() -> None:
+    """`make install` installs the whole tree from requirements-dev.lock: nothing else, nothing different."""
+    locked = {name: version for name, (version, _) in _locked(DEV_LOCK).items()}
+    installed = {
+        _canonical(dist.metadata["Name"]): dist.version
+        for dist in importlib.metadata.distributions()
+        if _canonical(dist.metadata["Name"]) != "recipe-ml-backend"  # the project itself, `pip install -e .`
+    }
+    assert {
+        name: (version, locked.get(name)) for name, version in installed.items() if locked.get(name) != version
+    } == {}
+
+
+def test_make_install_and_the_bento_install_from_the_locks() -> None:
+    install = subprocess.run(["make", "-n", "install"], cwd=REPO_ROOT, capture_output=True, text=True, check=True)
+    assert "pip install --require-hashes -r requirements-dev.lock" in install.stdout
+    python = yaml.safe_load(BENTOFILE.read_text())["python"]
+    assert python["requirements_txt"] == "./requirements.lock"
+    assert python["lock_packages"] is False, "BentoML's own locking would replace the lock (and drop its hashes)"
+
+
 # The Bento ------------------------------------------------------------------
 
 
@@ -362,10 +507,13 @@ def test_bento_dockerfile_installs_python_311_and_the_cpu_torch(bento: Path) -> 
     assert re.search(r"^FROM python:3\.11\b", dockerfile, flags=re.MULTILINE)
     install = dockerfile.index("pip install -r $BENTO_PATH/env/python/requirements.txt")
     assert -1 < dockerfile.find("ARG UV_TORCH_BACKEND=cpu") < install, "CPU torch backend must be set before install"
-    requirements = (bento / "env/python/requirements.txt").read_text().splitlines()
-    assert "torch==2.13.0" in requirements
-    ours = [r for r in (REPO_ROOT / "requirements.txt").read_text().splitlines() if r and not r.startswith("#")]
-    assert set(ours) <= set(requirements)
+    # BentoML appends its own pin, unhashed; the image's uv still checks the hashes of the lock's (same) pin.
+    text = (bento / "env/python/requirements.txt").read_text().rstrip()
+    appended = f"bentoml=={_locked(LOCK)['bentoml'][0]}"
+    assert text.endswith(f"\n{appended}")
+    copy = bento / "env/python/requirements-without-bentomls-line.txt"
+    copy.write_text(text.removesuffix(appended))
+    assert _locked(copy) == _locked(LOCK), "the Bento installs the lock, hashes included"
 
 
 @pytest.mark.integration

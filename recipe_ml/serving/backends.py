@@ -23,7 +23,9 @@ class Backend(Protocol):
     personalization: str
     """How the model picks personal positions (``Recommender.personalization``), as of the last ping."""
 
-    async def recommend(self, queries: list[RankQuery]) -> list[RankResult]: ...
+    async def rank(self, queries: list[RankQuery]) -> list[RankResult]:
+        """Ranked recipes for each query, in order (``found`` False where the model cannot place the user)."""
+        ...
 
     async def similar_users(self, queries: list[SimilarQuery]) -> list[SimilarResult]: ...
 
@@ -42,8 +44,8 @@ class LocalBackend:
         self.supports_similarity = ranker.model.supports_similarity
         self.personalization = ranker.model.personalization
 
-    async def recommend(self, queries: list[RankQuery]) -> list[RankResult]:
-        return self.ranker.recommend(queries)
+    async def rank(self, queries: list[RankQuery]) -> list[RankResult]:
+        return self.ranker.rank(queries)
 
     async def similar_users(self, queries: list[SimilarQuery]) -> list[SimilarResult]:
         return self.ranker.similar_users(queries)

@@ -15,6 +15,7 @@ from recipe_ml.data import IdMap
 from recipe_ml.models.base import Recommender
 from recipe_ml.ranking import (
     candidate_pool,
+    exclude_recipes,
     health_mask,
     normalize_rows,
     override_positions,
@@ -106,7 +107,7 @@ class ModelRanker:
             vectors[fold_rows] = model.fold_in([histories[row] for row in fold_rows])
         return vectors, found, histories
 
-    def recommend(self, queries: Sequence[RankQuery]) -> list[RankResult]:
+    def rank(self, queries: Sequence[RankQuery]) -> list[RankResult]:
         """Ranked recipes for each query, scored together and ranked by ``rank_rows`` (as offline evaluation)."""
         users, lives = [q.user_id for q in queries], [q.live_recipe_ids for q in queries]
         vectors, found, histories = self._user_vectors(users, lives)
@@ -175,12 +176,9 @@ class ModelRanker:
                 inputs.ranking[row, boost_idx[boost_idx >= 0]] += boost_val[boost_idx >= 0]
             banned, allowed = self._filters(query, histories[row])
             banned = space.positions(banned)
-            banned = banned[banned >= 0]
-            for matrix in (inputs.ranking, inputs.personal):
-                if matrix is not None:
-                    matrix[row, banned] = -np.inf
-                    if allowed is not None:
-                        matrix[row, ~space.take(allowed)] = -np.inf
+            exclude_recipes(inputs, row, banned[banned >= 0])
+            if allowed is not None:
+                exclude_recipes(inputs, row, ~space.take(allowed))
         positions = override_positions(inputs.positions, [q.personalization for q in queries])
         ranked: dict[int, np.ndarray] = {}
         for diversity in {q.diversity for q in queries}:

@@ -28,10 +28,9 @@ from recipe_ml.data import (
     split_path,
 )
 from recipe_ml.evaluation.protocol import evaluate
-from recipe_ml.models import KINDS, model_class
+from recipe_ml.models import KINDS, model_kind
 from recipe_ml.models.base import Recommender
 from recipe_ml.models.ease import EASEScorer
-from recipe_ml.models.two_tower import TwoTowerRecommender
 from recipe_ml.ranking import PersonalPolicy
 
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # implicit warns (and slows) with a threaded OpenBLAS
@@ -56,39 +55,39 @@ def store_name(kind: str) -> str:
     return get_settings().model_name(kind).split(":", 1)[0]
 
 
-PERSONAL_KINDS = ("two_tower",)
-"""Kinds that ship with the personal scorer: the policy's weights are fitted on their score scale."""
 PERSONAL_POLICY = PersonalPolicy(blend_weight=500.0, intercept=0.5, per_doubling=1.5)
 """The personal policy fitted on validation by ``recipe_ml.evaluation.report`` (the report's "Personal policy" section
 says whether these are still the fitted values)."""
 
 
 def build_model(kind: str, seed: int, epochs: int | None) -> Recommender:
-    """A model of ``kind`` with its default (tuned) hyper-parameters, seeded."""
-    cls = model_class(kind)
+    """A model of ``kind`` with its default (tuned) hyper-parameters, seeded where the kind takes a seed.
+
+    ``epochs`` (None: the tuned number) applies to the kinds that train in epochs.
+    """
+    row = model_kind(kind)
     kwargs: dict[str, Any] = {}
-    if kind in ("als", "two_tower"):
+    if row.seeded:
         kwargs["seed"] = seed
-    if kind == "two_tower" and epochs is not None:
+    if row.trains_in_epochs and epochs is not None:
         kwargs["epochs"] = epochs
-    return cls(**kwargs)
+    return row.model_class()(**kwargs)
 
 
 def fit_model(
     model: Recommender, data: Interactions, show_progress: bool = False, on_epoch: Callable[[int], None] | None = None
 ) -> None:
-    """Fit ``model`` on ``data``: per epoch (progress bar, ``on_epoch`` after each) where the model has epochs."""
-    if not isinstance(model, TwoTowerRecommender):
-        model.fit(data)
-        return
+    """Fit ``model`` on ``data`` epoch by epoch, ``on_epoch`` after each (a progress bar for a kind that trains in
+    epochs)."""
     epochs = model.fit_epochs(data, export_every_epoch=on_epoch is not None)
-    for epoch in tqdm(epochs, total=model.epochs, desc=model.kind, unit="epoch", disable=not show_progress):
+    progress = show_progress and model_kind(model.kind).trains_in_epochs
+    for epoch in tqdm(epochs, total=model.epochs, desc=model.kind, unit="epoch", disable=not progress):
         if on_epoch is not None:
             on_epoch(epoch)
 
 
 def fit_personal(data: Interactions) -> EASEScorer:
-    """The personal scorer, fitted on ``data`` (one fit, attached to every kind of ``PERSONAL_KINDS``)."""
+    """The personal scorer, fitted on ``data`` (one fit, attached to every kind that ships with it)."""
     scorer = EASEScorer()
     scorer.fit(data.matrix())
     return scorer
@@ -130,7 +129,7 @@ def train_all(
         fit_model(model, train, show_progress)
         if model.supports_similarity:
             model.build_index()  # built here, so the stored version serves with the index it was trained with
-        if kind in PERSONAL_KINDS:
+        if model_kind(kind).personal:
             if personal is None:
                 personal_start = time.perf_counter()
                 personal = fit_personal(train)

@@ -26,6 +26,8 @@ API_KEY = "test-key-0123456789abcdef"
 SECOND_KEY = "second-key-0123456789abcdef"
 REDIS_PASSWORD = "redis-pw-0123456789"
 ALLOWED_ORIGIN = "https://app.example"
+HEADER_TIMEOUT_SECONDS = 2.0
+"""Short, so the slow-client tests wait little; the header timeout's default is longer."""
 
 
 @dataclass(frozen=True)
@@ -87,6 +89,7 @@ def secured(start_server: StartServer, tls_files: tuple[Path, Path], password_re
             "SSL_KEYFILE": str(key),
             "REDIS_URL": password_redis.url(),
             "LOG_LEVEL": "DEBUG",
+            "REQUEST_HEADER_TIMEOUT_SECONDS": str(HEADER_TIMEOUT_SECONDS),
         }
     )
     return Secured(server, cert, password_redis)

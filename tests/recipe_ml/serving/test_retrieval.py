@@ -23,7 +23,7 @@ N_ITEMS, N_USERS, DIM = 10_000, 300, 32
 
 
 def answers(ranker: ModelRanker, queries: list[RankQuery]) -> list[tuple[list[int], list[float]]]:
-    return [(r.recipe_ids, r.scores) for r in ranker.recommend(queries)]
+    return [(r.recipe_ids, r.scores) for r in ranker.rank(queries)]
 
 
 def variety(model: Recommender) -> list[RankQuery]:
@@ -99,7 +99,7 @@ def test_above_the_threshold_the_index_answers_as_exact_scoring(catalogue: Synth
     ann = ModelRanker(catalogue, "synthetic", ann_min_recipes=N_ITEMS)
     exact = ModelRanker(catalogue, "synthetic", ann_min_recipes=None)
 
-    found, expected = ann.recommend(queries), exact.recommend(queries)
+    found, expected = ann.rank(queries), exact.rank(queries)
 
     assert recall_at_10(found, expected) >= 0.95
     assert [len(r.recipe_ids) for r in found] == [len(r.recipe_ids) for r in expected]
@@ -115,7 +115,7 @@ def test_above_the_threshold_filters_exclusions_and_boosts_hold(catalogue: Synth
     user = int(catalogue.users.ids[0])
     ann = ModelRanker(catalogue, "synthetic", ann_min_recipes=N_ITEMS)
     exact = ModelRanker(catalogue, "synthetic", ann_min_recipes=None)
-    top = ann.recommend([RankQuery(user_id=user)])[0].recipe_ids
+    top = ann.rank([RankQuery(user_id=user)])[0].recipe_ids
     worst = int(ids[np.argmin(catalogue.score(catalogue.user_vectors[:1])[0])])
     queries = [
         RankQuery(user_id=user, exclude_recipe_ids=top[:5]),
@@ -124,14 +124,14 @@ def test_above_the_threshold_filters_exclusions_and_boosts_hold(catalogue: Synth
         RankQuery(user_id=user, live_recipe_ids=top[:2]),
     ]
 
-    found = ann.recommend(queries)
+    found = ann.rank(queries)
 
     assert not set(found[0].recipe_ids) & set(top[:5])
     fsa = dict(zip(ids.tolist(), catalogue.item_fsa.tolist(), strict=True))
     assert all(fsa[r] <= 5.0 for r in found[1].recipe_ids)
     assert found[2].recipe_ids[0] == worst, "a boosted recipe is scored even if the index would not find it"
     assert not set(found[3].recipe_ids) & set(top[:2])
-    assert recall_at_10(found, exact.recommend(queries)) >= 0.95
+    assert recall_at_10(found, exact.rank(queries)) >= 0.95
 
 
 def test_an_index_of_another_model_is_refused_at_load_and_exact_scoring_serves(

@@ -225,3 +225,26 @@ def test_dedupe_ids_are_forgotten_after_their_ttl(clock: FakeClock) -> None:
     assert store.apply(event(1, 10, event_id="e"))
     clock.now += 61
     assert store.apply(event(1, 10, event_id="e"))
+
+
+def test_memory_store_keeps_at_most_max_users_forgetting_the_least_recently_active(clock: FakeClock) -> None:
+    """The memory backend's own bound (Redis has maxmemory): new user ids cannot grow the process forever."""
+    store = MemoryInteractionStore(HALF_LIFE_HOURS, max_users=2, clock=clock)
+    store.apply(event(1, 10, event_id="a"))
+    store.apply(event(2, 20, event_id="b"))
+    store.apply(event(1, 11, event_id="c"))  # user 1 is now the most recently active
+    store.apply(event(3, 30, event_id="d"))
+
+    assert store.recent_items(2) == [], "the least recently active user is forgotten"
+    assert store.recent_items(1) == [11, 10]
+    assert store.recent_items(3) == [30]
+
+
+def test_memory_store_keeps_at_most_max_recipes_counters(clock: FakeClock) -> None:
+    store = MemoryInteractionStore(HALF_LIFE_HOURS, max_recipes=2, clock=clock)
+    for number, recipe in enumerate((100, 200, 100, 300)):
+        store.apply(event(number, recipe, event_id=f"e{number}"))
+
+    assert dict(store.trending(10)).keys() == {100, 300}, "the recipe interacted with least recently goes"
+    with pytest.raises(ValueError, match="max_users and max_recipes must be >= 1"):
+        MemoryInteractionStore(HALF_LIFE_HOURS, max_recipes=0)

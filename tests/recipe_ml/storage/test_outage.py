@@ -8,6 +8,7 @@ import time
 
 import pytest
 import redis
+from prometheus_client import REGISTRY
 
 from harness.redis_server import RedisServer
 from recipe_ml.events.schema import InteractionEvent, InteractionType
@@ -32,9 +33,15 @@ def wait_until(check: object, attempts: int = 100) -> bool:
     return False
 
 
+def unavailable(store: str) -> float:
+    """``recipe_redis_unavailable_total{store=...}`` of this process (0 before the first outage)."""
+    return REGISTRY.get_sample_value("recipe_redis_unavailable_total", {"store": store}) or 0.0
+
+
 def test_a_stalled_redis_fails_fast_after_the_first_timeout_and_recovers(private_redis: RedisServer) -> None:
     store = RedisInteractionStore(private_redis.url(), 1.0, timeout_seconds=TIMEOUT)
     assert store.apply(event(1)) is True
+    before = unavailable("interactions")
 
     private_redis.pause()
     with pytest.raises(redis.TimeoutError):
@@ -42,6 +49,7 @@ def test_a_stalled_redis_fails_fast_after_the_first_timeout_and_recovers(private
     with pytest.raises(redis.ConnectionError, match="a recent call failed"):
         store.recent_items(1)  # the breaker is open: no network call at all
     assert store.ping() is False
+    assert unavailable("interactions") == before + 3, "the timeout, the refusal and the failed ping are counted"
 
     private_redis.resume()
     assert wait_until(store.ping), "the store never saw Redis come back"
@@ -55,7 +63,10 @@ def test_after_a_restart_the_cache_and_store_reconnect_by_themselves(private_red
     cache.set("k", b"v", 60)
     assert cache.get("k") == b"v" and store.apply(event(1))
 
+    before = unavailable("cache")
     private_redis.stop()  # the old connections die, the data is gone
+    assert cache.get("k") is None  # a miss, counted as Redis unavailable
+    assert unavailable("cache") == before + 1
     private_redis.start()
 
     assert wait_until(lambda: cache.ping() and store.ping())
