@@ -18,17 +18,20 @@ export BENTOML_DO_NOT_TRACK := true
 # implicit (ALS) oversubscribes the cores without this.
 export OPENBLAS_NUM_THREADS := 1
 
-.PHONY: help setup install lock system-deps train serve test lint evaluate bench bench-scale soak bench-consumer build containerize loadtest consumer produce clean
+.PHONY: help setup install lock system-deps train serve test lint evaluate bench bench-scale bench-scale-out soak bench-consumer build containerize loadtest consumer produce clean
 
 help:  ## List the targets.
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
 
 setup: install train  ## Create .venv, install the pinned dependencies, train the three models.
 
-install:  ## Create .venv, install requirements-dev.lock (the whole tree, hash-checked) and the `recipe-ml` command.
+install:  ## Create .venv, install requirements-dev.lock (the whole tree, hash-checked) and the `recipe-ml` command; checkov in .venv/checkov.
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --require-hashes -r requirements-dev.lock
 	$(BIN)/pip install --no-deps --no-build-isolation -e .
+	$(PYTHON) -m venv $(VENV)/checkov
+	$(VENV)/checkov/bin/pip install -r requirements-checkov.txt
+	ln -sf ../checkov/bin/checkov $(BIN)/checkov
 
 # requirements*.txt name the direct dependencies; the locks pin every package of the tree with its hashes.
 LOCK_FLAGS := --quiet --generate-hashes --allow-unsafe --strip-extras --no-emit-index-url --no-emit-find-links
@@ -68,6 +71,9 @@ SOAK_SECONDS ?= 180
 
 bench:  ## The API vs a one-process peer (wrk, 1/16/64 connections): latency, req/s, errors, batch sizes, memory, cold start.
 	$(BIN)/python -m harness.bench_api --bentoml-home $(BENTOML_HOME) --seconds $(BENCH_SECONDS)
+
+bench-scale-out:  ## The Kubernetes pods on this machine: wrk on 1 API + 1 Two-Tower vs 2 + 2 (req/s, batch sizes, memory).
+	$(BIN)/python -m harness.bench_scale_out --bentoml-home $(BENTOML_HOME) --seconds $(BENCH_SECONDS)
 
 soak:  ## SOAK_SECONDS (180) of full uncached load: RSS of every process over time, requests, errors, p99.
 	$(BIN)/python -m harness.soak --bentoml-home $(BENTOML_HOME) --seconds $(SOAK_SECONDS)

@@ -11,6 +11,7 @@ never imports torch.
 from __future__ import annotations
 
 import logging
+import os
 
 import bentoml
 
@@ -20,6 +21,7 @@ from edge.heap import freeze_after_load
 from edge.middleware import ErrorsAsProblems
 from edge.model_store import check_models, load_from_store, store_entry
 from edge.remote import RemoteBackend
+from edge.serve_env import check_serve_env, dependency_graph
 from recipe_ml.config import get_settings
 from recipe_ml.logs import escape_log_messages
 from recipe_ml.models import CHAIN, KINDS, REGISTRY
@@ -50,6 +52,10 @@ escape_log_messages()
     # A request may wait RUNNER_TIMEOUT_SECONDS on each runner in turn, then
     # score popularity here: past three of them it is stuck, not slow.
     traffic={"timeout": 3 * DECORATION_SETTINGS.runner_timeout_seconds},
+    # Ready means this process answers: with a runner out, popularity or ALS
+    # does. BentoML's default also fails /readyz while a runner is out, and
+    # Kubernetes would then take every API replica out of its Service.
+    runner_probe={"enabled": False},
     **service_config(DECORATION_SETTINGS),
 )
 @bentoml.asgi_app(create_docs_app(DECORATION_SETTINGS), path="/")
@@ -89,3 +95,6 @@ class RecipeService:
 # become problem+json bodies.
 assert isinstance(RecipeService, bentoml.Service)  # what @bentoml.service made of the class
 RecipeService.add_asgi_middleware(ErrorsAsProblems)
+
+# A service started alone (deploy/k8s/) must name itself and every dependency right.
+check_serve_env(os.environ, dependency_graph(RecipeService))

@@ -114,9 +114,9 @@ def parse_wrk(output: str) -> WrkResult:
     )
 
 
-def metric_values(base_url: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-    """Every sample of the API's ``/api/metrics``, keyed by name and sorted labels."""
-    text = httpx.get(f"{base_url}/api/metrics", timeout=30).text
+def metric_values(base_url: str, path: str = "/api/metrics") -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """Every sample of ``path`` (the API's ``/api/metrics``; a runner's BentoML ``/metrics``), by name and labels."""
+    text = httpx.get(f"{base_url}{path}", timeout=30).text
     return {
         (sample.name, tuple(sorted(sample.labels.items()))): sample.value
         for family in text_string_to_metric_families(text)

@@ -1,9 +1,12 @@
-"""Ports on 127.0.0.1 for the processes the harness starts (servers, brokers, private Redis)."""
+"""Ports on 127.0.0.1 for the processes the harness starts (servers, brokers, private Redis), and their readiness."""
 
 from __future__ import annotations
 
 import socket
+import subprocess
 import time
+
+import httpx
 
 
 def free_port() -> int:
@@ -24,3 +27,22 @@ def wait_for_port(port: int, timeout: float = 10.0) -> None:
             if time.monotonic() > deadline:
                 raise TimeoutError(f"nothing listens on 127.0.0.1:{port} after {timeout} s") from None
             time.sleep(0.05)
+
+
+class ProcessExitedError(RuntimeError):
+    """The process exited while something waited for it to answer."""
+
+
+def wait_for_200(url: str, process: subprocess.Popen[bytes], timeout_seconds: float, *, verify: bool = True) -> bool:
+    """True once ``GET url`` answers 200, False after ``timeout_seconds``; raises if ``process`` ends first."""
+    deadline = time.monotonic() + timeout_seconds
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise ProcessExitedError(f"exited with {process.returncode}")
+        try:
+            if httpx.get(url, timeout=3, verify=verify).status_code == 200:
+                return True
+        except httpx.TransportError:
+            pass
+        time.sleep(0.2)
+    return False

@@ -12,4 +12,5 @@ pytest_plugins = [
     "tests.fixtures.models",
     "tests.fixtures.server",
     "tests.fixtures.prometheus",
+    "tests.fixtures.bento",
 ]

@@ -16,7 +16,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +24,7 @@ import pytest
 import yaml
 
 from harness.net import free_port
+from harness.pods import BENTO_IN_IMAGE, image_env
 from harness.server import UNSET_BY_DEFAULT
 from recipe_ml.config import REPO_ROOT, Settings
 from recipe_ml.models import REGISTRY
@@ -98,11 +98,15 @@ def _compose_cli() -> list[str] | None:
     return [legacy] if legacy else None
 
 
-def test_compose_file_validates_with_the_compose_cli() -> None:
+def test_compose_file_validates_with_the_compose_cli(tmp_path: Path) -> None:
+    """In a copy whose deploy/secrets.env is the example: a fresh clone has none (it is git-ignored)."""
     cli = _compose_cli()
     if cli is None:
         pytest.skip("no compose CLI on this machine; the structure tests below still run")
-    result = subprocess.run([*cli, "config", "-q"], cwd=REPO_ROOT, capture_output=True, text=True, check=False)
+    shutil.copy(COMPOSE, tmp_path / COMPOSE.name)
+    shutil.copytree(REPO_ROOT / "deploy", tmp_path / "deploy", ignore=shutil.ignore_patterns("secrets.env"))
+    shutil.copy(SECRETS_EXAMPLE, tmp_path / SECRETS_IN_COMPOSE)
+    result = subprocess.run([*cli, "config", "-q"], cwd=tmp_path, capture_output=True, text=True, check=False)
     assert result.returncode == 0, result.stderr
 
 
@@ -478,29 +482,6 @@ def test_make_install_and_the_bento_install_from_the_locks() -> None:
 # The Bento ------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def bento(model_store: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """A Bento built from bentofile.yaml in a scratch store that sees the test models."""
-    home = tmp_path_factory.mktemp("bento_home")
-    (home / "models").symlink_to(model_store / "models", target_is_directory=True)
-    env = {**os.environ, "BENTOML_HOME": str(home), "BENTOML_DO_NOT_TRACK": "true"}
-    bentoml = Path(sys.executable).with_name("bentoml")
-    result = subprocess.run(
-        [str(bentoml), "build", "-o", "tag", str(REPO_ROOT)],
-        cwd=REPO_ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=240,
-        check=False,
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
-    name, version = result.stdout.strip().splitlines()[-1].removeprefix("__tag__:").split(":")
-    assert name == "recipe_ml_service"
-    yield home / "bentos" / name / version
-    shutil.rmtree(home, ignore_errors=True)
-
-
 @pytest.mark.integration
 def test_bento_dockerfile_installs_python_311_and_the_cpu_torch(bento: Path) -> None:
     dockerfile = (bento / "env/docker/Dockerfile").read_text()
@@ -539,3 +520,25 @@ def test_consumer_command_resolves_inside_the_bento_source(bento: Path) -> None:
         [sys.executable, "-c", code], cwd=bento / "src", env=env, capture_output=True, text=True, check=True
     )
     assert Path(out.stdout.strip()) == bento / "src/recipe_ml/events/consumer.py"
+
+
+@pytest.mark.integration
+def test_the_local_pods_run_the_image_environment_and_entrypoint(bento: Path) -> None:
+    """What ``harness.pods`` stands in for the image is what the generated Dockerfile sets."""
+    dockerfile = (bento / "env/docker/Dockerfile").read_text()
+    args = dict(re.findall(r"^ARG (\w+)=(\S+)$", dockerfile, flags=re.MULTILINE))
+    envs = {
+        name: args.get(value[1:], value) if value.startswith("$") else value
+        for name, value in re.findall(r"^ENV (\w+)=(\S+)$", dockerfile, flags=re.MULTILINE)
+    }
+    assert image_env().items() <= envs.items()
+    assert envs["BENTO_PATH"] == BENTO_IN_IMAGE
+    entrypoint = re.findall(r'^ENTRYPOINT \[ "([^"]+)" \]$', dockerfile, flags=re.MULTILINE)
+    assert entrypoint == [f"{BENTO_IN_IMAGE}/env/docker/entrypoint.sh"]
+    assert (bento / "env/docker/entrypoint.sh").is_file()
+
+
+def test_compose_points_bentoml_home_at_the_bentos_model_store(services: dict[str, dict[str, Any]]) -> None:
+    """The image's models are in the Bento, not under the image's BENTOML_HOME (found running the image layout)."""
+    for name in ("api", "consumer"):
+        assert services[name]["environment"]["BENTOML_HOME"] == BENTO_IN_IMAGE, name

@@ -201,7 +201,7 @@ class Recommender(ABC):
 
     @property
     def served_as(self) -> str:
-        """The ``model_used`` of this model's answers: the kind, ``+`` the personal scorer when it has one."""
+        """The name of this model in logs and reports: the kind, ``+`` the personal scorer when it has one."""
         return self.kind if self.personal is None else f"{self.kind}+{self.personal.kind}"
 
     @property

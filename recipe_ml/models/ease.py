@@ -32,7 +32,7 @@ class EASEScorer:
     """Item-item weights ``B`` (n_recipes x n_recipes, sparse): a user's scores are ``x_u @ B``."""
 
     kind = "ease"
-    """Name of the personal scorer, part of ``model_used`` (e.g. ``two_tower+ease``)."""
+    """Name of the personal scorer, the ``personalized_by`` of answers (``ease``)."""
 
     def __init__(self, l2: float = 5000.0, neighbours: int = 1000) -> None:
         if l2 <= 0:

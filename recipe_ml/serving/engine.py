@@ -15,7 +15,7 @@ import socket
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
-from typing import TypeVar
+from typing import TypeVar, cast
 
 from recipe_ml.config import Settings
 from recipe_ml.events.applier import EventApplier
@@ -39,6 +39,7 @@ from recipe_ml.serving.schemas import (
     ColdStartResponse,
     Health,
     InteractionAccepted,
+    ModelUsed,
     Reachability,
     RecipeRequest,
     RecipeResponse,
@@ -97,28 +98,34 @@ class RecommendationEngine:
     # -- the chain ---------------------------------------------------------
     async def _ask(
         self, call: Callable[[Backend], Awaitable[list[A]]], failure: str, *, similarity: bool = False
-    ) -> tuple[str, list[A]]:
-        """The first answer down the chain; a failure or timeout falls through to the next model."""
+    ) -> tuple[ModelUsed, list[A]]:
+        """The first answer down the chain; a failure or timeout falls through to the next model.
+
+        The answering link's name is a published ``model_used`` value (the chain is the registry's kinds);
+        the response model validates it, so a link of another name could never reach a client.
+        """
         for backend in self.chain:
             if similarity and not backend.supports_similarity:
                 continue
             try:
-                return backend.name, await asyncio.wait_for(call(backend), self.settings.runner_timeout_seconds)
+                return cast(ModelUsed, backend.name), await asyncio.wait_for(
+                    call(backend), self.settings.runner_timeout_seconds
+                )
             except Exception as exc:  # any failure of one model falls through to the next
                 self._fell_through(backend, exc)
         raise NoModelError(failure)
 
-    async def _ask_rank(self, queries: list[RankQuery]) -> tuple[str, list[RankResult]]:
+    async def _ask_rank(self, queries: list[RankQuery]) -> tuple[ModelUsed, list[RankResult]]:
         return await self._ask(lambda backend: backend.rank(queries), "no model could rank recipes")
 
-    async def _ask_similar(self, queries: list[SimilarQuery]) -> tuple[str, list[SimilarResult]]:
+    async def _ask_similar(self, queries: list[SimilarQuery]) -> tuple[ModelUsed, list[SimilarResult]]:
         return await self._ask(
             lambda backend: backend.similar_users(queries),
             "no model with user embeddings is available for similar users; try again later",
             similarity=True,
         )
 
-    async def _ask_similar_recipes(self, queries: list[SimilarRecipeQuery]) -> tuple[str, list[RankResult]]:
+    async def _ask_similar_recipes(self, queries: list[SimilarRecipeQuery]) -> tuple[ModelUsed, list[RankResult]]:
         return await self._ask(
             lambda backend: backend.similar_recipes(queries),
             "no model with recipe embeddings is available for similar recipes; try again later",
@@ -204,7 +211,8 @@ class RecommendationEngine:
             response = RecipeResponse(
                 user_id=user_id,
                 recommendations=answer.recommendations(),
-                model_used=answer.model_used or model_used,
+                model_used=model_used,
+                personalized_by=answer.personalized_by,
                 latency_ms=elapsed_ms(started),
             )
             await self.responses.keep(key, response, model_used, user_id)
@@ -223,7 +231,8 @@ class RecommendationEngine:
             if answer.found:
                 return ColdStartResponse(
                     recommendations=answer.recommendations(),
-                    model_used=answer.model_used or model_used,
+                    model_used=model_used,
+                    personalized_by=answer.personalized_by,
                     latency_ms=elapsed_ms(started),
                 )
         popularity = self.chain[-1]
@@ -231,7 +240,8 @@ class RecommendationEngine:
         (answer,) = await popularity.rank([RankQuery.of(unseen, None, [], boost=await self._trending_boost())])
         return ColdStartResponse(
             recommendations=answer.recommendations(),
-            model_used=answer.model_used or popularity.name,
+            model_used=cast(ModelUsed, popularity.name),
+            personalized_by=answer.personalized_by,
             latency_ms=elapsed_ms(started),
         )
 

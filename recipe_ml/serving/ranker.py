@@ -206,7 +206,7 @@ class ModelRanker:
                     found=True,
                     recipe_ids=model.items.ids[space.recipes(indices)].tolist(),
                     scores=inputs.scores[row, indices].tolist(),
-                    model_used=model.served_as,
+                    personalized_by=None if model.personal is None else model.personal.kind,
                 )
             )
         return results

@@ -207,12 +207,22 @@ class Body(BaseModel):
         return copied
 
 
+ModelUsed = Literal["two_tower", "als", "popularity"]
+"""The published values of ``model_used``: the links of the fallback chain. Never extended with what else
+shaped a list (that is ``personalized_by``): clients map this to an enum."""
+
+
 class _Timed(Body):
-    model_used: str = Field(
+    model_used: ModelUsed = Field(
+        description="The model that answered: two_tower, else als, else popularity (the fallback chain)."
+    )
+    personalized_by: str | None = Field(
+        default=None,
         description=(
-            "The model that answered: two_tower, else als, else popularity; two_tower+ease when the "
-            "Two-Tower's personal scorer picked the personal positions."
-        )
+            "The personal scorer that picked the personal positions of the list (`ease`: the Two-Tower's EASE "
+            "scorer), or null. Optional for clients: `model_used` alone names the model."
+        ),
+        examples=["ease"],
     )
     latency_ms: float = Field(default=0.0, description="Time spent in the service, in milliseconds.")
     cached: bool = Field(default=False, description="True when the answer came from the response cache.")

@@ -68,8 +68,8 @@ class RankResult(BaseModel):
     found: bool
     recipe_ids: list[int] = Field(default_factory=list)
     scores: list[float] = Field(default_factory=list)
-    model_used: str | None = None
-    """What ranked: the model kind, ``+`` its personal scorer when it has one (e.g. ``two_tower+ease``)."""
+    personalized_by: str | None = None
+    """The personal scorer that picked the personal positions (``ease``), or None."""
 
     def recommendations(self) -> list[Recommendation]:
         return [

@@ -42,7 +42,7 @@ def test_the_api_speaks_tls_only_with_the_configured_certificate(secured: Secure
     assert secured.base_url.startswith("https://")
     assert health.status_code == 200 and health.json()["status"] == "ok"
     assert health.json()["redis"] == "ok", "REDIS_URL with the password must connect"
-    assert folded.json()["model_used"] == "two_tower+ease", "the runners still answer behind a TLS front"
+    assert folded.json()["model_used"] == "two_tower", "the runners still answer behind a TLS front"
     with pytest.raises(httpx.TransportError):
         httpx.get(f"{plain}/api/health", timeout=5)
     with pytest.raises(httpx.ConnectError):  # a client that does not trust the certificate refuses it

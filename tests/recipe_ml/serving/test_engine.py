@@ -433,7 +433,8 @@ async def test_the_two_tower_answers_with_its_personal_scorer_and_honours_person
     popular = await eng.recommend(RecipeRequest(user_id=user, diversity=0.0, personalization=0.0))
     personal = await eng.recommend(RecipeRequest(user_id=user, diversity=0.0, personalization=1.0))
 
-    assert default.model_used == popular.model_used == "two_tower+ease"
+    assert default.model_used == popular.model_used == "two_tower"
+    assert default.personalized_by == popular.personalized_by == "ease"
     personalization = (await eng.health()).personalization
     assert personalization["two_tower"].startswith("ease scorer, adaptive positions")
     assert ids(popular) != ids(personal) and not (set(ids(personal)) & training_history(two_tower, user))
