@@ -18,12 +18,22 @@ export BENTOML_DO_NOT_TRACK := true
 # implicit (ALS) oversubscribes the cores without this.
 export OPENBLAS_NUM_THREADS := 1
 
-.PHONY: help setup install lock system-deps train serve test lint evaluate bench bench-scale bench-scale-out soak bench-consumer build containerize loadtest consumer produce clean
+.PHONY: help setup install lock system-deps train serve test lint evaluate bench bench-scale bench-scale-out soak bench-consumer build containerize loadtest consumer produce clean compose-secrets compose-config compose-up
 
 help:  ## List the targets.
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
 
-setup: install train  ## Create .venv, install the pinned dependencies, train the three models.
+setup: install train  ## Create .venv, install the pinned dependencies, train the three models (and the Debian packages, as root).
+	@if [ "$$(id -u)" = 0 ]; then \
+		echo "make setup: running as root, so installing the Debian packages the tests drive (make system-deps)"; \
+		$(MAKE) --no-print-directory system-deps; \
+	elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then \
+		echo "make setup: installing the Debian packages the tests drive with sudo (sudo make system-deps)"; \
+		sudo $(MAKE) --no-print-directory system-deps; \
+	else \
+		echo "make setup: not root and no sudo: the tests that drive $(SYSTEM_PACKAGES) will skip, naming the command;"; \
+		echo "            install them once, as root: make system-deps"; \
+	fi
 
 install:  ## Create .venv, install requirements-dev.lock (the whole tree, hash-checked) and the `recipe-ml` command; checkov in .venv/checkov.
 	$(PYTHON) -m venv $(VENV)
@@ -40,12 +50,17 @@ lock:  ## After changing a pin in requirements*.txt: resolve them into requireme
 	$(BIN)/pip-compile $(LOCK_FLAGS) --output-file requirements.lock requirements.txt
 	$(BIN)/pip-compile $(LOCK_FLAGS) -c requirements.lock --output-file requirements-dev.lock requirements-dev.txt
 
-# Debian packages that some tests and benchmarks drive (root; `.ci/run` runs it).
-SYSTEM_PACKAGES := wrk default-jdk-headless libjackson2-databind-java prometheus
+# Debian packages that some tests and benchmarks drive (root; `make setup` runs it as root or with
+# sudo, `.ci/run` always): the load generator; the JDK, Jackson, Maven with the plugins and JUnit of
+# the Java client's offline build (clients/java/pom.xml); a redis-server built with TLS; ss (iproute2);
+# a compose CLI to validate docker-compose.yml; Prometheus (+ promtool) for the alerting tests.
+JAVA_PACKAGES := default-jdk-headless libjackson2-databind-java maven junit5 libmaven-compiler-plugin-java \
+	libmaven-resources-plugin-java libsurefire-java libmaven-jar-plugin-java
+SYSTEM_PACKAGES := wrk $(JAVA_PACKAGES) redis-server iproute2 docker-compose prometheus
 
-system-deps:  ## apt-get install the load generator (wrk), the JDK + Jackson of the Java client test, Prometheus (+ promtool).
+system-deps:  ## apt-get install the Debian packages the tests drive (wrk, JDK + Maven + Jackson, TLS redis-server, compose, Prometheus).
 	apt-get update -qq
-	apt-get install -y -qq --no-install-recommends $(SYSTEM_PACKAGES)
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(SYSTEM_PACKAGES)
 
 train:  ## Train Two-Tower, ALS and popularity into the BentoML store (bentoml_home/).
 	$(BIN)/recipe-ml train
@@ -102,6 +117,18 @@ consumer:  ## Kafka consumer (needs KAFKA_BOOTSTRAP_SERVERS and REDIS_URL).
 
 produce:  ## Send demo interaction events drawn from the real data to Kafka.
 	$(BIN)/recipe-ml produce
+
+# The compose CLI: the v2 plugin (`docker compose`) where there is one, else docker-compose.
+COMPOSE ?= $(shell docker compose version >/dev/null 2>&1 && echo "docker compose" || echo docker-compose)
+
+compose-secrets:  ## Write deploy/secrets.env with random values (names from deploy/secrets.env.example), unless it exists.
+	$(PYTHON) deploy/compose_secrets.py
+
+compose-config: compose-secrets  ## Validate docker-compose.yml with the compose CLI (secrets written first).
+	$(COMPOSE) config -q
+
+compose-up: compose-secrets  ## Start the compose stack (image recipe-ml:latest: make build containerize), secrets written first.
+	$(COMPOSE) up -d
 
 clean:  ## Remove caches and load-test reports (keeps .venv and the model store).
 	rm -rf .pytest_cache .mypy_cache .ruff_cache loadtests/reports

@@ -45,15 +45,25 @@ class PeerResponse(BaseModel):
     recommendations: list[Recommendation]
 
 
-def create_app(bentoml_home: Path | None, model_name: str = "recipe_two_tower") -> FastAPI:
-    """The peer app on the store's Two-Tower model (vectors loaded once)."""
+def create_app(
+    bentoml_home: Path | None, model_name: str = "recipe_two_tower", *, in_thread_pool: bool = False
+) -> FastAPI:
+    """The peer app on the store's Two-Tower model (vectors loaded once).
+
+    The handler runs on the event loop (an ``async def``, as the runners'
+    are): ranking one user is a few milliseconds of numpy with nothing to
+    await, so it needs no hand-off. With ``in_thread_pool`` it is a plain
+    ``def`` that Starlette runs in its thread pool: a hand-off per request,
+    but numpy may overlap requests where it releases the GIL. Which form is
+    faster depends on the machine and the concurrency, so ``make bench``
+    measures both and compares the API with the faster in each phase.
+    """
     model, _ = load_from_store(model_name, home=bentoml_home)
     user_vectors = model.user_vectors
     unit_items = normalize_rows(model.item_vectors)
     item_ids = model.items.ids
     app = FastAPI()
 
-    @app.post("/api/recommendations/recipes")
     def recommend(request: PeerRequest) -> PeerResponse:
         index = model.users.index_of(request.user_id)
         if index is None:
@@ -79,6 +89,10 @@ def create_app(bentoml_home: Path | None, model_name: str = "recipe_two_tower") 
             ],
         )
 
+    async def recommend_on_the_loop(request: PeerRequest) -> PeerResponse:
+        return recommend(request)
+
+    app.post("/api/recommendations/recipes")(recommend if in_thread_pool else recommend_on_the_loop)
     return app
 
 
@@ -86,8 +100,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--bentoml-home", type=Path, default=None, help="model store home (default: $BENTOML_HOME)")
     parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--thread-pool", action="store_true", help="a plain def handler, in Starlette's thread pool")
     args = parser.parse_args()
-    uvicorn.run(create_app(args.bentoml_home), host="127.0.0.1", port=args.port, log_level="warning", access_log=False)
+    app = create_app(args.bentoml_home, in_thread_pool=args.thread_pool)
+    uvicorn.run(app, host="127.0.0.1", port=args.port, log_level="warning", access_log=False)
 
 
 if __name__ == "__main__":

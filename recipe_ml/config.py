@@ -22,6 +22,8 @@ REPORTS_DIR = REPO_ROOT / "training_artifacts" / "reports"
 MIN_API_KEY_LENGTH = 16
 """Shorter keys are guessable; the service refuses to start with one."""
 REDIS_SCHEMES = ("redis", "rediss")
+EXAMPLE_SECRET_PREFIX = "change-me"
+"""How every value of deploy/secrets.env.example starts: a placeholder, refused as a secret at start-up."""
 
 
 class SettingsError(ValueError):
@@ -138,6 +140,7 @@ class Settings(BaseSettings):
         """A bad security setting stops the process at start-up, naming the variable (never its secret value)."""
         if self.api_keys is not None and any(len(key) < MIN_API_KEY_LENGTH for key in self.api_key_list()):
             raise ValueError(f"API_KEYS: every key must be at least {MIN_API_KEY_LENGTH} characters")
+        self._check_no_example_secret()
         self._check_tls()
         self._check_kafka_security()
         return self
@@ -149,6 +152,25 @@ class Settings(BaseSettings):
 
     def cors_origin_list(self) -> list[str]:
         return [origin.strip() for origin in (self.cors_allow_origins or "").split(",") if origin.strip()]
+
+    def _check_no_example_secret(self) -> None:
+        """A secret copied from deploy/secrets.env.example as it is would be public: refuse it, naming the variable."""
+        redis_password = urlsplit(self.redis_url).password if self.redis_url else None
+        sasl_password = self.kafka_sasl_password.get_secret_value() if self.kafka_sasl_password else None
+        examples = [
+            name
+            for name, values in (
+                ("API_KEYS", self.api_key_list()),
+                ("REDIS_URL", [redis_password or ""]),
+                ("KAFKA_SASL_PASSWORD", [sasl_password or ""]),
+            )
+            if any(value.startswith(EXAMPLE_SECRET_PREFIX) for value in values)
+        ]
+        if examples:
+            raise ValueError(
+                f"{', '.join(examples)}: still the {EXAMPLE_SECRET_PREFIX}-... placeholder of "
+                "deploy/secrets.env.example; set a real secret (make compose-secrets writes random ones)"
+            )
 
     def _check_tls(self) -> None:
         if (self.ssl_certfile is None) != (self.ssl_keyfile is None):

@@ -18,6 +18,7 @@ import importlib
 import sys
 from collections.abc import Callable, Sequence
 
+from recipe_ml.config import SettingsError
 from recipe_ml.data import DataError
 
 COMMANDS = {
@@ -45,7 +46,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     entry: Callable[[Sequence[str]], int] = importlib.import_module(COMMANDS[command][0]).main
     try:
         return entry(args[1:])
-    except DataError as exc:  # a data file the command reads is missing or malformed: say where, no traceback
+    # A data file the command reads is missing or malformed, or a setting is one it cannot run with:
+    # say which (the message names the file or the variable, never a secret), no traceback.
+    except (DataError, SettingsError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
 

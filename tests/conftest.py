@@ -13,4 +13,5 @@ pytest_plugins = [
     "tests.fixtures.server",
     "tests.fixtures.prometheus",
     "tests.fixtures.bento",
+    "tests.fixtures.markers",
 ]

@@ -28,6 +28,7 @@ from harness.pods import BENTO_IN_IMAGE, image_env
 from harness.server import UNSET_BY_DEFAULT
 from recipe_ml.config import REPO_ROOT, Settings
 from recipe_ml.models import REGISTRY
+from tests.fixtures.tools import REQUIRE_SYSTEM_TOOLS, apt_install, missing
 
 COMPOSE = REPO_ROOT / "docker-compose.yml"
 SECRETS_EXAMPLE = REPO_ROOT / "deploy/secrets.env.example"
@@ -89,25 +90,38 @@ def services(compose: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return found
 
 
-def _compose_cli() -> list[str] | None:
-    """A compose CLI that validates without an engine: the v2 plugin or docker-compose."""
+def _has_compose_cli() -> bool:
+    """A compose CLI that validates without an engine: the v2 plugin or docker-compose (what the Makefile picks)."""
     docker = shutil.which("docker")
     if docker and subprocess.run([docker, "compose", "version"], capture_output=True, check=False).returncode == 0:
-        return [docker, "compose"]
-    legacy = shutil.which("docker-compose")
-    return [legacy] if legacy else None
+        return True
+    return shutil.which("docker-compose") is not None
 
 
-def test_compose_file_validates_with_the_compose_cli(tmp_path: Path) -> None:
-    """In a copy whose deploy/secrets.env is the example: a fresh clone has none (it is git-ignored)."""
-    cli = _compose_cli()
-    if cli is None:
-        pytest.skip("no compose CLI on this machine; the structure tests below still run")
-    shutil.copy(COMPOSE, tmp_path / COMPOSE.name)
+@pytest.fixture
+def clean_tree(tmp_path: Path) -> Path:
+    """What a fresh clone holds for compose: the Makefile, docker-compose.yml, deploy/ without secrets.env."""
+    for name in ("Makefile", "docker-compose.yml"):
+        shutil.copy(REPO_ROOT / name, tmp_path / name)
     shutil.copytree(REPO_ROOT / "deploy", tmp_path / "deploy", ignore=shutil.ignore_patterns("secrets.env"))
-    shutil.copy(SECRETS_EXAMPLE, tmp_path / SECRETS_IN_COMPOSE)
-    result = subprocess.run([*cli, "config", "-q"], cwd=tmp_path, capture_output=True, text=True, check=False)
-    assert result.returncode == 0, result.stderr
+    return tmp_path
+
+
+@pytest.mark.integration
+def test_compose_config_passes_on_a_clean_tree_and_keeps_its_secrets(clean_tree: Path) -> None:
+    """`make compose-config` on a fresh clone: secrets.env written once, then validated by the compose CLI."""
+    if not _has_compose_cli():
+        missing("a compose CLI (docker compose or docker-compose)", apt_install("docker-compose"))
+
+    first = subprocess.run(["make", "compose-config"], cwd=clean_tree, capture_output=True, text=True, check=False)
+    written = (clean_tree / "deploy/secrets.env").read_text()
+    again = subprocess.run(["make", "compose-config"], cwd=clean_tree, capture_output=True, text=True, check=False)
+
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert again.returncode == 0 and "left as it is" in again.stdout, again.stdout + again.stderr
+    assert (clean_tree / "deploy/secrets.env").read_text() == written
+    assert (clean_tree / "deploy/secrets.env").stat().st_mode & 0o777 == 0o600
+    assert not any(value in first.stdout for value in _env_file_values(clean_tree / "deploy/secrets.env").values())
 
 
 def test_compose_has_the_whole_stack(services: dict[str, dict[str, Any]]) -> None:
@@ -234,10 +248,37 @@ def test_secrets_come_from_the_env_file_not_the_compose_file(services: dict[str,
     example = _env_file_values(SECRETS_EXAMPLE)
     assert {"REDIS_PASSWORD", "REDIS_URL", "API_KEYS", "GF_SECURITY_ADMIN_PASSWORD"} <= set(example)
     assert all(value.startswith(("change-me", "redis://:change-me")) for value in example.values())
+
+
+@pytest.mark.integration
+def test_the_secrets_file_is_git_ignored() -> None:
     ignored = subprocess.run(
         ["git", "check-ignore", "-q", "deploy/secrets.env"], cwd=REPO_ROOT, capture_output=True, check=False
     )
     assert ignored.returncode == 0, "deploy/secrets.env must be git-ignored"
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize(
+    ("service", "key", "variable"),
+    [("redis", "command", "REDIS_PASSWORD"), ("grafana", "entrypoint", "GF_SECURITY_ADMIN_PASSWORD")],
+)
+@pytest.mark.parametrize("value", ["change-me-from-the-example", None])
+def test_redis_and_grafana_refuse_the_example_password_naming_it(
+    services: dict[str, dict[str, Any]], service: str, key: str, variable: str, value: str | None
+) -> None:
+    """Their start commands (run here by sh, as in the container) stop before the server, naming the variable."""
+    shell, flag, script = services[service][key]
+    env = {"PATH": os.environ["PATH"], **({variable: value} if value else {})}
+
+    # Compose turns $$ into $ before the container runs the command.
+    result = subprocess.run(
+        [shell, flag, script.replace("$$", "$")], env=env, capture_output=True, text=True, check=False
+    )
+
+    assert result.returncode == 1 and result.stdout == ""
+    assert result.stderr.startswith(f"{variable}: unset or the change-me placeholder")
+    assert value is None or value not in result.stderr
 
 
 def test_consumer_runs_the_consumer_module_from_the_bento_source(services: dict[str, dict[str, Any]]) -> None:
@@ -331,12 +372,16 @@ def _readme_make_targets() -> set[str]:
 
 
 def test_ci_runs_exactly_the_readme_commands() -> None:
+    """`make setup` (the Debian packages too, as root) and `make test`, where a missing system tool fails."""
     ci_lines = (REPO_ROOT / ".ci/run").read_text().splitlines()
     ci_commands = [line.strip() for line in ci_lines if line.startswith("make ")]
-    assert ci_commands == ["make system-deps", "make setup", "make test"]
+    assert ci_commands == ["make setup", "make test"]
+    assert f"export {REQUIRE_SYSTEM_TOOLS}=1" in ci_lines
     assert {"system-deps", "setup", "serve", "test"} <= _readme_make_targets()
+    assert f"{REQUIRE_SYSTEM_TOOLS}=1" in README.read_text()
 
 
+@pytest.mark.integration
 def test_every_make_target_in_the_readme_exists() -> None:
     """Every `make X` that the README or a docs/ page tells a reader to run is a target of the Makefile."""
     targets = sorted(_make_targets(*_readme_and_docs()))

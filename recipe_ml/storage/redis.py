@@ -239,11 +239,13 @@ class RedisInteractionStore(InteractionStore):
         dedupe_ttl_seconds: int = DEDUPE_TTL_SECONDS,
         timeout_seconds: float = 2.0,
         clock: Callable[[], float] = time.time,
+        breaker: OutageBreaker | None = None,
     ) -> None:
+        """``breaker``: a test passes one on a clock of its own, to hold it open as long as it needs."""
         if half_life_hours <= 0:
             raise ValueError(f"half_life_hours must be > 0, got {half_life_hours}")
         self._client = _client(url, timeout_seconds)
-        self._breaker = OutageBreaker("interactions")
+        self._breaker = breaker if breaker is not None else OutageBreaker("interactions")
         self._prefix = prefix
         self._half_life = half_life_hours * 3600.0
         self._max_recent = max_recent

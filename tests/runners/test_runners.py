@@ -17,7 +17,7 @@ from runners.als import ALSRunner
 from runners.base import RankerRunner, batching_options, service_options
 from runners.two_tower import TwoTowerRunner
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.integration]
 
 
 @pytest.fixture

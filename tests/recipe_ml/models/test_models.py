@@ -194,6 +194,7 @@ def test_unknown_kind_is_a_clear_error() -> None:
         model_class("svd")
 
 
+@pytest.mark.integration
 def test_no_model_class_imports_torch() -> None:
     """Torch comes in only to train a Two-Tower or fold in on CUDA (``test_user_tower`` covers loading)."""
     code = (

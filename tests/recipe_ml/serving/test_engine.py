@@ -73,7 +73,8 @@ class StalledBackend(FailingBackend):
         raise AssertionError("the engine should have timed out")
 
 
-pytestmark = pytest.mark.anyio
+# Every engine test but one ranks with the session's trained models (model_store).
+pytestmark = [pytest.mark.anyio, pytest.mark.integration]
 
 
 @pytest.fixture
