@@ -42,6 +42,7 @@ def variety(model: Recommender) -> list[RankQuery]:
     ]
 
 
+@pytest.mark.integration  # trains the session's models (model_store)
 @pytest.mark.parametrize("kind", ["two_tower", "als"])
 def test_below_the_threshold_the_index_changes_no_answer_by_a_bit(model_store: Path, kind: str) -> None:
     """The trained model carries its index; with today's catalogue below ANN_MIN_RECIPES nothing reads it."""
@@ -134,6 +135,7 @@ def test_above_the_threshold_filters_exclusions_and_boosts_hold(catalogue: Synth
     assert recall_at_10(found, exact.rank(queries)) >= 0.95
 
 
+@pytest.mark.integration  # trains the session's models (model_store)
 def test_an_index_of_another_model_is_refused_at_load_and_exact_scoring_serves(
     model_store: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
