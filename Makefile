@@ -18,7 +18,7 @@ export BENTOML_DO_NOT_TRACK := true
 # implicit (ALS) oversubscribes the cores without this.
 export OPENBLAS_NUM_THREADS := 1
 
-.PHONY: help setup install lock system-deps train serve test lint evaluate bench bench-scale-out soak bench-consumer build containerize loadtest consumer produce clean compose-secrets compose-config compose-up
+.PHONY: help setup install lock system-deps train serve test lint evaluate bench bench-scale bench-scale-out soak bench-consumer build containerize loadtest consumer produce clean compose-secrets compose-config compose-up
 
 help:  ## List the targets.
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
@@ -92,6 +92,11 @@ bench-scale-out:  ## The Kubernetes pods on this machine: wrk on 1 API + 1 Two-T
 
 soak:  ## SOAK_SECONDS (180) of full uncached load: RSS of every process over time, requests, errors, p99.
 	$(BIN)/python -m harness.soak --bentoml-home $(BENTOML_HOME) --seconds $(SOAK_SECONDS)
+
+SCALE_SIZES ?= 100000,1000000
+
+bench-scale:  ## Catalogues of SCALE_SIZES recipes drawn like the Two-Tower: exact scoring vs the recipe index (build, memory, latency, recall).
+	nice $(BIN)/python -m harness.bench_scale --bentoml-home $(BENTOML_HOME) --sizes $(SCALE_SIZES)
 
 bench-consumer:  ## Events applied per second by one consumer (local tansu broker, Redis on 127.0.0.1).
 	$(BIN)/python -m harness.bench_consumer

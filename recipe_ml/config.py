@@ -82,6 +82,8 @@ class Settings(BaseSettings):
     mmr_diversity_weight: float = Field(default=0.3, ge=0.0, le=1.0)
     cache_ttl_seconds: int = Field(default=300, ge=0)
     runner_timeout_seconds: float = Field(default=2.0, gt=0)
+    ann_min_recipes: int = Field(default=50_000, ge=1)
+    """From this many recipes on, the runners score the recipe index's candidates instead of every recipe."""
 
     api_keys: SecretStr | None = None
     """Comma-separated keys; set = every /api route but health needs ``Authorization: Bearer`` or ``X-API-Key``."""

@@ -157,6 +157,17 @@ def override_positions(adaptive: np.ndarray, personalization: Sequence[float | N
     )
 
 
+def candidate_pool(k: int, diversity: float) -> int:
+    """How many of a row's best recipes ``rank_rows`` reads for a list of ``k``: what a retrieval must supply.
+
+    The list is at least the personal window long; MMR re-ranks
+    ``MMR_POOL_FACTOR`` times that, and without MMR up to a window of personal
+    positions follow the head.
+    """
+    k = max(k, PERSONAL_WINDOW)
+    return k * MMR_POOL_FACTOR if diversity > 0 else k + PERSONAL_WINDOW
+
+
 def rank_rows(
     scores: np.ndarray,
     k: int,

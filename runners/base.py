@@ -85,7 +85,9 @@ class RankerRunner:
         settings = get_settings()
         model, tag = load_from_store(settings.model_name(self.kind))
         model.use_device(settings.device)
-        self.ranker = ModelRanker(model, tag, precompute=settings.precompute_embeddings)
+        self.ranker = ModelRanker(
+            model, tag, precompute=settings.precompute_embeddings, ann_min_recipes=settings.ann_min_recipes
+        )
         freeze_after_load()
 
     # The APIs are ``async`` although they compute: scoring a batch takes a few

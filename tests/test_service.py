@@ -20,7 +20,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from edge.model_store import load_from_store
-from harness.server import LocalServer
+from harness.server import LocalServer, ServerStartError, start_local_server
 from recipe_ml.models.base import Recommender
 from tests.fixtures.models import known_user, training_history
 from tests.fixtures.server import StartServer
@@ -386,3 +386,12 @@ def test_concurrent_load_has_no_failed_requests(api: httpx.Client, server: Local
     assert outcomes["200"] > LOAD_CLIENTS and set(outcomes) <= {"200", "two_tower", "als", "popularity"}, outcomes
     assert transport_failures() == failures_before
     assert batches["+Inf"] > batches["1.0"], "concurrent requests were never scored as one batch"
+
+
+def test_a_setting_that_does_not_parse_stops_the_start_naming_it(model_store: Path, tmp_path: Path) -> None:
+    with pytest.raises(ServerStartError) as failed:
+        start_local_server(
+            model_store, tmp_path / "server.log", env={"ANN_MIN_RECIPES": "a million"}, timeout_seconds=90
+        )
+
+    assert "ANN_MIN_RECIPES: Input should be a valid integer" in str(failed.value)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import logging
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -27,12 +28,16 @@ import scipy.sparse as sp
 
 from recipe_ml.data import IdMap, Interactions, history_matrix
 from recipe_ml.ranking import PersonalPolicy, RankInputs
+from recipe_ml.retrieval.base import IndexMismatchError, IndexParams, RecipeIndex, item_rows
 
 META_FILE = "recommender.json"
 PERSONAL_DIR = "personal"
 PERSONAL_META = "personal.json"
 SHIPPED_SCORER = "ease"
 """The scorer of a saved model that does not name its own: saved when it was the only one."""
+INDEX_DIR = "index"
+
+logger = logging.getLogger(__name__)
 
 
 class PersonalScorer(Protocol):
@@ -161,12 +166,21 @@ class Recommender(ABC):
         """
 
     @abstractmethod
-    def score(self, user_vectors: np.ndarray) -> np.ndarray:
-        """Scores (n, n_items) of every recipe for each user vector."""
+    def score(self, user_vectors: np.ndarray, columns: np.ndarray | None = None) -> np.ndarray:
+        """Scores (n, n_items) of every recipe for each user vector; (n, len(columns)) of the recipes ``columns``."""
 
     @abstractmethod
-    def affinity(self, user_vectors: np.ndarray) -> np.ndarray | None:
+    def affinity(self, user_vectors: np.ndarray, columns: np.ndarray | None = None) -> np.ndarray | None:
         """The personal part of ``score`` (n, n_items), or None for a model without per-user signal."""
+
+    index: RecipeIndex | None = None
+    """The recipe index of candidate retrieval (``recipe_ml.retrieval``), saved with the model, or None."""
+
+    def build_index(self, params: IndexParams | None = None) -> None:
+        """Index the recipes ``[v, b]`` with the shipped backend (training time, so the index ships with the model)."""
+        from recipe_ml.retrieval.usearch_index import USearchGraph  # the library loads only where an index is used
+
+        self.index = RecipeIndex.build(item_rows(self.item_vectors, self.item_bias), USearchGraph, params)
 
     def history(self, user_index: int) -> np.ndarray:
         """Recipe indices the user interacted with in the training data."""
@@ -205,22 +219,28 @@ class Recommender(ABC):
             return "no personal scorer: the model's own ranking"
         return "none: the same ranking for every user"
 
-    def rank_inputs(self, user_vectors: np.ndarray, histories: sp.csr_matrix) -> RankInputs:
+    def rank_inputs(
+        self, user_vectors: np.ndarray, histories: sp.csr_matrix, columns: np.ndarray | None = None
+    ) -> RankInputs:
         """Scores, ranking scores, personal scores and default personal positions for a batch.
 
         ``histories`` (n, n_items) holds each user's recipes (training and
         live): the personal scorer reads them, and their length sets the
         adaptive number of personal positions. The one place that turns a
         model into the inputs of ``rank_rows``, for serving and evaluation
-        alike; every array is new, the batch's own (``RankInputs``).
+        alike; every array is new, the batch's own (``RankInputs``). ``columns``
+        (sorted recipe indices, the candidates of a retrieval) makes every
+        matrix (n, len(columns)); None scores every recipe.
         """
-        scores = self.score(user_vectors)
+        scores = self.score(user_vectors, columns)
         n = scores.shape[0]
         if self.personal is not None and self.policy is not None:
             personal = self.personal.scores(histories)
+            if columns is not None:
+                personal = personal[:, columns]
             ranking = scores + np.float32(self.policy.blend_weight) * personal
             return RankInputs(scores, ranking, personal, self.policy.positions(np.diff(histories.indptr)))
-        affinity = self.affinity(user_vectors)
+        affinity = self.affinity(user_vectors, columns)
         slots = np.full(n, self.personal_slots if affinity is not None else 0, dtype=np.int64)
         return RankInputs(scores, scores.copy(), affinity, slots)
 
@@ -251,6 +271,8 @@ class Recommender(ABC):
                 "policy": self.policy.as_dict(),
             }
             (path / PERSONAL_DIR / PERSONAL_META).write_text(json.dumps(personal_meta, indent=2))
+        if self.index is not None:
+            self.index.save(path / INDEX_DIR)
 
     @classmethod
     def load(cls, path: Path) -> Recommender:
@@ -273,4 +295,21 @@ class Recommender(ABC):
             scorer_class = personal_scorer_class(saved.get("kind", SHIPPED_SCORER))
             scorer = scorer_class.load(path / PERSONAL_DIR, saved["hyper_parameters"])
             model.attach_personal(scorer, PersonalPolicy(**saved["policy"]))
+        if (path / INDEX_DIR).is_dir():
+            model.index = model._checked_index(path / INDEX_DIR)
         return model
+
+    def _checked_index(self, path: Path) -> RecipeIndex | None:
+        """The saved index if it fits this model's recipes, else None (logged): exact scoring, not wrong answers."""
+        from recipe_ml.retrieval.usearch_index import USearchGraph
+
+        try:
+            return RecipeIndex.load(
+                path,
+                {USearchGraph.backend: USearchGraph},
+                item_rows(self.item_vectors, self.item_bias),
+                source=f"{self.kind} model",
+            )
+        except IndexMismatchError as exc:
+            logger.warning("recipe index refused, serving by exact scoring: %s", exc)
+            return None

@@ -67,7 +67,7 @@ class PopularityRecommender(VectorRecommender):
     def user_vectors(self) -> np.ndarray:
         return np.ones((len(self.users), 1), dtype=np.float32)
 
-    def affinity(self, user_vectors: np.ndarray) -> np.ndarray | None:
+    def affinity(self, user_vectors: np.ndarray, columns: np.ndarray | None = None) -> np.ndarray | None:
         """None: every user gets the same ranking, there is no personal part."""
         return None
 

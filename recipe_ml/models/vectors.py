@@ -43,28 +43,28 @@ class VectorRecommender(Recommender):
     def item_bias(self) -> np.ndarray | None:
         return self._item_bias
 
-    def score(self, user_vectors: np.ndarray) -> np.ndarray:
-        """Scores (n, n_items): ``user_vectors @ item_vectors.T`` plus the bias."""
-        scores = self._dot_items(user_vectors)
+    def score(self, user_vectors: np.ndarray, columns: np.ndarray | None = None) -> np.ndarray:
+        """Scores (n, n_items): ``user_vectors @ item_vectors.T`` plus the bias (of the recipes ``columns``)."""
+        scores = self._dot_items(user_vectors, columns)
         bias = self.item_bias
         if bias is not None:
-            scores += bias
+            scores += bias if columns is None else bias[columns]
         return np.asarray(scores, dtype=np.float32)
 
-    def affinity(self, user_vectors: np.ndarray) -> np.ndarray | None:
+    def affinity(self, user_vectors: np.ndarray, columns: np.ndarray | None = None) -> np.ndarray | None:
         """The personal part of ``score`` (n, n_items): the dot product without the bias.
 
         None for a model without per-user signal (popularity). It ranks
         recipes by how much they suit the user rather than how popular they
         are, which is what the personal slots show.
         """
-        return np.asarray(self._dot_items(user_vectors), dtype=np.float32)
+        return np.asarray(self._dot_items(user_vectors, columns), dtype=np.float32)
 
     _item_columns: tuple[np.ndarray, np.ndarray] | None = None
     """(the ``item_vectors`` it was made from, their transpose as a C-contiguous copy)."""
 
-    def _dot_items(self, user_vectors: np.ndarray) -> np.ndarray:
-        """``user_vectors @ item_vectors.T``.
+    def _dot_items(self, user_vectors: np.ndarray, columns: np.ndarray | None = None) -> np.ndarray:
+        """``user_vectors @ item_vectors.T`` (of the recipes ``columns`` only, when given).
 
         For several rows, against a C-contiguous copy of the transpose (kept
         while ``item_vectors`` is the same array): BLAS runs the product of a
@@ -73,6 +73,9 @@ class VectorRecommender(Recommender):
         the view, and stays on it: the copy would change its summation order.
         """
         vectors = self.item_vectors
+        if columns is not None:
+            candidates: np.ndarray = user_vectors @ vectors[columns].T
+            return candidates
         if user_vectors.shape[0] == 1:
             columns = vectors.T
         else:

@@ -13,7 +13,17 @@ import numpy as np
 
 from recipe_ml.data import IdMap
 from recipe_ml.models.base import Recommender
-from recipe_ml.ranking import exclude_recipes, health_mask, normalize_rows, override_positions, rank_rows, top_k_rows
+from recipe_ml.ranking import (
+    candidate_pool,
+    exclude_recipes,
+    health_mask,
+    normalize_rows,
+    override_positions,
+    rank_rows,
+    top_k_rows,
+)
+from recipe_ml.retrieval.base import query_rows
+from recipe_ml.retrieval.candidates import CandidateQuery, ColumnSpace, column_groups, retrieve
 from recipe_ml.serving.schemas import MAX_ID
 from recipe_ml.serving.wire import RankQuery, RankResult, SimilarQuery, SimilarRecipeQuery, SimilarResult
 
@@ -41,10 +51,14 @@ def candidate_mask(
 class ModelRanker:
     """Scores users against every recipe (and every user) for one model."""
 
-    def __init__(self, model: Recommender, version: str, *, precompute: bool = True) -> None:
+    def __init__(
+        self, model: Recommender, version: str, *, precompute: bool = True, ann_min_recipes: int | None = None
+    ) -> None:
         self.model = model
         self.version = version
         """The model store tag, part of every cache key."""
+        self.ann_min_recipes = ann_min_recipes
+        """From this many recipes on, queries score the index's candidates (``ANN_MIN_RECIPES``); None: never."""
         if precompute:  # PRECOMPUTE_EMBEDDINGS: pay at load, not on the first request
             _ = self.unit_item_vectors
             if model.supports_similarity:
@@ -95,22 +109,76 @@ class ModelRanker:
 
     def rank(self, queries: Sequence[RankQuery]) -> list[RankResult]:
         """Ranked recipes for each query, scored together and ranked by ``rank_rows`` (as offline evaluation)."""
-        model = self.model
         users, lives = [q.user_id for q in queries], [q.live_recipe_ids for q in queries]
         vectors, found, histories = self._user_vectors(users, lives)
-        inputs = model.rank_inputs(vectors, model.history_rows(histories))
+        results = [RankResult(found=False) for _ in queries]
+        for rows, columns in self._column_groups(queries, vectors, found, histories):
+            group = self._rank(
+                [queries[r] for r in rows], vectors[rows], [histories[r] for r in rows], found[rows], columns
+            )
+            for row, result in zip(rows, group, strict=True):
+                results[row] = result
+        return results
+
+    def _column_groups(
+        self, queries: Sequence[RankQuery], vectors: np.ndarray, found: np.ndarray, histories: list[np.ndarray]
+    ) -> list[tuple[list[int], np.ndarray | None]]:
+        """The rows of the batch and the recipes each group scores: every recipe, or retrieval's candidates.
+
+        Below ``ann_min_recipes`` (or without an index) one group scores the
+        whole catalogue: the answers of a model without retrieval, bit for bit.
+        Above, the placed users' queries go through ``retrieve`` and are
+        grouped by the recipes they score (``column_groups``).
+        """
+        model, index = self.model, self.model.index
+        everyone = list(range(len(queries)))
+        if index is None or self.ann_min_recipes is None or len(model.items) < self.ann_min_recipes:
+            return [(everyone, None)]
+        rows = [row for row in everyone if found[row]]
+        requests = [self._candidate_query(queries[row], histories[row]) for row in rows]
+        got = retrieve(index, query_rows(vectors[rows]), requests)
+        return [([rows[i] for i in group], columns) for group, columns in column_groups(got)]
+
+    def _candidate_query(self, query: RankQuery, history: np.ndarray) -> CandidateQuery:
+        """What retrieval needs to know of one query: how many recipes, which are allowed, which are banned."""
+        boosted = known_indices(self.model.items, list(query.boost)) if query.boost else np.zeros(0, dtype=np.int64)
+        banned, allowed = self._filters(query, history)
+        return CandidateQuery(candidate_pool(query.top_k, query.diversity), allowed, banned, boosted)
+
+    def _filters(self, query: RankQuery, history: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """The recipes a query never returns (its exclusions, live recipes, history) and those it may (or None)."""
+        model = self.model
+        banned = np.concatenate([known_indices(model.items, query.exclude_recipe_ids + query.live_recipe_ids), history])
+        return banned, candidate_mask(model.items, model.item_fsa, query.include_recipe_ids, query.max_fsa_score)
+
+    def _rank(
+        self,
+        queries: Sequence[RankQuery],
+        vectors: np.ndarray,
+        histories: list[np.ndarray],
+        found: np.ndarray,
+        columns: np.ndarray | None,
+    ) -> list[RankResult]:
+        """The answers of ``queries`` scored over ``columns`` (sorted recipe indices; None: every recipe).
+
+        Every row is scored (one matrix product for the batch, whatever it
+        holds), and only the rows of users the model placed (``found``) are ranked.
+        """
+        model = self.model
+        space = ColumnSpace(columns)
+        inputs = model.rank_inputs(vectors, model.history_rows(histories), columns)
         for row, query in enumerate(queries):
             if query.boost:
                 pairs = [(rid, value) for rid, value in query.boost.items() if 0 <= rid <= MAX_ID]
-                boost_idx = model.items.indices(np.asarray([rid for rid, _ in pairs], dtype=np.int64))
+                boost_idx = space.positions(model.items.indices(np.asarray([rid for rid, _ in pairs], dtype=np.int64)))
                 boost_val = np.asarray([value for _, value in pairs], dtype=np.float32)
                 inputs.scores[row, boost_idx[boost_idx >= 0]] += boost_val[boost_idx >= 0]
                 inputs.ranking[row, boost_idx[boost_idx >= 0]] += boost_val[boost_idx >= 0]
-            banned = known_indices(model.items, query.exclude_recipe_ids + query.live_recipe_ids)
-            exclude_recipes(inputs, row, np.concatenate([banned, histories[row]]))
-            allowed = candidate_mask(model.items, model.item_fsa, query.include_recipe_ids, query.max_fsa_score)
+            banned, allowed = self._filters(query, histories[row])
+            banned = space.positions(banned)
+            exclude_recipes(inputs, row, banned[banned >= 0])
             if allowed is not None:
-                exclude_recipes(inputs, row, ~allowed)
+                exclude_recipes(inputs, row, ~space.take(allowed))
         positions = override_positions(inputs.positions, [q.personalization for q in queries])
         ranked: dict[int, np.ndarray] = {}
         for diversity in {q.diversity for q in queries}:
@@ -121,7 +189,7 @@ class ModelRanker:
                 inputs.ranking[rows],
                 max(queries[r].top_k for r in rows),
                 diversity=diversity,
-                unit_item_vectors=self.unit_item_vectors,
+                unit_item_vectors=space.take(self.unit_item_vectors),
                 personal=None if inputs.personal is None else inputs.personal[rows],
                 positions=positions[rows],
             )
@@ -136,7 +204,7 @@ class ModelRanker:
             results.append(
                 RankResult(
                     found=True,
-                    recipe_ids=model.items.ids[indices].tolist(),
+                    recipe_ids=model.items.ids[space.recipes(indices)].tolist(),
                     scores=inputs.scores[row, indices].tolist(),
                     personalized_by=None if model.personal is None else model.personal.kind,
                 )

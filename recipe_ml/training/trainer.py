@@ -127,6 +127,8 @@ def train_all(
         model.use_device(get_settings().device)
         start = time.perf_counter()
         fit_model(model, train, show_progress)
+        if model.supports_similarity:
+            model.build_index()  # built here, so the stored version serves with the index it was trained with
         if model_kind(kind).personal:
             if personal is None:
                 personal_start = time.perf_counter()

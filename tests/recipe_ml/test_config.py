@@ -24,6 +24,8 @@ def fresh_settings() -> Iterator[None]:
         ("RUNNER_TIMEOUT_SECONDS", "0", "RUNNER_TIMEOUT_SECONDS: Input should be greater than 0"),
         ("REDIS_URL", "http://user:secret@x", "REDIS_URL: Value error, REDIS_URL must start with redis://"),
         ("PORT", "70000", "PORT: Input should be less than or equal to 65535"),
+        ("ANN_MIN_RECIPES", "a million", "ANN_MIN_RECIPES: Input should be a valid integer"),
+        ("ANN_MIN_RECIPES", "0", "ANN_MIN_RECIPES: Input should be greater than or equal to 1"),
         ("HOST", "api.example", "HOST: Value error, HOST must be an IP address"),
         ("REQUEST_HEADER_TIMEOUT_SECONDS", "0", "REQUEST_HEADER_TIMEOUT_SECONDS: Input should be greater than 0"),
         ("MEMORY_MAX_USERS", "0", "MEMORY_MAX_USERS: Input should be greater than or equal to 1"),
