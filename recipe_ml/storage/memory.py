@@ -17,6 +17,7 @@ from recipe_ml.storage.base import (
     MAX_RECENT_ITEMS,
     Interaction,
     InteractionStore,
+    RecordedInteraction,
     ResponseCache,
 )
 from recipe_ml.storage.decay import RESCALE_AFTER_HALF_LIVES, decayed, event_seconds
@@ -122,6 +123,7 @@ class MemoryInteractionStore(InteractionStore):
         self._recent: dict[int, list[int]] = {}
         self._counters: dict[int, float] = {}
         self._landmark: float | None = None
+        self._log: list[RecordedInteraction] = []
 
     def apply(self, event: Interaction) -> bool:
         with self._lock:
@@ -137,6 +139,8 @@ class MemoryInteractionStore(InteractionStore):
             self._recent[event.user_id] = [event.recipe_id, *recent][: self._max_recent]
 
             t = event_seconds(event.timestamp, now)
+            kind = str(event.interaction_type)
+            self._log.append(RecordedInteraction(event.user_id, event.recipe_id, kind, event.rating, t))
             if self._landmark is None:
                 self._landmark = t
             exponent = (t - self._landmark) / self._half_life
@@ -150,6 +154,10 @@ class MemoryInteractionStore(InteractionStore):
     def recent_items(self, user_id: int, limit: int = 200) -> list[int]:
         with self._lock:
             return self._recent.get(user_id, [])[:limit]
+
+    def interactions(self) -> list[RecordedInteraction]:
+        with self._lock:
+            return list(self._log)
 
     def trending(self, limit: int) -> list[tuple[int, float]]:
         with self._lock:
