@@ -1,6 +1,9 @@
 """``recipe-ml``: the project's commands behind one entry point.
 
     recipe-ml train      # fit the models, save them to the BentoML model store
+    recipe-ml models     # the stored versions: stage, data, figures, age
+    recipe-ml promote    # serve a version (a rollback promotes the previous one)
+    recipe-ml trainer    # train --live --promote-if-better every RETRAIN_INTERVAL
     recipe-ml evaluate   # offline evaluation report (training_artifacts/reports/)
     recipe-ml consume    # the Kafka sidecar consumer
     recipe-ml produce    # demo interaction events drawn from the real data
@@ -18,10 +21,14 @@ import importlib
 import sys
 from collections.abc import Callable, Sequence
 
+from recipe_ml.config import SettingsError
 from recipe_ml.data import DataError
 
 COMMANDS = {
     "train": ("scripts.train", "train the models into the BentoML model store"),
+    "models": ("scripts.models", "list the stored versions: stage, data, figures, age"),
+    "promote": ("scripts.promote", "serve a stored version (rollback: promote the previous one)"),
+    "trainer": ("scripts.trainer", "retrain on live data and promote if better, every RETRAIN_INTERVAL"),
     "evaluate": ("scripts.evaluate", "offline evaluation on the validation split; writes the report"),
     "consume": ("scripts.consume", "consume interaction events from Kafka into Redis"),
     "produce": ("scripts.produce_events", "send demo interaction events to Kafka or the HTTP API"),
@@ -45,7 +52,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     entry: Callable[[Sequence[str]], int] = importlib.import_module(COMMANDS[command][0]).main
     try:
         return entry(args[1:])
-    except DataError as exc:  # a data file the command reads is missing or malformed: say where, no traceback
+    except (DataError, SettingsError) as exc:  # a bad data file or setting: say which, no traceback
         print(f"error: {exc}", file=sys.stderr)
         return 2
 

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from recipe_ml.config import SettingsError, check_redis_url, get_settings
+from recipe_ml.config import SettingsError, check_redis_url, get_settings, parse_duration
 
 
 @pytest.fixture
@@ -23,6 +23,9 @@ def fresh_settings() -> Iterator[None]:
         ("RUNNER_TIMEOUT_SECONDS", "0", "RUNNER_TIMEOUT_SECONDS: Input should be greater than 0"),
         ("REDIS_URL", "http://user:secret@x", "REDIS_URL: Value error, REDIS_URL must start with redis://"),
         ("PORT", "70000", "PORT: Input should be less than or equal to 65535"),
+        ("RETRAIN_INTERVAL", "weekly", "RETRAIN_INTERVAL: Value error, 'weekly' is not a duration"),
+        ("MODEL_WATCH_SECONDS", "-1", "MODEL_WATCH_SECONDS: Input should be greater than or equal to 0"),
+        ("GATE_NDCG_TOLERANCE", "1", "GATE_NDCG_TOLERANCE: Input should be less than 1"),
     ],
 )
 def test_a_bad_setting_is_an_error_naming_the_variable(
@@ -43,3 +46,11 @@ def test_redis_urls_are_checked_by_scheme_only() -> None:
     with pytest.raises(ValueError, match="got scheme 'http'") as error:
         check_redis_url("http://user:secret@x")
     assert "secret" not in str(error.value)
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [("90", 90.0), ("90s", 90.0), ("30m", 1800.0), ("24h", 86400.0), ("7d", 604800.0), ("1.5h", 5400.0)],
+)
+def test_durations_are_seconds_or_a_number_with_a_unit(text: str, seconds: float) -> None:
+    assert parse_duration(text) == seconds
