@@ -15,6 +15,7 @@ import logging
 import socket
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import asdict, dataclass
 from typing import TypeVar
 
 from pydantic import BaseModel
@@ -57,6 +58,15 @@ TRENDING_LIMIT = 500
 
 R = TypeVar("R", bound=BaseModel)
 A = TypeVar("A", RankResult, SimilarResult)
+Answer = RecipeResponse | SimilarUsersResponse | SimilarRecipesResponse
+
+
+@dataclass(frozen=True)
+class Serving:
+    """The model versions one request is keyed on: all of the chain (the key), the preferred one's (``head``)."""
+
+    key: str
+    head: str
 
 
 def tcp_reachable(servers: str, timeout: float = 0.5) -> bool:
@@ -90,35 +100,32 @@ class RecommendationEngine:
         self.storage = StorageCalls(offload=cache.remote or store.remote)
         """How async code calls ``cache`` and ``store``: never on the event loop when they are remote."""
         self._applier = EventApplier(store=store, cache=cache)
-        versions = "|".join(f"{b.name}={b.version}" for b in self.chain)
-        self._version_key = hashlib.sha1(versions.encode()).hexdigest()[:12]
-        """Part of every cache key: a new model version never serves old answers."""
 
     # -- the chain ---------------------------------------------------------
     async def _ask(
         self, call: Callable[[Backend], Awaitable[list[A]]], failure: str, *, similarity: bool = False
-    ) -> tuple[str, list[A]]:
-        """The first answer down the chain; a failure or timeout falls through to the next model."""
+    ) -> tuple[Backend, list[A]]:
+        """The backend that answered first down the chain, and its answers; a failure or timeout falls through."""
         for backend in self.chain:
             if similarity and not backend.supports_similarity:
                 continue
             try:
-                return backend.name, await asyncio.wait_for(call(backend), self.settings.runner_timeout_seconds)
+                return backend, await asyncio.wait_for(call(backend), self.settings.runner_timeout_seconds)
             except Exception as exc:  # any failure of one model falls through to the next
                 self._fell_through(backend, exc)
         raise NoModelError(failure)
 
-    async def _ask_recommend(self, queries: list[RankQuery]) -> tuple[str, list[RankResult]]:
+    async def _ask_recommend(self, queries: list[RankQuery]) -> tuple[Backend, list[RankResult]]:
         return await self._ask(lambda backend: backend.recommend(queries), "no model could rank recipes")
 
-    async def _ask_similar(self, queries: list[SimilarQuery]) -> tuple[str, list[SimilarResult]]:
+    async def _ask_similar(self, queries: list[SimilarQuery]) -> tuple[Backend, list[SimilarResult]]:
         return await self._ask(
             lambda backend: backend.similar_users(queries),
             "no model with user embeddings is available for similar users; try again later",
             similarity=True,
         )
 
-    async def _ask_similar_recipes(self, queries: list[SimilarRecipeQuery]) -> tuple[str, list[RankResult]]:
+    async def _ask_similar_recipes(self, queries: list[SimilarRecipeQuery]) -> tuple[Backend, list[RankResult]]:
         return await self._ask(
             lambda backend: backend.similar_recipes(queries),
             "no model with recipe embeddings is available for similar recipes; try again later",
@@ -157,8 +164,14 @@ class RecommendationEngine:
         top = max((weight for _, weight in trending), default=0.0)
         return {rid: weight / top for rid, weight in trending} if top > 0 else {}
 
-    def _key(self, endpoint: str, request: BaseModel) -> str:
-        return f"resp:{self._version_key}:{endpoint}:{request.model_dump_json()}"
+    def _serving(self) -> Serving:
+        """The versions serving now, as this process last heard (a swap changes them)."""
+        versions = "|".join(f"{b.name}={b.version}" for b in self.chain)
+        return Serving(hashlib.sha1(versions.encode()).hexdigest()[:12], self.chain[0].version)
+
+    @staticmethod
+    def _key(endpoint: str, request: BaseModel, serving: Serving) -> str:
+        return f"resp:{serving.key}:{endpoint}:{request.model_dump_json()}"
 
     @staticmethod
     def _cached(endpoint: str, raw: bytes | None, response_type: type[R], started: float) -> R | None:
@@ -170,11 +183,15 @@ class RecommendationEngine:
             update={"cached": True, "latency_ms": _elapsed_ms(started)}
         )
 
-    async def _store(self, key: str, response: BaseModel, model_used: str, user_id: int | None) -> None:
-        """Cache only answers of the preferred model: a fallback answer is not kept
-        for a TTL after the preferred model is back."""
+    async def _store(self, key: str, response: Answer, serving: Serving, user_id: int | None) -> None:
+        """Cache only answers of the preferred model's version the key names.
+
+        A fallback answer is not kept for a TTL after the preferred model is
+        back; an answer of a version swapped in since the key was made is not
+        kept under the old version's key.
+        """
         ttl = self.settings.cache_ttl_seconds
-        if model_used == self.chain[0].name and ttl > 0:
+        if response.model_version == serving.head and ttl > 0:
             await self.storage(self.cache.set, key, response.model_dump_json().encode(), ttl, user_id=user_id)
 
     # -- endpoints -------------------------------------------------------------
@@ -208,7 +225,8 @@ class RecommendationEngine:
         """
         results: dict[int, RecipeResponse | UnknownUserError] = {}
         user_ids = list(dict.fromkeys(request.user_ids))
-        keys = [self._key("recipes", _single(request, user_id)) for user_id in user_ids]
+        serving = self._serving()
+        keys = [self._key("recipes", _single(request, user_id), serving) for user_id in user_ids]
         missed: list[tuple[int, str]] = []
         raws = await self.storage(self.cache.get_many, keys)
         for user_id, key, raw in zip(user_ids, keys, raws, strict=True):
@@ -223,7 +241,7 @@ class RecommendationEngine:
             for (user_id, key), live in zip(missed, lives, strict=True)
         }
         if misses:
-            model_used, answers = await self._ask_recommend([query for _, query in misses.values()])
+            backend, answers = await self._ask_recommend([query for _, query in misses.values()])
             for (user_id, (key, _)), answer in zip(misses.items(), answers, strict=True):
                 if not answer.found:
                     results[user_id] = UnknownUserError(user_id)
@@ -231,10 +249,11 @@ class RecommendationEngine:
                 response = RecipeResponse(
                     user_id=user_id,
                     recommendations=answer.recommendations(),
-                    model_used=answer.model_used or model_used,
+                    model_used=answer.model_used or backend.name,
+                    model_version=answer.model_version or backend.version,
                     latency_ms=_elapsed_ms(started),
                 )
-                await self._store(key, response, model_used, user_id)
+                await self._store(key, response, serving, user_id)
                 results[user_id] = response
         return results
 
@@ -246,13 +265,14 @@ class RecommendationEngine:
         started = time.perf_counter()
         query = self._rank_query(request, None, [])
         if request.recent_recipe_ids:
-            model_used, (answer,) = await self._ask_recommend(
+            backend, (answer,) = await self._ask_recommend(
                 [query.model_copy(update={"live_recipe_ids": request.recent_recipe_ids})]
             )
             if answer.found:
                 return ColdStartResponse(
                     recommendations=answer.recommendations(),
-                    model_used=answer.model_used or model_used,
+                    model_used=answer.model_used or backend.name,
+                    model_version=answer.model_version or backend.version,
                     latency_ms=_elapsed_ms(started),
                 )
         popularity = self.chain[-1]
@@ -269,28 +289,31 @@ class RecommendationEngine:
         return ColdStartResponse(
             recommendations=answer.recommendations(),
             model_used=answer.model_used or popularity.name,
+            model_version=answer.model_version or popularity.version,
             latency_ms=_elapsed_ms(started),
         )
 
     async def similar_users(self, request: SimilarUsersRequest) -> SimilarUsersResponse:
         """Training users closest to this one in embedding space; raises ``UnknownUserError``."""
         started = time.perf_counter()
-        key = self._key("users", request)
+        serving = self._serving()
+        key = self._key("users", request, serving)
         hit = self._cached("users", await self.storage(self.cache.get, key), SimilarUsersResponse, started)
         if hit is not None:
             return hit
         (live,) = await self._live([request.user_id])
         query = SimilarQuery(user_id=request.user_id, live_recipe_ids=live, top_k=request.top_k)
-        model_used, (answer,) = await self._ask_similar([query])
+        backend, (answer,) = await self._ask_similar([query])
         if not answer.found:
             raise UnknownUserError(request.user_id)
         response = SimilarUsersResponse(
             user_id=request.user_id,
             similar_users=answer.similar_users(),
-            model_used=model_used,
+            model_used=backend.name,
+            model_version=answer.model_version or backend.version,
             latency_ms=_elapsed_ms(started),
         )
-        await self._store(key, response, model_used, request.user_id)
+        await self._store(key, response, serving, request.user_id)
         return response
 
     async def similar_recipes(self, request: SimilarRecipesRequest) -> SimilarRecipesResponse:
@@ -300,21 +323,23 @@ class RecommendationEngine:
         interaction invalidates it (it expires with the TTL or a new model version).
         """
         started = time.perf_counter()
-        key = self._key("similar_recipes", request)
+        serving = self._serving()
+        key = self._key("similar_recipes", request, serving)
         hit = self._cached("similar_recipes", await self.storage(self.cache.get, key), SimilarRecipesResponse, started)
         if hit is not None:
             return hit
         query = SimilarRecipeQuery.model_validate({"recipe_id": request.recipe_id, **request.ranking_options()})
-        model_used, (answer,) = await self._ask_similar_recipes([query])
+        backend, (answer,) = await self._ask_similar_recipes([query])
         if not answer.found:
             raise UnknownRecipeError(request.recipe_id)
         response = SimilarRecipesResponse(
             recipe_id=request.recipe_id,
             similar_recipes=answer.recommendations(),
-            model_used=model_used,
+            model_used=backend.name,
+            model_version=answer.model_version or backend.version,
             latency_ms=_elapsed_ms(started),
         )
-        await self._store(key, response, model_used, None)
+        await self._store(key, response, serving, None)
         return response
 
     async def record_interaction(self, event: InteractionEvent) -> InteractionAccepted:
@@ -325,14 +350,19 @@ class RecommendationEngine:
             raise StoreUnavailableError(f"interaction store unavailable ({type(exc).__name__}); retry later") from exc
         return InteractionAccepted(applied=applied, duplicate=not applied, event_id=event.dedupe_id())
 
-    async def health(self) -> dict[str, object]:
-        """Model versions and reachability; "degraded" (not down) when anything but popularity is out."""
-        settings = self.settings
-        pings = await asyncio.gather(
-            *(asyncio.wait_for(b.ping(), settings.runner_timeout_seconds) for b in self.chain),
+    async def refresh(self) -> list[bool | BaseException]:
+        """Ping every model: each says which version it serves now (runners swap on their own); cache keys follow."""
+        return await asyncio.gather(
+            *(asyncio.wait_for(b.ping(), self.settings.runner_timeout_seconds) for b in self.chain),
             return_exceptions=True,
         )
+
+    async def health(self) -> dict[str, object]:
+        """Model versions, refused ones and reachability; "degraded" (not down) when anything but popularity is out."""
+        settings = self.settings
+        pings = await self.refresh()
         models = {b.name: (b.version if ok is True else "unavailable") for b, ok in zip(self.chain, pings, strict=True)}
+        refused = {b.name: asdict(b.refused) for b in self.chain if b.refused is not None}
         if settings.redis_url is None:
             redis = "not configured"
         else:
@@ -347,6 +377,7 @@ class RecommendationEngine:
         return {
             "status": "degraded" if degraded else "ok",
             "models": models,
+            "refused": refused,
             "personalization": personalization,
             "redis": redis,
             "kafka": kafka,

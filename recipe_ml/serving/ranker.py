@@ -44,7 +44,7 @@ class ModelRanker:
     def __init__(self, model: Recommender, version: str, *, precompute: bool = True) -> None:
         self.model = model
         self.version = version
-        """The model store tag, part of every cache key."""
+        """The model store tag: in every answer (``model_version``) and every cache key."""
         if precompute:  # PRECOMPUTE_EMBEDDINGS: pay at load, not on the first request
             _ = self.unit_item_vectors
             if model.supports_similarity:
@@ -143,6 +143,7 @@ class ModelRanker:
                     recipe_ids=model.items.ids[indices].tolist(),
                     scores=inputs.scores[row, indices].tolist(),
                     model_used=model.served_as,
+                    model_version=self.version,
                 )
             )
         return results
@@ -164,8 +165,9 @@ class ModelRanker:
             indices = top_k_rows(sims[row : row + 1], query.top_k)[0]
             indices = indices[np.isfinite(sims[row, indices])]
             picked = sims[row, indices]
+            user_ids = self.model.users.ids[indices].tolist()
             results.append(
-                SimilarResult(found=True, user_ids=self.model.users.ids[indices].tolist(), scores=picked.tolist())
+                SimilarResult(found=True, user_ids=user_ids, scores=picked.tolist(), model_version=self.version)
             )
         return results
 
@@ -198,6 +200,11 @@ class ModelRanker:
             )[0]
             indices = top[top >= 0]
             results.append(
-                RankResult(found=True, recipe_ids=model.items.ids[indices].tolist(), scores=sims[indices].tolist())
+                RankResult(
+                    found=True,
+                    recipe_ids=model.items.ids[indices].tolist(),
+                    scores=sims[indices].tolist(),
+                    model_version=self.version,
+                )
             )
         return results

@@ -188,6 +188,13 @@ class _Timed(BaseModel):
             "Two-Tower's personal scorer picked the personal positions."
         )
     )
+    model_version: str = Field(
+        description=(
+            "The model store tag (name:version) of the version that produced this answer; it changes when a "
+            "newly promoted version takes over (recipe-ml promote)."
+        ),
+        examples=["recipe_two_tower:dagvxsxod2uxcax4"],
+    )
     latency_ms: float = Field(default=0.0, description="Time spent in the service, in milliseconds.")
     cached: bool = Field(default=False, description="True when the answer came from the response cache.")
 
@@ -298,11 +305,22 @@ class InteractionAccepted(BaseModel):
     event_id: str = Field(description="eventId, or a content hash when the event had none.")
 
 
+class RefusedVersion(BaseModel):
+    """A promoted version the running service would not serve: the one before it keeps serving."""
+
+    version: str = Field(description="The store tag that was refused.")
+    reason: str = Field(description="Why, e.g. 'failed to load: ValueError: ...'.")
+
+
 class Health(BaseModel):
     """Degraded (not down) when anything but the popularity fallback is out: requests are still answered."""
 
     status: Literal["ok", "degraded"]
-    models: dict[str, str] = Field(description="Model kind -> store tag, or 'unavailable'.")
+    models: dict[str, str] = Field(description="Model kind -> the store tag serving it, or 'unavailable'.")
+    refused: dict[str, RefusedVersion] = Field(
+        default_factory=dict,
+        description="Model kind -> the promoted version it refused (a version that failed to load); empty when none.",
+    )
     personalization: dict[str, str] = Field(
         description="Model kind -> how it picks the personal positions (its personal scorer and policy, or a fallback)."
     )

@@ -39,6 +39,8 @@ class RankResult(BaseModel):
     scores: list[float] = Field(default_factory=list)
     model_used: str | None = None
     """What ranked: the model kind, ``+`` its personal scorer when it has one (e.g. ``two_tower+ease``)."""
+    model_version: str | None = None
+    """The store tag of the version that ranked (a runner may have swapped since the API asked)."""
 
     def recommendations(self) -> list[Recommendation]:
         return [
@@ -68,6 +70,7 @@ class SimilarResult(BaseModel):
     found: bool
     user_ids: list[int] = Field(default_factory=list)
     scores: list[float] = Field(default_factory=list)
+    model_version: str | None = None
 
     def similar_users(self) -> list[SimilarUser]:
         return [
