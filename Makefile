@@ -66,8 +66,9 @@ soak:  ## SOAK_SECONDS (180) of full uncached load: RSS of every process over ti
 bench-consumer:  ## Events applied per second by one consumer (local tansu broker, Redis on 127.0.0.1).
 	$(BIN)/python -m harness.bench_consumer
 
-build:  ## Build the Bento recipe_ml_service from bentofile.yaml (models must be trained).
-	$(BIN)/bentoml build
+build:  ## Build the Bento recipe_ml_service with the promoted version of each model (else its latest).
+	$(BIN)/recipe-ml bentofile --out build/bentofile.yaml
+	$(BIN)/bentoml build -f build/bentofile.yaml
 
 containerize:  ## Turn the latest Bento into the image recipe-ml:latest (needs a Docker engine).
 	$(BIN)/bentoml containerize $(BENTO) -t $(IMAGE)

@@ -4,6 +4,7 @@
     recipe-ml models     # the stored versions: stage, data, figures, age
     recipe-ml promote    # serve a version (a rollback promotes the previous one)
     recipe-ml trainer    # train --live --promote-if-better every RETRAIN_INTERVAL
+    recipe-ml bentofile  # the bentofile of `make build`: the promoted versions
     recipe-ml evaluate   # offline evaluation report (training_artifacts/reports/)
     recipe-ml consume    # the Kafka sidecar consumer
     recipe-ml produce    # demo interaction events drawn from the real data
@@ -29,6 +30,7 @@ COMMANDS = {
     "models": ("scripts.models", "list the stored versions: stage, data, figures, age"),
     "promote": ("scripts.promote", "serve a stored version (rollback: promote the previous one)"),
     "trainer": ("scripts.trainer", "retrain on live data and promote if better, every RETRAIN_INTERVAL"),
+    "bentofile": ("scripts.bentofile", "bentofile.yaml with the promoted model versions (make build)"),
     "evaluate": ("scripts.evaluate", "offline evaluation on the validation split; writes the report"),
     "consume": ("scripts.consume", "consume interaction events from Kafka into Redis"),
     "produce": ("scripts.produce_events", "send demo interaction events to Kafka or the HTTP API"),

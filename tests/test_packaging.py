@@ -20,8 +20,10 @@ from typing import Any
 import pytest
 import yaml
 
+from edge.model_store import promote, promoted_tag, save_to_store, store_entry
 from recipe_ml.config import REPO_ROOT, Settings
 from recipe_ml.models import REGISTRY
+from recipe_ml.models.base import Recommender
 
 COMPOSE = REPO_ROOT / "docker-compose.yml"
 SECRETS_EXAMPLE = REPO_ROOT / "deploy/secrets.env.example"
@@ -204,6 +206,18 @@ def test_consumer_runs_the_consumer_module_from_the_bento_source(services: dict[
     assert "ports" not in consumer, "consumers scale too: no fixed host port"
 
 
+def test_the_trainer_retrains_into_the_store_the_api_watches(services: dict[str, dict[str, Any]]) -> None:
+    trainer, api = services["trainer"], services["api"]
+    assert trainer["command"] == ["python", "-m", "scripts.cli", "trainer"]
+    assert trainer["working_dir"] == BENTO_SRC_IN_IMAGE and trainer["image"] == api["image"]
+    assert trainer["environment"]["RETRAIN_INTERVAL"] == "${RETRAIN_INTERVAL:-24h}"
+    store = f"model-store:{BENTO_SRC_IN_IMAGE.rsplit('/', 1)[0]}/models"  # the Bento's store (BENTOML_HOME)
+    assert store in trainer["volumes"] and store in api["volumes"]
+    assert trainer["env_file"] == [SECRETS_IN_COMPOSE]  # REDIS_URL: the live interactions
+    assert trainer["depends_on"]["redis"]["condition"] == "service_healthy"
+    assert trainer["cap_drop"] == ["ALL"] and str(trainer["user"]).split(":")[0] not in {"0", "root"}
+
+
 def test_kafka_is_single_node_kraft_without_zookeeper(services: dict[str, dict[str, Any]]) -> None:
     kafka = services["kafka"]
     assert kafka["image"].startswith("apache/kafka:")
@@ -335,13 +349,21 @@ def test_every_relative_link_in_the_readme_and_docs_resolves() -> None:
 
 @pytest.fixture(scope="module")
 def bento(model_store: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """A Bento built from bentofile.yaml in a scratch store that sees the test models."""
+    """A Bento built as ``make build`` does, in a scratch store where each model's latest version is not promoted."""
     home = tmp_path_factory.mktemp("bento_home")
-    (home / "models").symlink_to(model_store / "models", target_is_directory=True)
+    shutil.copytree(model_store / "models", home / "models")
+    for kind in REGISTRY.values():
+        promoted = store_entry(kind.store_name, home=home)
+        promote(str(promoted.tag), kind.name, home=home)
+        save_to_store(Recommender.load(Path(promoted.path)), kind.store_name, home=home)  # newer, not promoted
     env = {**os.environ, "BENTOML_HOME": str(home), "BENTOML_DO_NOT_TRACK": "true"}
-    bentoml = Path(sys.executable).with_name("bentoml")
+    bin_dir = Path(sys.executable).parent
+    bentofile = home / "bentofile.yaml"
+    subprocess.run(
+        [str(bin_dir / "recipe-ml"), "bentofile", "--out", str(bentofile)], cwd=REPO_ROOT, env=env, check=True
+    )
     result = subprocess.run(
-        [str(bentoml), "build", "-o", "tag", str(REPO_ROOT)],
+        [str(bin_dir / "bentoml"), "build", "-f", str(bentofile), "-o", "tag", str(REPO_ROOT)],
         cwd=REPO_ROOT,
         env=env,
         capture_output=True,
@@ -379,7 +401,18 @@ def test_bento_holds_service_runners_consumer_and_models(bento: Path) -> None:
     assert {m["tag"].split(":")[0] for m in meta["models"]} == MODEL_NAMES
     envs = {e["name"]: e["value"] for e in meta["envs"]}
     assert envs["OPENBLAS_NUM_THREADS"] == "1"
+    assert envs["BENTOML_HOME"] == str(BENTO_SRC_IN_IMAGE.rsplit("/", 1)[0])  # the Bento's own store
     assert envs["PRECOMPUTE_EMBEDDINGS"] == "true"
+
+
+@pytest.mark.integration
+def test_the_bento_holds_the_promoted_versions_not_the_latest(bento: Path) -> None:
+    """The tags ``bentoml containerize`` copies into the image (BentoML 1.4 resolves them from the store then)."""
+    home = bento.parents[2]
+    meta = yaml.safe_load((bento / "bento.yaml").read_text())
+    promoted = {promoted_tag(kind.store_name, home=home) for kind in REGISTRY.values()}
+    latest = {str(store_entry(kind.store_name, home=home).tag) for kind in REGISTRY.values()}
+    assert {m["tag"] for m in meta["models"]} == promoted and not promoted & latest
 
 
 @pytest.mark.integration

@@ -12,6 +12,8 @@ one that is stored.
 from __future__ import annotations
 
 import importlib.metadata
+import os
+import re
 import subprocess
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -43,6 +45,7 @@ data; the value matters to the popularity prior, which counts 5-star
 ratings: cooking, saving or liking a recipe counts as five stars, a view as
 an interaction that is not one."""
 
+_BENTO_FIELD = re.compile(r"^(name|version): (\S+)$", re.MULTILINE)
 HELD_OUT = "validation"
 """The shipped split every version is measured on (the gate's held-out data)."""
 
@@ -153,7 +156,10 @@ def _rows(part: Interactions, keep: np.ndarray) -> Interactions:
 
 
 def code_version(root: Path = REPO_ROOT) -> str:
-    """``git describe`` of the checkout at ``root``, else the installed package's version, else "unknown"."""
+    """``git describe`` of the checkout at ``root``, else the Bento it runs in, else the package version, else unknown.
+
+    In the Bento image there is no git: the Bento's tag (``$BENTO_PATH/bento.yaml``) names the code.
+    """
     try:
         described = subprocess.run(
             ["git", "-C", str(root), "describe", "--always", "--dirty", "--tags"],
@@ -165,6 +171,10 @@ def code_version(root: Path = REPO_ROOT) -> str:
         return f"git {described.stdout.strip()}"
     except (OSError, subprocess.SubprocessError):
         pass
+    bento = Path(os.environ.get("BENTO_PATH", "/nonexistent")) / "bento.yaml"
+    if bento.is_file():
+        fields = dict(_BENTO_FIELD.findall(bento.read_text()))
+        return f"bento {fields.get('name', '?')}:{fields.get('version', '?')}"
     try:
         return f"recipe-ml-backend {importlib.metadata.version('recipe-ml-backend')}"
     except importlib.metadata.PackageNotFoundError:

@@ -7,6 +7,7 @@ import subprocess
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from harness.net import free_port
 from recipe_ml.config import REPO_ROOT
@@ -88,7 +89,13 @@ def test_read_live_turns_every_recorded_event_into_a_rating(redis_url: str) -> N
     assert data.ratings.rating.tolist() == [2, 5, 3, 5]
 
 
-def test_the_code_version_is_the_checkout_else_the_installed_package(tmp_path: Path) -> None:
+def test_the_code_version_is_the_checkout_else_the_bento_else_the_installed_package(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     git = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True)
     assert code_version().startswith("git ") and git.stdout.strip() in code_version()
+    monkeypatch.delenv("BENTO_PATH", raising=False)
     assert code_version(tmp_path) == f"recipe-ml-backend {importlib.metadata.version('recipe-ml-backend')}"
+    (tmp_path / "bento.yaml").write_text("service: service:RecipeService\nname: recipe_ml_service\nversion: abc123\n")
+    monkeypatch.setenv("BENTO_PATH", str(tmp_path))
+    assert code_version(tmp_path) == "bento recipe_ml_service:abc123"
