@@ -16,7 +16,7 @@ export BENTOML_DO_NOT_TRACK := true
 # implicit (ALS) oversubscribes the cores without this.
 export OPENBLAS_NUM_THREADS := 1
 
-.PHONY: help setup install system-deps train serve test lint evaluate bench soak bench-consumer build containerize loadtest consumer produce clean
+.PHONY: help setup install system-deps train serve test lint evaluate bench soak bench-swap bench-consumer build containerize loadtest consumer produce clean
 
 help:  ## List the targets.
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
@@ -62,6 +62,11 @@ bench:  ## The API vs a one-process peer (wrk, 1/16/64 connections): latency, re
 
 soak:  ## SOAK_SECONDS (180) of full uncached load: RSS of every process over time, requests, errors, p99.
 	$(BIN)/python -m harness.soak --bentoml-home $(BENTOML_HOME) --seconds $(SOAK_SECONDS)
+
+SWAP_WINDOW ?= 6
+
+bench-swap:  ## p99 and runner memory while a new Two-Tower version is promoted and rolled back under uncached load.
+	$(BIN)/python -m harness.bench_swap --bentoml-home $(BENTOML_HOME) --window $(SWAP_WINDOW)
 
 bench-consumer:  ## Events applied per second by one consumer (local tansu broker, Redis on 127.0.0.1).
 	$(BIN)/python -m harness.bench_consumer

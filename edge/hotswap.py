@@ -14,7 +14,7 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
-from edge.heap import freeze_after_load
+from edge.heap import after_swap
 from edge.model_store import load_from_store, serving_tag
 from recipe_ml.config import Settings
 from recipe_ml.serving.slot import ModelSlot, SlotWatcher, every
@@ -42,7 +42,7 @@ def served_slot(kind: str, settings: Settings) -> tuple[ModelSlot, SlotWatcher]:
         slot,
         resolve=lambda: serving_tag(name),
         load=lambda tag: load_ranker(tag, kind, settings),
-        on_swap=freeze_after_load,  # the new version joins the frozen heap; the old one leaves by refcount
+        on_swap=after_swap,  # the new version joins the frozen heap; the old one's memory goes back
     )
     return slot, watcher
 

@@ -74,7 +74,7 @@ class SlotWatcher:
         resolve: Callable[[], str],
         load: Callable[[str], ModelRanker],
         *,
-        on_swap: Callable[[], None] = lambda: None,
+        on_swap: Callable[[], object] = lambda: None,
     ) -> None:
         self.slot = slot
         self._resolve = resolve
