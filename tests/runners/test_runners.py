@@ -19,11 +19,6 @@ from runners.two_tower import TwoTowerRunner
 pytestmark = pytest.mark.anyio
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 @pytest.fixture(scope="module", params=[TwoTowerRunner, ALSRunner], ids=["two_tower", "als"])
 def runner(request: pytest.FixtureRequest, model_store: Path) -> RankerRunner:
     with pytest.MonkeyPatch.context() as patch:

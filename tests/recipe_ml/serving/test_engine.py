@@ -78,11 +78,6 @@ class StalledBackend(FailingBackend):
 pytestmark = pytest.mark.anyio
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 @pytest.fixture(scope="module")
 def als(model_store: Path) -> LocalBackend:
     model, tag = load_from_store("recipe_als", home=model_store)

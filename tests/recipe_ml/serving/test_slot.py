@@ -16,11 +16,6 @@ from recipe_ml.serving.wire import RankQuery
 pytestmark = pytest.mark.anyio
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 @pytest.fixture(scope="module")
 def model(model_store: Path) -> Recommender:
     return load_from_store("recipe_popularity", home=model_store)[0]
