@@ -128,9 +128,17 @@ def promotions(name: str, home: Path | None = None) -> list[Promotion]:
 
 
 def promoted_tag(name: str, home: Path | None = None) -> str | None:
-    """The version of ``name`` promoted last that is still in the store, or None."""
-    present = set(_versions(name, home))
-    return next((p.tag for p in reversed(promotions(name, home)) if p.tag in present), None)
+    """The version of ``name`` promoted last that is still in the store, or None.
+
+    Every serving process asks this every MODEL_WATCH_SECONDS, so it reads
+    the record and one version, not every version of the name.
+    """
+    for promotion in reversed(promotions(name, home)):
+        try:
+            return str(bentoml.models.get(promotion.tag, **_store_kwargs(home)).tag)
+        except NotFound:
+            continue  # deleted since it was promoted
+    return None
 
 
 def serving_entry(name_or_tag: str, home: Path | None = None) -> bentoml.Model:
@@ -200,6 +208,23 @@ def promote(tag: str, kind: str, home: Path | None = None) -> Promotion:
         staged.write_text(json.dumps({"promotions": [p.__dict__ for p in history]}, indent=2))
         os.replace(staged, _record_path(entry))  # atomic: a watcher reads the old record or the new one
     return promotion
+
+
+def prune(name: str, keep: int, home: Path | None = None, *, protect: frozenset[str] = frozenset()) -> list[str]:
+    """Delete the versions of ``name`` beyond the newest ``keep``, except the production, previous and ``protect`` ones.
+
+    What a scheduled retrain needs so the store does not grow without end;
+    the version serving and the one a rollback would promote always stay.
+    Returns the tags deleted.
+    """
+    stages = {v.tag: v.stage for v in stored_versions(home) if v.tag.startswith(f"{name}:")}
+    newest_first = list(reversed(_versions(name, home)))
+    doomed = [
+        tag for tag in newest_first[keep:] if stages.get(tag) not in ("production", "previous") and tag not in protect
+    ]
+    for tag in doomed:
+        bentoml.models.delete(tag, **_store_kwargs(home))
+    return doomed
 
 
 @dataclass(frozen=True)

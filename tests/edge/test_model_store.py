@@ -16,6 +16,7 @@ from edge.model_store import (
     promote,
     promoted_tag,
     promotions,
+    prune,
     save_to_store,
     serving_tag,
     store_entry,
@@ -163,3 +164,18 @@ def test_promoting_what_the_store_lacks_or_of_another_kind_is_refused_naming_the
     with pytest.raises(PromotionError, match=r"'gone:v1' is not in the model store; gone versions present: \(none\)"):
         promote("gone:v1", "popularity", home=tmp_path)
     assert promotions("pop", home=tmp_path) == []
+
+
+def test_prune_keeps_the_newest_and_never_the_serving_or_rollback_version(
+    small_splits: dict[str, Interactions], tmp_path: Path
+) -> None:
+    model = small_model("popularity", small_splits["train"])
+    v1, v2, v3, v4, v5 = (save_to_store(model, "pop", home=tmp_path) for _ in range(5))
+    promote(v2, "popularity", home=tmp_path)
+    promote(v4, "popularity", home=tmp_path)
+
+    assert prune("pop", 1, home=tmp_path, protect=frozenset({v1})) == [v3]
+
+    assert list_store(tmp_path) == sorted([v1, v2, v4, v5])
+    assert serving_tag("pop", home=tmp_path) == v4
+    assert prune("pop", 10, home=tmp_path) == []

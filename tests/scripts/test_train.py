@@ -126,6 +126,26 @@ def test_the_trainer_runs_train_live_promote_if_better(
     assert "trainer: run 1: refused by the gate, nothing changed" in capsys.readouterr().out
 
 
+def test_the_trainer_deletes_versions_beyond_the_newest_it_keeps(
+    data_dirs: tuple[Path, Path], home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    good, _ = data_dirs
+    argv = ["trainer", "--once", "--keep", "2", "--data-dir", str(good), "--kinds", "popularity"]
+    for _ in range(3):
+        assert cli(argv) == 0
+    out = capsys.readouterr().out
+    first = out.split("promoted ", 1)[1].split()[0]
+    assert f"trainer: deleted 1 old version(s): {first}" in out
+    assert len(list_store()) == 2 and first not in list_store()
+
+
+def test_the_trainer_keeps_at_least_the_serving_and_the_rollback_version(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        cli(["trainer", "--keep", "1"])
+    assert info.value.code == 2
+    assert "--keep must be >= 2" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("interval", ["soon", "0", "-5m", "1w"])
 def test_a_retrain_interval_that_does_not_parse_stops_the_trainer_naming_it(
     interval: str, home: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
