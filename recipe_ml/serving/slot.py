@@ -110,10 +110,15 @@ class SlotWatcher:
 
 
 async def every(seconds: float, step: Callable[[], Awaitable[object]]) -> None:
-    """Run ``step`` every ``seconds``, for good (a failing step is logged and run again next time)."""
+    """Run ``step`` now, then every ``seconds``, for good (a failing step is logged and run again next time).
+
+    The first run at once, at start-up: it creates the thread the store is
+    read in and does its first reads there, a one-off cost (memory, lazy
+    imports) better paid before the process takes load than under it.
+    """
     while True:
-        await asyncio.sleep(seconds)
         try:
             await step()
         except Exception:  # a watcher must outlive any one failure
             logger.exception("model watch step failed")
+        await asyncio.sleep(seconds)
