@@ -5,7 +5,9 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 PORT ?= 8000
-HOST ?= http://127.0.0.1:$(PORT)
+# The interface `make serve` listens on is the HOST setting (127.0.0.1 unless .env or the environment
+# says otherwise: `HOST=0.0.0.0 make serve` exposes it); this is the URL `make loadtest` drives.
+LOADTEST_URL ?= http://127.0.0.1:$(PORT)
 IMAGE ?= recipe-ml:latest
 BENTO ?= recipe_ml_service:latest
 
@@ -16,29 +18,54 @@ export BENTOML_DO_NOT_TRACK := true
 # implicit (ALS) oversubscribes the cores without this.
 export OPENBLAS_NUM_THREADS := 1
 
-.PHONY: help setup install system-deps train serve test lint evaluate bench soak bench-swap bench-consumer build containerize loadtest consumer produce clean
+.PHONY: help setup install lock system-deps train serve test lint evaluate bench bench-scale-out soak bench-swap bench-consumer build containerize loadtest consumer produce clean compose-secrets compose-config compose-up
 
 help:  ## List the targets.
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
 
-setup: install train  ## Create .venv, install the pinned dependencies, train the three models.
+setup: install train  ## Create .venv, install the pinned dependencies, train the three models (and the Debian packages, as root).
+	@if [ "$$(id -u)" = 0 ]; then \
+		echo "make setup: running as root, so installing the Debian packages the tests drive (make system-deps)"; \
+		$(MAKE) --no-print-directory system-deps; \
+	elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then \
+		echo "make setup: installing the Debian packages the tests drive with sudo (sudo make system-deps)"; \
+		sudo $(MAKE) --no-print-directory system-deps; \
+	else \
+		echo "make setup: not root and no sudo: the tests that drive $(SYSTEM_PACKAGES) will skip, naming the command;"; \
+		echo "            install them once, as root: make system-deps"; \
+	fi
 
-install:  ## Create .venv, install requirements-dev.txt (runtime + tests + tools) and the `recipe-ml` command.
+install:  ## Create .venv, install requirements-dev.lock (the whole tree, hash-checked) and the `recipe-ml` command; checkov in .venv/checkov.
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -r requirements-dev.txt
+	$(BIN)/pip install --require-hashes -r requirements-dev.lock
 	$(BIN)/pip install --no-deps --no-build-isolation -e .
+	$(PYTHON) -m venv $(VENV)/checkov
+	$(VENV)/checkov/bin/pip install -r requirements-checkov.txt
+	ln -sf ../checkov/bin/checkov $(BIN)/checkov
 
-# Debian packages that some tests and benchmarks drive (root; `.ci/run` runs it).
-SYSTEM_PACKAGES := wrk default-jdk-headless libjackson2-databind-java
+# requirements*.txt name the direct dependencies; the locks pin every package of the tree with its hashes.
+LOCK_FLAGS := --quiet --generate-hashes --allow-unsafe --strip-extras --no-emit-index-url --no-emit-find-links
 
-system-deps:  ## apt-get install the load generator (wrk) and the JDK + Jackson of the Java client test.
+lock:  ## After changing a pin in requirements*.txt: resolve them into requirements.lock and requirements-dev.lock.
+	$(BIN)/pip-compile $(LOCK_FLAGS) --output-file requirements.lock requirements.txt
+	$(BIN)/pip-compile $(LOCK_FLAGS) -c requirements.lock --output-file requirements-dev.lock requirements-dev.txt
+
+# Debian packages that some tests and benchmarks drive (root; `make setup` runs it as root or with
+# sudo, `.ci/run` always): the load generator; the JDK, Jackson, Maven with the plugins and JUnit of
+# the Java client's offline build (clients/java/pom.xml); a redis-server built with TLS; ss (iproute2);
+# a compose CLI to validate docker-compose.yml; Prometheus (+ promtool) for the alerting tests.
+JAVA_PACKAGES := default-jdk-headless libjackson2-databind-java maven junit5 libmaven-compiler-plugin-java \
+	libmaven-resources-plugin-java libsurefire-java libmaven-jar-plugin-java
+SYSTEM_PACKAGES := wrk $(JAVA_PACKAGES) redis-server iproute2 docker-compose prometheus
+
+system-deps:  ## apt-get install the Debian packages the tests drive (wrk, JDK + Maven + Jackson, TLS redis-server, compose, Prometheus).
 	apt-get update -qq
-	apt-get install -y -qq --no-install-recommends $(SYSTEM_PACKAGES)
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(SYSTEM_PACKAGES)
 
 train:  ## Train Two-Tower, ALS and popularity into the BentoML store (bentoml_home/).
 	$(BIN)/recipe-ml train
 
-serve:  ## Serve the API on PORT (8000), embedded mode (no Redis, no Kafka unless .env says so).
+serve:  ## Serve the API on HOST:PORT (127.0.0.1:8000), embedded mode (no Redis, no Kafka unless .env says so).
 	$(BIN)/bentoml serve service:RecipeService --port $(PORT)
 
 # pytest's exit code is passed through as it is: 5 ("no tests collected")
@@ -60,6 +87,9 @@ SOAK_SECONDS ?= 180
 bench:  ## The API vs a one-process peer (wrk, 1/16/64 connections): latency, req/s, errors, batch sizes, memory, cold start.
 	$(BIN)/python -m harness.bench_api --bentoml-home $(BENTOML_HOME) --seconds $(BENCH_SECONDS)
 
+bench-scale-out:  ## The Kubernetes pods on this machine: wrk on 1 API + 1 Two-Tower vs 2 + 2 (req/s, batch sizes, memory).
+	$(BIN)/python -m harness.bench_scale_out --bentoml-home $(BENTOML_HOME) --seconds $(BENCH_SECONDS)
+
 soak:  ## SOAK_SECONDS (180) of full uncached load: RSS of every process over time, requests, errors, p99.
 	$(BIN)/python -m harness.soak --bentoml-home $(BENTOML_HOME) --seconds $(SOAK_SECONDS)
 
@@ -78,16 +108,28 @@ build:  ## Build the Bento recipe_ml_service with the promoted version of each m
 containerize:  ## Turn the latest Bento into the image recipe-ml:latest (needs a Docker engine).
 	$(BIN)/bentoml containerize $(BENTO) -t $(IMAGE)
 
-loadtest:  ## Headless Locust, 20 users for 60 s against HOST; CSV in loadtests/reports/.
+loadtest:  ## Headless Locust, 20 users for 60 s against LOADTEST_URL; CSV in loadtests/reports/.
 	mkdir -p loadtests/reports
 	$(BIN)/locust -f loadtests/locustfile.py --headless --users 20 --spawn-rate 5 --run-time 60s \
-		--host $(HOST) --csv loadtests/reports/locust --only-summary
+		--host $(LOADTEST_URL) --csv loadtests/reports/locust --only-summary
 
 consumer:  ## Kafka consumer (needs KAFKA_BOOTSTRAP_SERVERS and REDIS_URL).
 	$(BIN)/recipe-ml consume
 
 produce:  ## Send demo interaction events drawn from the real data to Kafka.
 	$(BIN)/recipe-ml produce
+
+# The compose CLI: the v2 plugin (`docker compose`) where there is one, else docker-compose.
+COMPOSE ?= $(shell docker compose version >/dev/null 2>&1 && echo "docker compose" || echo docker-compose)
+
+compose-secrets:  ## Write deploy/secrets.env with random values (names from deploy/secrets.env.example), unless it exists.
+	$(PYTHON) deploy/compose_secrets.py
+
+compose-config: compose-secrets  ## Validate docker-compose.yml with the compose CLI (secrets written first).
+	$(COMPOSE) config -q
+
+compose-up: compose-secrets  ## Start the compose stack (image recipe-ml:latest: make build containerize), secrets written first.
+	$(COMPOSE) up -d
 
 clean:  ## Remove caches and load-test reports (keeps .venv and the model store).
 	rm -rf .pytest_cache .mypy_cache .ruff_cache loadtests/reports

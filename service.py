@@ -12,17 +12,20 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 
 import bentoml
 
-from edge.app import app, docs_app, service_config
-from edge.compat import cache_mime_types, release_request_timers
+from edge.app import create_app, create_docs_app, service_config
+from edge.compat import bound_header_reads, cache_mime_types, release_request_timers
 from edge.heap import freeze_after_load
 from edge.hotswap import served_slot, start_watching
-from edge.middleware import CorsRefusalAsProblem
+from edge.middleware import ErrorsAsProblems
 from edge.model_store import check_models, serving_tag
 from edge.remote import RemoteBackend
+from edge.serve_env import check_serve_env, dependency_graph
 from recipe_ml.config import get_settings
+from recipe_ml.logs import escape_log_messages
 from recipe_ml.models import CHAIN, KINDS, REGISTRY
 from recipe_ml.serving.backends import Backend, LocalBackend
 from recipe_ml.serving.engine import RecommendationEngine
@@ -31,24 +34,35 @@ from recipe_ml.storage import open_cache, open_interaction_store
 from runners.als import ALSRunner
 from runners.two_tower import TwoTowerRunner
 
-_settings = get_settings()
-check_models({REGISTRY[kind].setting.upper(): _settings.model_name(kind) for kind in KINDS})
+DECORATION_SETTINGS = get_settings()
+"""The settings as the service class is decorated, at import: BentoML takes the service's options (workers,
+timeout, port, CORS, TLS) and its mounted /api app then, and ``bentoml serve`` checks the models before any
+worker starts. Everything else reads the settings when it runs (``RecipeService.__init__``, ``create_app``'s
+argument)."""
+
+check_models({REGISTRY[kind].setting.upper(): DECORATION_SETTINGS.model_name(kind) for kind in KINDS})
 release_request_timers()
 cache_mime_types()
+bound_header_reads(DECORATION_SETTINGS.request_header_timeout_seconds)
+escape_log_messages()
 
 
-# http: PORT (8000) unless `bentoml serve --port` says otherwise, and CORS_ALLOW_ORIGINS;
-# ssl: SSL_CERTFILE / SSL_KEYFILE.
+# http: HOST (127.0.0.1) and PORT (8000) unless `bentoml serve --host/--port` say otherwise, and
+# CORS_ALLOW_ORIGINS; ssl: SSL_CERTFILE / SSL_KEYFILE; BentoML's own HTTP metrics off.
 @bentoml.service(
     name="recipe_ml_service",
-    workers=_settings.workers,
+    workers=DECORATION_SETTINGS.workers,
     # A request may wait RUNNER_TIMEOUT_SECONDS on each runner in turn, then
     # score popularity here: past three of them it is stuck, not slow.
-    traffic={"timeout": 3 * _settings.runner_timeout_seconds},
-    **service_config(_settings),
+    traffic={"timeout": 3 * DECORATION_SETTINGS.runner_timeout_seconds},
+    # Ready means this process answers: with a runner out, popularity or ALS
+    # does. BentoML's default also fails /readyz while a runner is out, and
+    # Kubernetes would then take every API replica out of its Service.
+    runner_probe={"enabled": False},
+    **service_config(DECORATION_SETTINGS),
 )
-@bentoml.asgi_app(docs_app, path="/")
-@bentoml.asgi_app(app, path="/api")
+@bentoml.asgi_app(create_docs_app(DECORATION_SETTINGS), path="/")
+@bentoml.asgi_app(create_app(DECORATION_SETTINGS), path="/api")
 class RecipeService:
     """Composes the runners and holds the engine (the fallback chain, cache, live store).
 
@@ -74,7 +88,12 @@ class RecipeService:
             else:
                 chain.append(RemoteBackend(kind, runners[kind], serving_tag(settings.model_name(kind))))
         cache = open_cache(settings.redis_url)
-        store = open_interaction_store(settings.redis_url, settings.popularity_half_life_hours)
+        store = open_interaction_store(
+            settings.redis_url,
+            settings.popularity_half_life_hours,
+            max_users=settings.memory_max_users,
+            max_recipes=settings.memory_max_recipes,
+        )
         self.engine = RecommendationEngine(chain, cache=cache, store=store, settings=settings)
         self._watch: asyncio.Task[None] | None = None
         freeze_after_load()
@@ -95,7 +114,10 @@ class RecipeService:
             self._watch.cancel()
 
 
-if _settings.cors_origin_list():
-    # Outside BentoML's CORS middleware: a refused preflight becomes a problem+json 400.
-    assert isinstance(RecipeService, bentoml.Service)  # what @bentoml.service made of the class
-    RecipeService.add_asgi_middleware(CorsRefusalAsProblem)
+# Outside BentoML's router and CORS middleware: their plain-text 404, 405 and refused preflights
+# become problem+json bodies.
+assert isinstance(RecipeService, bentoml.Service)  # what @bentoml.service made of the class
+RecipeService.add_asgi_middleware(ErrorsAsProblems)
+
+# A service started alone (deploy/k8s/) must name itself and every dependency right.
+check_serve_env(os.environ, dependency_graph(RecipeService))

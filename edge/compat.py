@@ -1,8 +1,9 @@
-"""Workarounds for BentoML internals, each tied to the versions it was written for.
+"""Workarounds for BentoML (and uvicorn) internals, each tied to the versions it was written for.
 
-The one module allowed to reach into ``bentoml._internal``: everything else
-uses BentoML's public API. Each workaround checks ``bentoml.__version__`` and
-does nothing on a version it was not written for (it logs why), and
+The one module allowed to reach into ``bentoml._internal`` or uvicorn's
+protocol classes: everything else uses their public APIs. Each workaround
+checks ``bentoml.__version__`` (``uvicorn.__version__``) and does nothing on
+a version it was not written for (it logs why), and
 ``tests/edge/test_compat.py`` fails on such a version, so an upgrade makes
 someone look again rather than silently run without it or with a patch that
 no longer fits.
@@ -12,20 +13,30 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import importlib.util
+import json
 import logging
+from http import HTTPStatus
 from pathlib import Path
 from typing import Any
 
 import bentoml
+import h11
+import uvicorn
 from _bentoml_sdk.io_models import IOMixin
 from bentoml._internal.models.model import ModelStore
 from bentoml._internal.server.http.traffic import TimeoutMiddleware
-from starlette.responses import JSONResponse
+from starlette.datastructures import Headers
+from uvicorn.protocols.http.h11_impl import H11Protocol
+
+from edge.problems import PROBLEM_JSON, http_problem, problem_response
 
 logger = logging.getLogger(__name__)
 
 WRITTEN_FOR = frozenset({"1.4.40"})
 """BentoML versions these workarounds were checked against (their source read, their tests run)."""
+UVICORN_WRITTEN_FOR = frozenset({"0.54.0"})
+"""uvicorn versions the header timeout was checked against (the h11 protocol BentoML's workers run)."""
 
 
 async def _call_with_cancelled_timer(self: TimeoutMiddleware, scope: Any, receive: Any, send: Any) -> None:
@@ -38,9 +49,12 @@ async def _call_with_cancelled_timer(self: TimeoutMiddleware, scope: Any, receiv
     with request rate x timeout, and those survivors reach the old GC
     generations, whose collections make the latency tails. Here the timer
     runs in an empty context (it only fails a future) and is cancelled as
-    soon as the response starts or the request ends. The behaviour is
-    otherwise the original's: no response started within the timeout means
-    the request is cancelled and answered 504.
+    soon as the response starts or the request ends. As the original, no
+    response started within the timeout means the request is cancelled; the
+    answer is a problem+json, as every other error: 408 (and the connection
+    closed) when the body had not all arrived, which bounds how long a slow
+    or short body (a ``Content-Length`` larger than what is sent) holds a
+    request, else 504.
 
     What lets it go: a BentoML release whose ``TimeoutMiddleware`` cancels
     its timer (or drops the per-request timer); then remove this patch and
@@ -52,6 +66,16 @@ async def _call_with_cancelled_timer(self: TimeoutMiddleware, scope: Any, receiv
     loop = asyncio.get_running_loop()
     waiter: asyncio.Future[None] = loop.create_future()
     timer = loop.call_later(self.timeout, self._set_timer_out, waiter, context=contextvars.Context())
+    headers = Headers(scope=scope)
+    body_received = scope["type"] != "http" or (
+        headers.get("content-length", "0") == "0" and "transfer-encoding" not in headers
+    )
+
+    async def _receive() -> Any:
+        nonlocal body_received
+        message = await receive()
+        body_received = body_received or not message.get("more_body", False)
+        return message
 
     async def _send(message: Any) -> None:
         if not waiter.done():
@@ -59,13 +83,17 @@ async def _call_with_cancelled_timer(self: TimeoutMiddleware, scope: Any, receiv
             timer.cancel()
         await send(message)
 
-    fut = asyncio.ensure_future(self.app(scope, receive, _send), loop=loop)
+    fut = asyncio.ensure_future(self.app(scope, _receive, _send), loop=loop)
     try:
         await waiter
     except TimeoutError:
         if fut.cancel():
-            body = {"error": f"Not able to process the request in {self.timeout} seconds"}
-            await JSONResponse(body, status_code=504)(scope, receive, send)
+            if body_received:
+                problem = http_problem(504, f"not answered within {self.timeout} seconds")
+                await problem_response(problem, scope["path"])(scope, receive, send)
+            else:
+                problem = http_problem(408, f"request body not received within {self.timeout} seconds")
+                await problem_response(problem, scope["path"], {"Connection": "close"})(scope, receive, send)
     else:
         await fut
     finally:
@@ -86,6 +114,91 @@ def release_request_timers() -> bool:
         )
         return False
     TimeoutMiddleware.__call__ = _call_with_cancelled_timer  # type: ignore[method-assign]
+    return True
+
+
+def _raw_problem(status: int, detail: str) -> bytes:
+    """A whole HTTP/1.1 problem+json answer that closes the connection, for where no ASGI app runs."""
+    body = json.dumps(http_problem(status, detail).model_dump(mode="json")).encode()
+    head = (
+        f"HTTP/1.1 {status} {HTTPStatus(status).phrase}\r\ncontent-type: {PROBLEM_JSON}\r\n"
+        f"content-length: {len(body)}\r\nconnection: close\r\n\r\n"
+    )
+    return head.encode() + body
+
+
+_ORIGINAL_CONNECTION_MADE = H11Protocol.connection_made
+_ORIGINAL_CONNECTION_LOST = H11Protocol.connection_lost
+_ORIGINAL_ON_RESPONSE_COMPLETE = H11Protocol.on_response_complete
+
+
+def _headers_timed_out(protocol: H11Protocol, seconds: float) -> None:
+    """Close a connection whose request headers did not all arrive in ``seconds``: 408 if some did."""
+    if protocol.transport.is_closing() or protocol.conn.their_state is not h11.IDLE:
+        return  # closed, or the request line and headers are in (the body is TimeoutMiddleware's)
+    if protocol.conn.trailing_data[0]:
+        protocol.transport.write(_raw_problem(408, f"request headers not received within {seconds:g} seconds"))
+    protocol.transport.close()
+
+
+def _arm_header_timer(protocol: H11Protocol, seconds: float) -> None:
+    previous: asyncio.TimerHandle | None = getattr(protocol, "_header_timer", None)
+    if previous is not None:
+        previous.cancel()
+    protocol._header_timer = protocol.loop.call_later(seconds, _headers_timed_out, protocol, seconds)  # type: ignore[attr-defined]
+
+
+def _invalid_request_as_problem(self: H11Protocol, msg: str) -> None:
+    """``H11Protocol.send_400_response`` of uvicorn 0.54.0 (``msg`` is already logged), as a problem+json."""
+    self.transport.write(_raw_problem(400, "malformed HTTP/1.1 request line or headers"))
+    self.transport.close()
+
+
+def bound_header_reads(seconds: float) -> bool:
+    """Give uvicorn's h11 protocol a request header timeout; True when installed (idempotent).
+
+    Why: uvicorn has no header read timeout (only a keep-alive timeout, armed
+    after a response and cancelled by any byte), so a client that sends a
+    request's headers slowly, or never finishes them, holds a connection (and
+    a worker's file descriptor) for as long as it likes; a few hundred such
+    clients exhaust a worker. Here a timer armed when the connection opens,
+    and again after each answer, closes the connection when the next
+    request's headers are not complete within ``seconds``: with a 408
+    problem+json when part of a request had arrived, silently when nothing
+    had. Malformed requests get a problem+json 400 instead of uvicorn's plain
+    text. BentoML starts its workers with uvicorn's default protocol, h11
+    (httptools is not installed); the patch does nothing where httptools would
+    be used instead.
+
+    What lets it go: a uvicorn release with a header (or request) read
+    timeout that BentoML passes through, or BentoML's own.
+    """
+    if uvicorn.__version__ not in UVICORN_WRITTEN_FOR or importlib.util.find_spec("httptools") is not None:
+        logger.warning(
+            "uvicorn %s: request header timeout not applied (written for %s with h11)",
+            uvicorn.__version__,
+            ", ".join(sorted(UVICORN_WRITTEN_FOR)),
+        )
+        return False
+
+    def connection_made(self: H11Protocol, transport: asyncio.Transport) -> None:
+        _ORIGINAL_CONNECTION_MADE(self, transport)
+        _arm_header_timer(self, seconds)
+
+    def on_response_complete(self: H11Protocol) -> None:
+        _ORIGINAL_ON_RESPONSE_COMPLETE(self)
+        _arm_header_timer(self, seconds)
+
+    def connection_lost(self: H11Protocol, exc: Exception | None) -> None:
+        timer: asyncio.TimerHandle | None = getattr(self, "_header_timer", None)
+        if timer is not None:
+            timer.cancel()
+        _ORIGINAL_CONNECTION_LOST(self, exc)
+
+    H11Protocol.connection_made = connection_made  # type: ignore[method-assign]
+    H11Protocol.on_response_complete = on_response_complete  # type: ignore[method-assign]
+    H11Protocol.connection_lost = connection_lost  # type: ignore[method-assign]
+    H11Protocol.send_400_response = _invalid_request_as_problem  # type: ignore[method-assign]
     return True
 
 

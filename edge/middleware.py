@@ -1,20 +1,29 @@
-"""The ASGI middlewares of the /api app: API keys, the body limit, request metrics, CORS refusals.
+"""The ASGI middlewares: API keys, the body limit, request metrics and headers of the /api app; problem
+bodies for BentoML's own error answers (around the whole service).
 
 Each runs before routing (and before the body is read), so nothing of a
-refused request is parsed. Each is off in the embedded default and switched
-on by a setting (``API_KEYS``, ``MAX_REQUEST_BYTES``, ``CORS_ALLOW_ORIGINS``).
+refused request is parsed. The guards are off in the embedded default and
+switched on by a setting (``API_KEYS``, ``MAX_REQUEST_BYTES``).
 """
 
 from __future__ import annotations
 
 import hmac
 import time
+from http import HTTPStatus
 
 from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from edge.problems import http_problem, problem_response
+from edge.problems import (
+    PROBLEM_JSON,
+    clip,
+    http_problem,
+    method_not_allowed_problem,
+    not_found_problem,
+    problem_response,
+)
 from recipe_ml.serving.schemas import Problem
 from recipe_ml.serving.telemetry import observe_request
 
@@ -157,46 +166,91 @@ class RequestMetrics:
                 observe_request(name, model_used, model_version, status, time.perf_counter() - started)
 
 
-class CorsRefusalAsProblem:
-    """ASGI middleware around BentoML's CORS middleware (``http.cors``): a refused preflight is a problem.
+class ResponseHeaders:
+    """ASGI middleware: ``headers`` on every answer (added where the answer does not set them)."""
 
-    Starlette's CORS middleware refuses a preflight from an origin (or with a
-    method or header) not allowed with a plain-text 400; this keeps its
-    decision and its reason and sends them as every other error is sent.
+    def __init__(self, app: ASGIApp, headers: dict[str, str]) -> None:
+        self.app = app
+        self._headers = [(name.lower().encode(), value.encode()) for name, value in headers.items()]
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def add_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                present = {name.lower() for name, _ in message.get("headers", [])}
+                extra = [header for header in self._headers if header[0] not in present]
+                message = {**message, "headers": [*message.get("headers", []), *extra]}
+            await send(message)
+
+        await self.app(scope, receive, add_headers)
+
+
+KEPT_HEADERS = frozenset({"allow", "retry-after", "www-authenticate"})
+"""Headers of a rewritten error answer that still apply to the problem that replaces it."""
+MAX_REWRITTEN_BODY = 4096
+"""Bytes of an error body kept to explain it (BentoML's are a few words)."""
+
+
+def _is_preflight(scope: Scope, headers: Headers) -> bool:
+    return scope.get("method") == "OPTIONS" and "origin" in headers and "access-control-request-method" in headers
+
+
+class ErrorsAsProblems:
+    """ASGI middleware around BentoML's app: an error answer that is not a problem becomes one.
+
+    BentoML's own router answers an unknown path outside /api with a plain-text
+    404 (and a known one with the wrong method with a plain-text 405), and its
+    CORS middleware (``http.cors``) refuses a preflight from an origin, method
+    or header not allowed with a plain-text 400. This keeps each status, its
+    reason and its ``Allow`` header, and sends them as every other error is
+    sent; a refused preflight names the origin and the setting.
     """
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        headers = Headers(scope=scope) if scope["type"] == "http" else Headers()
-        if (
-            scope.get("method") != "OPTIONS"
-            or "origin" not in headers
-            or "access-control-request-method" not in headers
-        ):
+        if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        refused = False
+        rewritten: Message | None = None
         reason = b""
 
         async def rewrite(message: Message) -> None:
-            nonlocal refused, reason
-            if message["type"] == "http.response.start" and message["status"] == 400:
-                refused = True
-                return
-            if not refused:
+            nonlocal rewritten, reason
+            if message["type"] == "http.response.start":
+                content_type = Headers(raw=message.get("headers", [])).get("content-type", "")
+                if message["status"] >= 400 and not content_type.startswith(PROBLEM_JSON):
+                    rewritten = message
+                    return
+            if rewritten is None:
                 await send(message)
                 return
-            reason += message.get("body", b"")
+            reason = (reason + message.get("body", b""))[:MAX_REWRITTEN_BODY]
             if not message.get("more_body", False):
-                detail = (
-                    f"CORS preflight from {headers['origin']} refused: {reason.decode(errors='replace')} "
-                    "(allowed origins: CORS_ALLOW_ORIGINS)"
-                )
-                problem = Problem(
-                    type="urn:recipe-ml:problem:cors-refused", title="CORS preflight refused", status=400, detail=detail
-                )
-                await problem_response(problem, scope["path"])(scope, receive, send)
+                original = Headers(raw=rewritten.get("headers", []))
+                kept = {name: value for name, value in original.items() if name in KEPT_HEADERS}
+                problem = self._problem(scope, rewritten["status"], reason.decode(errors="replace"), original)
+                await problem_response(problem, scope["path"], kept)(scope, receive, send)
 
         await self.app(scope, receive, rewrite)
+
+    @staticmethod
+    def _problem(scope: Scope, status: int, reason: str, headers: Headers) -> Problem:
+        request = Headers(scope=scope)
+        if status == 400 and _is_preflight(scope, request):
+            detail = (
+                f"CORS preflight from {clip(request['origin'])} refused: {clip(reason)} "
+                "(allowed origins: CORS_ALLOW_ORIGINS)"
+            )
+            return Problem(
+                type="urn:recipe-ml:problem:cors-refused", title="CORS preflight refused", status=400, detail=detail
+            )
+        if status == 404:
+            return not_found_problem(scope["path"])
+        if status == 405:
+            return method_not_allowed_problem(scope.get("method", ""), headers.get("allow", ""))
+        return http_problem(status, clip(reason) or HTTPStatus(status).phrase)

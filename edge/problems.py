@@ -17,16 +17,24 @@ from starlette.exceptions import HTTPException
 from starlette.responses import JSONResponse, Response
 
 from recipe_ml.serving.errors import NoModelError, StoreUnavailableError, UnknownRecipeError, UnknownUserError
-from recipe_ml.serving.schemas import FieldError, Problem
+from recipe_ml.serving.schemas import MAX_LISTED_ERRORS, FieldError, Problem
 
 logger = logging.getLogger("recipe_ml.service")
 
 PROBLEM_JSON = "application/problem+json"
+MAX_ECHOED_CHARS = 200
+"""Longest piece of the request (a path, a field name, a message) an error body repeats: a request cannot
+make its answer larger than itself."""
+
+
+def clip(text: str) -> str:
+    """``text``, cut to MAX_ECHOED_CHARS (an ellipsis marks the cut)."""
+    return text if len(text) <= MAX_ECHOED_CHARS else text[: MAX_ECHOED_CHARS - 1] + "\u2026"
 
 
 def problem_response(problem: Problem, path: str, headers: dict[str, str] | None = None) -> JSONResponse:
-    """``problem`` as ``application/problem+json``, with the request path as ``instance``."""
-    body = problem.model_copy(update={"instance": path}).model_dump(mode="json")
+    """``problem`` as ``application/problem+json``, with the request path (clipped) as ``instance``."""
+    body = problem.model_copy(update={"instance": clip(path)}).model_dump(mode="json")
     return JSONResponse(body, status_code=problem.status, headers=headers, media_type=PROBLEM_JSON)
 
 
@@ -35,32 +43,43 @@ def http_problem(status: int, detail: str) -> Problem:
     return Problem(title=HTTPStatus(status).phrase, status=status, detail=detail)
 
 
+def not_found_problem(path: str) -> Problem:
+    """404 for a path no route serves (under /api or not)."""
+    return http_problem(404, f"no endpoint {clip(path)}; see /docs for the API")
+
+
+def method_not_allowed_problem(method: str, allowed: str) -> Problem:
+    """405 for a path that exists, not for this method; ``allowed`` is what the ``Allow`` header says."""
+    return http_problem(405, f"method {clip(method)} not allowed; use {allowed}")
+
+
 def _field(loc: tuple[int | str, ...]) -> str:
     """``("body", "recent_recipe_ids", 1)`` -> ``recent_recipe_ids.1``; the whole body is ``body``."""
     parts = loc[1:] if loc and loc[0] == "body" else loc
-    return ".".join(str(part) for part in parts) or "body"
+    return clip(".".join(str(part) for part in parts)) or "body"
 
 
 def validation_problem(errors: list[dict[str, Any]]) -> Problem:
-    """400 when the body is not JSON, else 422; ``errors`` names every invalid field."""
+    """400 when the body is not JSON, else 422; ``errors`` names the invalid fields (the first
+    MAX_LISTED_ERRORS of them, ``errors_omitted`` counts the rest), each name and message clipped."""
     invalid_json = any(error["type"] == "json_invalid" for error in errors)
     fields = [
         FieldError(
             field="body" if error["type"] == "json_invalid" else _field(tuple(error["loc"])),
-            message=error["msg"],
+            message=clip(error["msg"]),
             type=error["type"],
         )
-        for error in errors
+        for error in errors[:MAX_LISTED_ERRORS]
     ]
-    detail = (
-        "request body is not valid JSON" if invalid_json else "invalid request: " + ", ".join(f.field for f in fields)
-    )
+    omitted = len(errors) - len(fields)
+    listed = ", ".join(f.field for f in fields) + (f" and {omitted} more" if omitted else "")
     return Problem(
         type="urn:recipe-ml:problem:invalid-request",
         title="Invalid request",
         status=400 if invalid_json else 422,
-        detail=detail,
+        detail="request body is not valid JSON" if invalid_json else f"invalid request: {listed}",
         errors=fields,
+        errors_omitted=omitted or None,
     )
 
 

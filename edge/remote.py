@@ -1,4 +1,4 @@
-"""A runner service seen as one link of the fallback chain (``recipe_ml.serving.engine.Backend``)."""
+"""A runner service seen as one link of the fallback chain (``recipe_ml.serving.backends.Backend``)."""
 
 from __future__ import annotations
 
@@ -66,8 +66,8 @@ class RemoteBackend:
                 logger.warning("runner %s dropped the connection; retrying on a fresh one", self.name)
         raise AssertionError("unreachable")  # the loop returns or raises
 
-    async def recommend(self, queries: list[RankQuery]) -> list[RankResult]:
-        result: list[RankResult] = await self._call(lambda: self._client.recommend(queries))
+    async def rank(self, queries: list[RankQuery]) -> list[RankResult]:
+        result: list[RankResult] = await self._call(lambda: self._client.rank(queries))
         return result
 
     async def similar_users(self, queries: list[SimilarQuery]) -> list[SimilarResult]:

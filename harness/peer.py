@@ -3,9 +3,10 @@
 A plain FastAPI app under uvicorn, one process, serving the same stored
 Two-Tower with the same ranking work as the API's first model: its scores
 and personal scorer (``Recommender.rank_inputs``), the user's training
-recipes and ``exclude_recipe_ids`` excluded, ``rank_rows`` with MMR
-(diversity 0.3) and the model's personal positions, ``top_k`` (10) returned. No cache, no fallback chain, no live
-interactions, no runner hop: the floor of what serving these vectors costs
+recipes and ``exclude_recipe_ids`` excluded (``recipe_ml.ranking.exclude_recipes``),
+``rank_rows`` with MMR (diversity 0.3) and the model's personal positions,
+``top_k`` (10) returned. No cache, no fallback chain, no live interactions,
+no runner hop: the floor of what serving these vectors costs
 in Python, so the API's overhead shows as a ratio.
 
     python -m harness.peer --bentoml-home ./bentoml_home --port 8100
@@ -22,7 +23,7 @@ from fastapi import FastAPI, HTTPException
 from pydantic import BaseModel, Field
 
 from edge.model_store import load_from_store
-from recipe_ml.ranking import normalize_rows, rank_rows
+from recipe_ml.ranking import exclude_recipes, normalize_rows, rank_rows
 
 DIVERSITY = 0.3
 
@@ -44,25 +45,32 @@ class PeerResponse(BaseModel):
     recommendations: list[Recommendation]
 
 
-def create_app(bentoml_home: Path | None, model_name: str = "recipe_two_tower") -> FastAPI:
-    """The peer app on the store's Two-Tower model (vectors loaded once)."""
+def create_app(
+    bentoml_home: Path | None, model_name: str = "recipe_two_tower", *, in_thread_pool: bool = False
+) -> FastAPI:
+    """The peer app on the store's Two-Tower model (vectors loaded once).
+
+    The handler runs on the event loop (an ``async def``, as the runners'
+    are): ranking one user is a few milliseconds of numpy with nothing to
+    await, so it needs no hand-off. With ``in_thread_pool`` it is a plain
+    ``def`` that Starlette runs in its thread pool: a hand-off per request,
+    but numpy may overlap requests where it releases the GIL. Which form is
+    faster depends on the machine and the concurrency, so ``make bench``
+    measures both and compares the API with the faster in each phase.
+    """
     model, _ = load_from_store(model_name, home=bentoml_home)
     user_vectors = model.user_vectors
     unit_items = normalize_rows(model.item_vectors)
     item_ids = model.items.ids
     app = FastAPI()
 
-    @app.post("/api/recommendations/recipes")
     def recommend(request: PeerRequest) -> PeerResponse:
         index = model.users.index_of(request.user_id)
         if index is None:
             raise HTTPException(404, f"user {request.user_id} is unknown")
         inputs = model.rank_inputs(user_vectors[index : index + 1], model.seen[index])
         excluded = model.items.indices(np.asarray(request.exclude_recipe_ids, dtype=np.int64))
-        exclude = np.concatenate([model.history(index), excluded[excluded >= 0]])
-        for matrix in (inputs.ranking, inputs.personal):
-            if matrix is not None:
-                matrix[0, exclude] = -np.inf
+        exclude_recipes(inputs, 0, np.concatenate([model.history(index), excluded[excluded >= 0]]))
         top = rank_rows(
             inputs.ranking,
             request.top_k,
@@ -81,6 +89,10 @@ def create_app(bentoml_home: Path | None, model_name: str = "recipe_two_tower") 
             ],
         )
 
+    async def recommend_on_the_loop(request: PeerRequest) -> PeerResponse:
+        return recommend(request)
+
+    app.post("/api/recommendations/recipes")(recommend if in_thread_pool else recommend_on_the_loop)
     return app
 
 
@@ -88,8 +100,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--bentoml-home", type=Path, default=None, help="model store home (default: $BENTOML_HOME)")
     parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--thread-pool", action="store_true", help="a plain def handler, in Starlette's thread pool")
     args = parser.parse_args()
-    uvicorn.run(create_app(args.bentoml_home), host="127.0.0.1", port=args.port, log_level="warning", access_log=False)
+    app = create_app(args.bentoml_home, in_thread_pool=args.thread_pool)
+    uvicorn.run(app, host="127.0.0.1", port=args.port, log_level="warning", access_log=False)
 
 
 if __name__ == "__main__":

@@ -57,9 +57,10 @@ class RedisServer:
         auth = f":{self.password}@" if self.password else ""
         return f"redis://{auth}127.0.0.1:{self.port}/{db}"
 
-    def start(self) -> RedisServer:
+    def start(self, timeout: float = 60.0) -> RedisServer:
+        """Start it and wait until it listens; ``ProcessExitedError`` if it exits first (a bad option)."""
         self._process = subprocess.Popen(self._command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        wait_for_port(self.port)
+        wait_for_port(self.port, timeout, self._process)
         return self
 
     def ping(self) -> bool:
@@ -75,11 +76,11 @@ class RedisServer:
         self._signal(signal.SIGCONT)
 
     def stop(self) -> None:
-        if self._process is not None:
+        if self._process is not None and self._process.poll() is None:  # not one that exited by itself
             self._signal(signal.SIGCONT)  # a stopped process ignores SIGTERM until continued
             self._process.terminate()
             self._process.wait(timeout=10)
-            self._process = None
+        self._process = None
 
     def _signal(self, signum: int) -> None:
         if self._process is None:

@@ -11,14 +11,12 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
 import psutil
 
-from harness.net import free_port
+from harness.net import ProcessExitedError, free_port, wait_for_200
 from recipe_ml.config import REPO_ROOT
 from recipe_ml.models import REGISTRY
 
@@ -120,16 +118,11 @@ def start_local_server(
         )
     scheme = "https" if full_env.get("SSL_CERTFILE") else "http"  # the service serves TLS only, then
     server = LocalServer(f"{scheme}://127.0.0.1:{port}", process, log_path)
-    deadline = time.monotonic() + timeout_seconds
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise ServerStartError(f"bentoml serve exited with {process.returncode}:\n{server.log_tail()}")
-        try:
-            # Readiness only; a test that speaks TLS checks the certificate itself.
-            if httpx.get(f"{server.base_url}/api/health", timeout=2, verify=False).status_code == 200:
-                return server
-        except httpx.TransportError:
-            pass
-        time.sleep(0.5)
+    try:
+        # Readiness only; a test that speaks TLS checks the certificate itself.
+        if wait_for_200(f"{server.base_url}/api/health", process, timeout_seconds, verify=False):
+            return server
+    except ProcessExitedError as exc:
+        raise ServerStartError(f"bentoml serve {exc}:\n{server.log_tail()}") from None
     server.stop()
     raise ServerStartError(f"server not healthy after {timeout_seconds:.0f}s:\n{server.log_tail()}")

@@ -6,6 +6,7 @@ configured means an in-process cache and HTTP ingestion of interactions.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 import ssl
 from functools import lru_cache
@@ -40,6 +41,10 @@ def parse_duration(text: str | float) -> float:
     return seconds
 
 
+EXAMPLE_SECRET_PREFIX = "change-me"
+"""How every value of deploy/secrets.env.example starts: a placeholder, refused as a secret at start-up."""
+
+
 class SettingsError(ValueError):
     """A setting has a value the service cannot run with; the message names the variable."""
 
@@ -65,6 +70,8 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_file=".env", extra="ignore", hide_input_in_errors=True)
 
     debug: bool = False
+    host: str = "127.0.0.1"
+    """The interface the API (and the consumer's metrics) listen on: loopback unless told otherwise."""
     port: int = Field(default=8000, ge=1, le=65535)
     workers: int = Field(default=1, ge=1)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
@@ -98,7 +105,7 @@ class Settings(BaseSettings):
     api_keys: SecretStr | None = None
     """Comma-separated keys; set = every /api route but health needs ``Authorization: Bearer`` or ``X-API-Key``."""
     metrics_require_api_key: bool = False
-    """With API_KEYS: /api/metrics needs a key too (Prometheus then sends it as a bearer token)."""
+    """With API_KEYS: /api/metrics and the root /metrics need a key too (Prometheus sends it as a bearer token)."""
     cors_allow_origins: str | None = None
     """Comma-separated origins allowed to call the API from a browser; unset = no CORS headers."""
     cors_allow_credentials: bool = False
@@ -107,9 +114,27 @@ class Settings(BaseSettings):
     ssl_keyfile: Path | None = None
     max_request_bytes: int = Field(default=1024 * 1024, ge=1)
     """Larger request bodies are refused with 413 before they are read."""
+    request_header_timeout_seconds: float = Field(default=10.0, gt=0)
+    """A connection whose request headers are not complete this long after it opened (or after the
+    previous answer on it) is answered 408 and closed: a slow client cannot hold a connection."""
 
     popularity_half_life_hours: float = Field(default=24.0, gt=0)
     """Half-life of a live interaction's weight in trending popularity."""
+    memory_max_users: int = Field(default=10_000, ge=1)
+    """In-process store only (no REDIS_URL): users whose recent interactions are kept, least recently active
+    forgotten first."""
+    memory_max_recipes: int = Field(default=50_000, ge=1)
+    """In-process store only: recipes with a trending counter, least recently interacted with forgotten first."""
+
+    @field_validator("host")
+    @classmethod
+    def _host_is_an_address(cls, host: str) -> str:
+        """BentoML binds an IP address, not a name: a host name here would stop it later, less clearly."""
+        try:
+            ipaddress.ip_address(host)
+        except ValueError:
+            raise ValueError(f"HOST must be an IP address (127.0.0.1, 0.0.0.0, ::1), got {host!r}") from None
+        return host
 
     model_watch_seconds: float = Field(default=10.0, ge=0)
     """How often the API and each runner look for a newly promoted version in the model store; 0 = never."""
@@ -149,6 +174,7 @@ class Settings(BaseSettings):
         """A bad security setting stops the process at start-up, naming the variable (never its secret value)."""
         if self.api_keys is not None and any(len(key) < MIN_API_KEY_LENGTH for key in self.api_key_list()):
             raise ValueError(f"API_KEYS: every key must be at least {MIN_API_KEY_LENGTH} characters")
+        self._check_no_example_secret()
         self._check_tls()
         self._check_kafka_security()
         return self
@@ -160,6 +186,25 @@ class Settings(BaseSettings):
 
     def cors_origin_list(self) -> list[str]:
         return [origin.strip() for origin in (self.cors_allow_origins or "").split(",") if origin.strip()]
+
+    def _check_no_example_secret(self) -> None:
+        """A secret copied from deploy/secrets.env.example as it is would be public: refuse it, naming the variable."""
+        redis_password = urlsplit(self.redis_url).password if self.redis_url else None
+        sasl_password = self.kafka_sasl_password.get_secret_value() if self.kafka_sasl_password else None
+        examples = [
+            name
+            for name, values in (
+                ("API_KEYS", self.api_key_list()),
+                ("REDIS_URL", [redis_password or ""]),
+                ("KAFKA_SASL_PASSWORD", [sasl_password or ""]),
+            )
+            if any(value.startswith(EXAMPLE_SECRET_PREFIX) for value in values)
+        ]
+        if examples:
+            raise ValueError(
+                f"{', '.join(examples)}: still the {EXAMPLE_SECRET_PREFIX}-... placeholder of "
+                "deploy/secrets.env.example; set a real secret (make compose-secrets writes random ones)"
+            )
 
     def _check_tls(self) -> None:
         if (self.ssl_certfile is None) != (self.ssl_keyfile is None):

@@ -115,6 +115,17 @@ class Interactions:
         return m
 
 
+def history_matrix(histories: list[np.ndarray], n_items: int) -> sp.csr_matrix:
+    """Users x recipes 0/1 matrix of lists of recipe indices (the histories a personal scorer reads)."""
+    lengths = np.array([len(h) for h in histories], dtype=np.int64)
+    indptr = np.concatenate([[0], np.cumsum(lengths)])
+    columns = np.concatenate([np.asarray(h, dtype=np.int64) for h in histories]) if histories else np.zeros(0)
+    data = np.ones(columns.size, dtype=np.float32)
+    matrix = sp.csr_matrix((data, columns.astype(np.int64), indptr), shape=(len(histories), n_items))
+    matrix.sum_duplicates()
+    return matrix
+
+
 def _read_rows(path: Path, header: tuple[str, ...]) -> Iterable[tuple[int, list[str]]]:
     """(line number, fields) of each data line, after checking the header."""
     if not path.is_file():

@@ -1,8 +1,10 @@
 """From rows of scores to the recipes users see: exclusions, health, diversity, personal positions.
 
-Pure numpy on recipe indices. ``rank_rows`` is the one ranking policy: the
-runners call it with a batch of queries, offline evaluation with blocks of
-users, so the evaluation measures what serving does by construction.
+Pure numpy on recipe indices. ``rank_rows`` is the one ranking policy and
+``exclude_recipes`` the one way a recipe is kept out of a row: the runners
+call them with a batch of queries, offline evaluation with blocks of users,
+the benchmark's peer with one user, so the evaluation measures what serving
+does by construction.
 """
 
 from __future__ import annotations
@@ -18,6 +20,39 @@ EXCLUDED_GAIN = -1e30
 """MMR gain of an excluded candidate: below every valid one, above the already picked (-inf)."""
 PERSONAL_WINDOW = 10
 """Personal positions are the last positions of the top 10 (what coverage@10 and personalisation count)."""
+
+
+@dataclass
+class RankInputs:
+    """What the ranking policy needs for a batch of users (``Recommender.rank_inputs`` makes it).
+
+    Not frozen, and its arrays are written in place: they are this batch's own
+    (made for one call, shared with nothing), and the caller masks them
+    (``exclude_recipes``) and boosts them before ``rank_rows``. A copy of
+    each (n, n_items) array per batch would cost as much as the ranking.
+    """
+
+    scores: np.ndarray
+    """(n, n_items) the model's own scores: what a client is shown."""
+    ranking: np.ndarray
+    """(n, n_items) the scores the list is ranked by (the model's, plus the personal scorer's weight)."""
+    personal: np.ndarray | None
+    """(n, n_items) scores of the personal positions' picks, or None: no personal positions."""
+    positions: np.ndarray
+    """(n,) personal positions per user by default (the adaptive policy, or the fixed fallback)."""
+
+
+def exclude_recipes(inputs: RankInputs, rows: np.ndarray | int, recipes: np.ndarray) -> None:
+    """Keep ``recipes`` out of ``rows``' lists: -inf in the ranking and the personal scores, in place.
+
+    ``rows`` and ``recipes`` index the (n, n_items) arrays together, as numpy
+    does: a row and its recipe indices (or a boolean mask over the recipes),
+    or pairs (row, recipe). The shown ``scores`` are left as they are: a
+    recipe excluded from a row is never shown in it.
+    """
+    for matrix in (inputs.ranking, inputs.personal):
+        if matrix is not None:
+            matrix[rows, recipes] = -np.inf
 
 
 def health_mask(item_fsa: np.ndarray, max_fsa_score: float | None) -> np.ndarray | None:
@@ -135,11 +170,12 @@ def rank_rows(
 
     ``scores`` (n, n_items) holds -inf for every recipe a row must not return
     (seen, excluded, failing the health filter), and so does ``personal``, the
-    personal scorer's scores. With ``diversity`` > 0 and item vectors, the
-    ``k * MMR_POOL_FACTOR`` best candidates are re-ranked by MMR. Then the last
-    ``positions[row]`` of the top ``min(PERSONAL_WINDOW, k)`` go to the row's
-    best personal recipes not already above them, and the ranking by score
-    resumes after them without the recipes moved up. Why the last positions:
+    personal scorer's scores (``exclude_recipes`` sets both). With
+    ``diversity`` > 0 and item vectors, the ``k * MMR_POOL_FACTOR`` best
+    candidates are re-ranked by MMR. Then the last ``positions[row]`` of the
+    top ``min(PERSONAL_WINDOW, k)`` go to the row's best personal recipes not
+    already above them, and the ranking by score resumes after them without
+    the recipes moved up. Why the last positions:
     the popular recipes carry most hits on this data, so the top of the list
     stays theirs; personal recipes below them cost little accuracy and make
     the lists differ from user to user. A ``k`` below the window is the first

@@ -12,23 +12,12 @@ from typing import ClassVar
 
 import bentoml
 
+from edge.app import BENTOML_METRICS
 from edge.heap import freeze_after_load
 from edge.hotswap import served_slot, start_watching
-from recipe_ml.config import get_settings
+from recipe_ml.config import Settings, get_settings
 from recipe_ml.serving.telemetry import BATCH_SIZE
 from recipe_ml.serving.wire import RankQuery, RankResult, SimilarQuery, SimilarRecipeQuery, SimilarResult
-
-RUNNER_MAX_BATCH_SIZE = max(128, get_settings().max_batch_size)
-"""A whole /batch request (up to MAX_BATCH_SIZE queries) fits in one batch."""
-RUNNER_MAX_LATENCY_MS = max(1, int(get_settings().runner_timeout_seconds * 1000 / 2))
-"""Half the API's ``runner_timeout_seconds``. BentoML's dispatcher sheds a
-queued request it cannot start within this (503, "process is overloaded"), so
-under overload the API hears it at once and asks the next model with time
-left, and the runner does not spend CPU on answers the API has already given
-up on (with BentoML's 60 s default it would, and fall further behind)."""
-
-batched_api = bentoml.api(batchable=True, max_batch_size=RUNNER_MAX_BATCH_SIZE, max_latency_ms=RUNNER_MAX_LATENCY_MS)
-"""The decorator of the adaptive-batching APIs (one list of queries in, one list out)."""
 
 CONNECTION_LIFETIME_SECONDS = 365 * 24 * 3600.0
 """How long the API keeps one connection session to a runner: for good.
@@ -38,17 +27,51 @@ BentoML's dependency client recycles its session every 100 requests and
 are still in flight on it; they die with a dropped connection. The runners
 sit behind a fixed local socket, so recycling buys nothing."""
 
-SERVICE_CONFIG: dict[str, object] = {
-    "workers": 1,
-    "traffic": {"timeout": get_settings().runner_timeout_seconds},
-    "runner_connection": {"max_requests": 2**31 - 1, "max_age": CONNECTION_LIFETIME_SECONDS},
-}
-"""One worker per runner: one copy of the model in memory, batches stay large.
 
-``traffic.timeout`` is the API's ``runner_timeout_seconds``: past it the API
-has moved on to the next model, so the runner need not finish (BentoML also
-gives its client to this service that timeout). ``runner_connection`` is read
-by the clients of this service (the API's ``bentoml.depends``)."""
+def batching_options(settings: Settings) -> dict[str, int]:
+    """The adaptive batching limits of the runner APIs.
+
+    ``max_batch_size``: a whole /batch request (up to MAX_BATCH_SIZE queries)
+    fits in one batch. ``max_latency_ms``: half the API's
+    ``runner_timeout_seconds``. BentoML's dispatcher sheds a queued request it
+    cannot start within this (503, "process is overloaded"), so under overload
+    the API hears it at once and asks the next model with time left, and the
+    runner does not spend CPU on answers the API has already given up on (with
+    BentoML's 60 s default it would, and fall further behind).
+    """
+    return {
+        "max_batch_size": max(128, settings.max_batch_size),
+        "max_latency_ms": max(1, int(settings.runner_timeout_seconds * 1000 / 2)),
+    }
+
+
+def service_options(settings: Settings) -> dict[str, object]:
+    """``@bentoml.service`` options of a runner: one worker, the API's timeout, one connection for good.
+
+    One worker per runner: one copy of the model in memory, batches stay
+    large. ``traffic.timeout`` is the API's ``runner_timeout_seconds``: past
+    it the API has moved on to the next model, so the runner need not finish
+    (BentoML also gives its client to this service that timeout).
+    ``runner_connection`` is read by the clients of this service (the API's
+    ``bentoml.depends``). BentoML's HTTP metrics are off here as in the API (``edge.app.BENTOML_METRICS``).
+    """
+    return {
+        "workers": 1,
+        "traffic": {"timeout": settings.runner_timeout_seconds},
+        "runner_connection": {"max_requests": 2**31 - 1, "max_age": CONNECTION_LIFETIME_SECONDS},
+        "metrics": BENTOML_METRICS,
+    }
+
+
+DECORATION_SETTINGS = get_settings()
+"""The settings as the runner classes are decorated, at import: BentoML takes a service's options and its
+APIs' batching limits then, so they cannot be read later (``RankerRunner.__init__`` reads its own)."""
+
+batched_api = bentoml.api(batchable=True, **batching_options(DECORATION_SETTINGS))
+"""The decorator of the adaptive-batching APIs (one list of queries in, one list out)."""
+
+SERVICE_CONFIG = service_options(DECORATION_SETTINGS)
+"""The options of the runner services' ``@bentoml.service`` (``runners.als``, ``runners.two_tower``)."""
 
 
 class RankerRunner:
@@ -80,10 +103,10 @@ class RankerRunner:
     # tenths of a millisecond, less than BentoML's hop to a worker thread for a
     # sync API, and the event loop has nothing else to do meanwhile.
     @batched_api  # type: ignore[untyped-decorator]
-    async def recommend(self, queries: list[RankQuery]) -> list[RankResult]:
+    async def rank(self, queries: list[RankQuery]) -> list[RankResult]:
         """Ranked recipes for every query of the adaptive batch."""
-        BATCH_SIZE.labels(self.kind, "recommend").observe(len(queries))
-        return self.slot.ranker.recommend(queries)
+        BATCH_SIZE.labels(self.kind, "recommend").observe(len(queries))  # "recommend": the published label
+        return self.slot.ranker.rank(queries)
 
     @batched_api  # type: ignore[untyped-decorator]
     async def similar_users(self, queries: list[SimilarQuery]) -> list[SimilarResult]:

@@ -54,7 +54,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     entry: Callable[[Sequence[str]], int] = importlib.import_module(COMMANDS[command][0]).main
     try:
         return entry(args[1:])
-    except (DataError, SettingsError) as exc:  # a bad data file or setting: say which, no traceback
+    # A data file the command reads is missing or malformed, or a setting is one it cannot run with:
+    # say which (the message names the file or the variable, never a secret), no traceback.
+    except (DataError, SettingsError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
 

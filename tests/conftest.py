@@ -13,6 +13,9 @@ pytest_plugins = [
     "tests.fixtures.kafka",
     "tests.fixtures.models",
     "tests.fixtures.server",
+    "tests.fixtures.prometheus",
+    "tests.fixtures.bento",
+    "tests.fixtures.markers",
 ]
 
 

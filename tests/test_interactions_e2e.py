@@ -181,12 +181,12 @@ def test_interactions_applied_live_are_in_the_next_trained_version(
     assert "+live in" in out
 
     after = ModelRanker(*load_from_store("recipe_two_tower", home=tmp_path))
-    (own,) = after.recommend([RankQuery(user_id=LIVE_ONLY_USER, top_k=10)])  # no live ids sent: no fold-in
-    (unknown,) = before.recommend([RankQuery(user_id=LIVE_ONLY_USER, top_k=10)])
+    (own,) = after.rank([RankQuery(user_id=LIVE_ONLY_USER, top_k=10)])  # no live ids sent: no fold-in
+    (unknown,) = before.rank([RankQuery(user_id=LIVE_ONLY_USER, top_k=10)])
     (similar,) = after.similar_recipes([SimilarRecipeQuery(recipe_id=LIVE_ONLY_RECIPE, top_k=5)])
     index = after.model.users.index_of(LIVE_ONLY_USER)
     assert index is not None and not unknown.found
     assert set(after.model.items.ids[after.model.history(index)].tolist()) == {*liked, LIVE_ONLY_RECIPE}
     assert own.found and len(own.recipe_ids) == 10 and not set(own.recipe_ids) & {*liked, LIVE_ONLY_RECIPE}
-    assert own.model_used == "two_tower+ease" and own.model_version == after.version
+    assert own.personalized_by == "ease" and own.model_version == after.version
     assert similar.found and len(similar.recipe_ids) == 5

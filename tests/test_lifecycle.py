@@ -147,7 +147,7 @@ def test_a_promotion_and_a_rollback_under_load_drop_no_request(lifecycle: Lifecy
     statuses = [status for answers in load.answers for status, _, _ in answers]
     assert set(statuses) == {200}, f"{len(statuses)} answers"
     for answers in load.answers:
-        two_tower = [version for _, used, version in answers if used == "two_tower+ease"]
+        two_tower = [version for _, used, version in answers if used == "two_tower"]
         assert runs(two_tower) == [old, new, old], "each client saw the old version, the new one, then the old"
     assert lifecycle.health()["models"]["two_tower"] == old and lifecycle.health()["refused"] == {}
 

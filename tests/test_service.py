@@ -70,8 +70,17 @@ def test_recipes_are_personal_unseen_and_cached(api: httpx.Client, model: Recomm
 
     assert first.status_code == 200, first.text
     body = first.json()
-    assert set(body) == {"user_id", "recommendations", "model_used", "model_version", "latency_ms", "cached"}
-    assert body["user_id"] == uid and body["model_used"] == "two_tower+ease" and body["cached"] is False
+    assert set(body) == {
+        "user_id",
+        "recommendations",
+        "model_used",
+        "personalized_by",
+        "model_version",
+        "latency_ms",
+        "cached",
+    }
+    assert body["user_id"] == uid and body["model_used"] == "two_tower" and body["cached"] is False
+    assert body["personalized_by"] == "ease"
     assert body["model_version"] == api.get("/api/health").json()["models"]["two_tower"]
     assert [r["rank"] for r in body["recommendations"]] == list(range(1, 8))
     assert len(set(recipe_ids(body))) == 7 and not set(recipe_ids(body)) & training_history(model, uid)
@@ -160,7 +169,7 @@ def test_cold_start(api: httpx.Client, model: Recommender) -> None:
 
     assert popular.status_code == 200 and popular.json()["model_used"] == "popularity"
     assert len(recipe_ids(popular.json())) == 5
-    assert folded.json()["model_used"] == "two_tower+ease"
+    assert folded.json()["model_used"] == "two_tower"
     assert not set(recipe_ids(folded.json())) & set(first_recipes)
 
 
@@ -276,7 +285,7 @@ def test_health_and_metrics(api: httpx.Client, model: Recommender) -> None:
     assert health["personalization"]["als"] == "no personal scorer: the model's own ranking"
     assert any(
         labels["endpoint"] == "recipes"
-        and labels["model_used"] == "two_tower+ease"
+        and labels["model_used"] == "two_tower"
         and labels["model_version"] == health["models"]["two_tower"]
         for labels, _ in requests
     )
@@ -317,7 +326,7 @@ def test_fallback_chain_two_tower_then_als_then_popularity(
     assert by_popularity.status_code == 200 and by_popularity.json()["model_used"] == "popularity"
     assert not set(recipe_ids(by_popularity.json())) & training_history(model, request["user_id"])
     assert no_similarity.status_code == 503 and "detail" in no_similarity.json()
-    assert recovered.json()["model_used"] == "two_tower+ease" and recovered.json()["cached"] is False
+    assert recovered.json()["model_used"] == "two_tower" and recovered.json()["cached"] is False
     fallbacks = metric_samples(api, "recipe_api_fallbacks_total")
     assert {(labels["model"], labels["reason"]) for labels, _ in fallbacks} >= {
         ("two_tower", "timeout"),
@@ -333,7 +342,7 @@ def test_redis_outage_degrades_but_never_fails(start_server: StartServer, model:
         health = client.get("/api/health")
         event = client.post("/api/interactions", json={"userId": 1, "recipeId": 2, "interactionType": "view"})
 
-    assert recipes.status_code == 200 and recipes.json()["model_used"] == "two_tower+ease"
+    assert recipes.status_code == 200 and recipes.json()["model_used"] == "two_tower"
     assert cold.status_code == 200
     assert health.status_code == 200 and health.json()["status"] == "degraded"
     assert health.json()["redis"] == "unreachable"
@@ -389,6 +398,6 @@ def test_concurrent_load_has_no_failed_requests(api: httpx.Client, server: Local
     outcomes = asyncio.run(_load(server.base_url, users, LOAD_CLIENTS, LOAD_SECONDS))
 
     batches = {le: v - batches_before.get(le, 0.0) for le, v in batch_histogram().items()}
-    assert outcomes["200"] > LOAD_CLIENTS and set(outcomes) <= {"200", "two_tower+ease", "als", "popularity"}, outcomes
+    assert outcomes["200"] > LOAD_CLIENTS and set(outcomes) <= {"200", "two_tower", "als", "popularity"}, outcomes
     assert transport_failures() == failures_before
     assert batches["+Inf"] > batches["1.0"], "concurrent requests were never scored as one batch"

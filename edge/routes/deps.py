@@ -7,6 +7,7 @@ its signature and a test can override it.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Coroutine
 from typing import Annotated, Any, Protocol
 
@@ -14,11 +15,11 @@ import bentoml
 from fastapi import Depends, Request
 from fastapi.routing import APIRoute
 from fastapi.security import APIKeyHeader, HTTPBearer
-from pydantic import BaseModel
 from starlette.datastructures import Headers
 from starlette.responses import Response
 
 from recipe_ml.serving.engine import RecommendationEngine
+from recipe_ml.serving.schemas import Body
 
 
 class _Service(Protocol):
@@ -42,6 +43,19 @@ class _JSONBody(Request):
 
     async def body(self) -> bytes:
         return await super().body() or b"{}"
+
+    async def json(self) -> Any:
+        """The parsed body; whatever makes it unparseable is FastAPI's ``json_invalid`` error (a 400 naming
+        ``body``), not only a syntax error: invalid UTF-8, nesting too deep for the parser, a number
+        with more digits than Python converts."""
+        body = await self.body()
+        try:
+            return json.loads(body)
+        except json.JSONDecodeError:
+            raise
+        except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
+            reason = "nested too deeply" if isinstance(exc, RecursionError) else str(exc).split(":")[0]
+            raise json.JSONDecodeError(reason, body.decode(errors="replace"), 0) from None
 
 
 class JSONBodyRoute(APIRoute):
@@ -67,12 +81,13 @@ EngineDep = Annotated[RecommendationEngine, Depends(get_engine)]
 
 
 def respond(
-    request: Request, body: BaseModel, model_used: str = "none", model_version: str = "none", status_code: int = 200
+    request: Request, body: Body, model_used: str = "none", model_version: str = "none", status_code: int = 200
 ) -> Response:
-    """The response, and the answering model and its version for the request metrics."""
+    """The response (the body's one encoding, which a cache miss also kept), and the answering model and its
+    version for the request metrics."""
     request.state.model_used = model_used
     request.state.model_version = model_version
-    return Response(body.model_dump_json(), status_code=status_code, media_type="application/json")
+    return Response(body.encoded, status_code=status_code, media_type="application/json")
 
 
 DOCUMENTED_AUTH = [

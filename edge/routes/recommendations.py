@@ -36,8 +36,8 @@ router = APIRouter(route_class=JSONBodyRoute)
 )
 async def recipes(body: RecipeRequest, request: Request, engine: EngineDep) -> Response:
     """Recipes for one user, never one they already interacted with; from the cache when asked again
-    within CACHE_TTL_SECONDS. `model_used` names the model that answered (two_tower+ease: the Two-Tower
-    with its personal scorer; else als, else popularity)."""
+    within CACHE_TTL_SECONDS. `model_used` names the model that answered (two_tower, else als, else popularity);
+    `personalized_by` the personal scorer of the personal positions (ease)."""
     response = await engine.recommend(body)
     return respond(request, response, response.model_used, response.model_version)
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import itertools
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
@@ -64,6 +65,10 @@ class AffinityScorer:
         return affinity
 
     def save(self, path: Path) -> None:
+        raise NotImplementedError("a comparison scorer is never shipped")
+
+    @classmethod
+    def load(cls, path: Path, hyper_parameters: dict[str, Any]) -> AffinityScorer:
         raise NotImplementedError("a comparison scorer is never shipped")
 
 

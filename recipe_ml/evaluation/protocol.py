@@ -1,8 +1,8 @@
 """Offline evaluation: rank every recipe for every validation user, excluding seen ones.
 
 The ranking is ``recipe_ml.ranking.rank_rows`` on ``Recommender.rank_inputs``,
-the calls serving makes, on blocks of users: the metrics are those of what
-users get.
+seen recipes kept out by ``recipe_ml.ranking.exclude_recipes``: the calls serving
+makes, on blocks of users, so the metrics are those of what users get.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from recipe_ml.evaluation.metrics import (
     recall_at_k,
 )
 from recipe_ml.models.base import Recommender
-from recipe_ml.ranking import normalize_rows, override_positions, rank_rows
+from recipe_ml.ranking import exclude_recipes, normalize_rows, override_positions, rank_rows
 
 BLOCK_USERS = 2048
 """Users scored per matrix product: bounds memory at BLOCK_USERS x n_recipes floats."""
@@ -53,9 +53,7 @@ def rank_users(
         histories = exclude[block]
         inputs = model.rank_inputs(model.user_vectors[block], histories)
         seen = histories.tocoo()
-        inputs.ranking[seen.row, seen.col] = -np.inf
-        if inputs.personal is not None:
-            inputs.personal[seen.row, seen.col] = -np.inf
+        exclude_recipes(inputs, seen.row, seen.col)
         positions = inputs.positions
         if personalization is not None:
             positions = override_positions(positions, [personalization] * block.size)

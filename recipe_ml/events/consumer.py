@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -29,6 +30,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from recipe_ml.config import Settings
 from recipe_ml.events.applier import EventApplier
+from recipe_ml.events.lag import LagTracker
 from recipe_ml.events.schema import InteractionEvent, InvalidEvent, parse_event
 
 log = logging.getLogger(__name__)
@@ -60,7 +62,10 @@ def kafka_security_config(settings: Settings) -> dict[str, Any]:
 
 
 class ConsumerMetrics:
-    """Prometheus counters of one consumer, in their own registry (one per consumer)."""
+    """Prometheus metrics of one consumer, in their own registry (one per consumer).
+
+    ``lag`` holds the lag, event ages and applied rate, computed at scrape time.
+    """
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry if registry is not None else CollectorRegistry()
@@ -78,6 +83,8 @@ class ConsumerMetrics:
         self.assigned_partitions = Gauge(
             "recipe_consumer_assigned_partitions", "Partitions this consumer owns", registry=reg
         )
+        self.lag = LagTracker()
+        reg.register(self.lag)
 
 
 @dataclass(frozen=True)
@@ -95,15 +102,17 @@ class Backoff:
 
 
 class _PartitionGauge(ConsumerRebalanceListener):  # type: ignore[misc]
-    """Keeps ``assigned_partitions`` equal to what the group gave this consumer."""
+    """Keeps ``assigned_partitions`` equal to what the group gave this consumer, and the lag to its partitions."""
 
-    def __init__(self, gauge: Gauge) -> None:
+    def __init__(self, gauge: Gauge, lag: LagTracker) -> None:
         self._gauge = gauge
+        self._lag = lag
         self._owned: set[TopicPartition] = set()
 
     def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
         self._owned -= set(revoked)
         self._gauge.set(len(self._owned))
+        self._lag.forget(revoked)
 
     def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
         self._owned |= set(assigned)
@@ -139,6 +148,8 @@ class InteractionConsumer:
         bootstrap_timeout_ms: int = 2000,
         commit_timeout_ms: int = 10_000,
         dlq_timeout_ms: int = 10_000,
+        lag_refresh_ms: int = 5000,
+        lag_timeout_ms: int = 2000,
     ) -> None:
         if not settings.kafka_bootstrap_servers:
             raise ValueError("KAFKA_BOOTSTRAP_SERVERS must be set to run the consumer")
@@ -155,6 +166,9 @@ class InteractionConsumer:
         self._bootstrap_timeout_ms = bootstrap_timeout_ms
         self._commit_timeout_ms = commit_timeout_ms
         self._dlq_timeout_ms = dlq_timeout_ms
+        self._lag_refresh_seconds = lag_refresh_ms / 1000
+        self._lag_timeout_ms = lag_timeout_ms
+        self._next_lag_query = 0.0
         self._stopping = threading.Event()
         self._consumer: KafkaConsumer | None = None
         self._producer: KafkaProducer | None = None
@@ -213,8 +227,11 @@ class InteractionConsumer:
         return len(records)
 
     def poll_records(self) -> list[ConsumerRecord]:
-        """The next batch, in partition order."""
+        """The next batch, in partition order; measures the lag the fetch reported."""
         batches = self._kafka_consumer().poll(timeout_ms=self._poll_timeout_ms)
+        for partition, records in batches.items():
+            self.metrics.lag.in_hand(partition, records[0].timestamp)
+        self._measure_lag()
         return [record for records in batches.values() for record in records]
 
     def process(self, records: list[ConsumerRecord]) -> dict[TopicPartition, OffsetAndMetadata]:
@@ -225,10 +242,13 @@ class InteractionConsumer:
         """
         offsets: dict[TopicPartition, OffsetAndMetadata] = {}
         for record in records:
-            if not self._handle(record):
-                break
             partition = TopicPartition(record.topic, record.partition)
+            self.metrics.lag.in_hand(partition, record.timestamp)
+            if not self._handle(record):
+                return offsets
             offsets[partition] = OffsetAndMetadata(record.offset + 1, "", record.leader_epoch)
+        for partition in offsets:
+            self.metrics.lag.in_hand(partition, None)
         return offsets
 
     def commit(self, offsets: dict[TopicPartition, OffsetAndMetadata]) -> None:
@@ -245,8 +265,44 @@ class InteractionConsumer:
         except KafkaError as exc:
             self.metrics.errors.labels("commit").inc()
             log.warning("commit failed, these records will be redelivered (and deduplicated): %r", exc)
+            return
+        for partition, committed in offsets.items():
+            self.metrics.lag.committed(partition, committed.offset)
 
     # Internals
+    def _measure_lag(self) -> None:
+        """Update the lag of every partition this consumer owns; never raises.
+
+        The log end is the highwater of the last fetch: it costs nothing, and
+        tansu (the test broker) answers the ListOffsets request behind
+        ``end_offsets()`` wrongly. The group's committed offsets are read from
+        the broker every ``lag_refresh_ms`` (at once for a partition whose
+        offset is not known: newly assigned, or after a failure), and the
+        consumer's own commits update them in between. That query is also how
+        an unreachable broker shows: the lags become unknown (absent) and
+        ``errors{stage="lag"}`` counts the failure.
+        """
+        consumer = self._kafka_consumer()
+        lag = self.metrics.lag
+        owned = consumer.assignment()
+        for partition in owned:
+            lag.log_end(partition, consumer.highwater(partition))
+        now = time.monotonic()
+        if now < self._next_lag_query and all(lag.knows_committed(partition) for partition in owned):
+            return
+        self._next_lag_query = now + self._lag_refresh_seconds
+        try:
+            for partition in owned:
+                committed = consumer.committed(partition, timeout_ms=self._lag_timeout_ms)
+                if committed is None:  # the group never committed here: it reads from the log start
+                    start = consumer.beginning_offsets([partition], timeout_ms=self._lag_timeout_ms)
+                    committed = start[partition]
+                lag.committed(partition, committed)
+        except KafkaError as exc:
+            lag.unknown()
+            self.metrics.errors.labels("lag").inc()
+            log.warning("cannot read the committed offsets, lag unknown: %r", exc)
+
     def _open_clients(self) -> None:
         common = {
             "bootstrap_servers": self._bootstrap,
@@ -274,7 +330,10 @@ class InteractionConsumer:
         except KafkaError:
             consumer.close(autocommit=False)
             raise
-        consumer.subscribe([self._settings.kafka_topic], listener=_PartitionGauge(self.metrics.assigned_partitions))
+        consumer.subscribe(
+            [self._settings.kafka_topic],
+            listener=_PartitionGauge(self.metrics.assigned_partitions, self.metrics.lag),
+        )
         self._consumer, self._producer = consumer, producer
 
     def _kafka_consumer(self) -> KafkaConsumer:
@@ -296,6 +355,7 @@ class InteractionConsumer:
     def _apply(self, event: InteractionEvent) -> None:
         if self._applier.apply(event):
             self.metrics.applied.inc()
+            self.metrics.lag.applied()
         else:
             self.metrics.duplicates.inc()
 

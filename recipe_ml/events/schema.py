@@ -14,6 +14,10 @@ from enum import StrEnum
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 from pydantic.alias_generators import to_camel
 
+MAX_REQUEST_ID = 2**53 - 1
+"""Largest id any input may carry, an HTTP request or a Kafka event: the integers every JSON parser
+(JavaScript's too) reads exactly, and a bound an OpenAPI ``maximum`` states exactly; a larger one is
+refused (a 422, or the DLQ) naming the field."""
 MIN_UNIX_MILLISECONDS = -62_135_596_800_000
 MAX_UNIX_MILLISECONDS = 253_402_300_799_999
 """0001-01-01 to 9999-12-31T23:59:59.999Z: the instants a ``datetime`` holds (numbers beyond 2e10 in
@@ -74,8 +78,8 @@ class InteractionEvent(BaseModel):
     )
 
     # Strict: ``true`` or ``"5"`` is not an id (nor a rating), as in the API's requests.
-    user_id: int = Field(ge=0, strict=True)
-    recipe_id: int = Field(ge=0, strict=True)
+    user_id: int = Field(ge=0, le=MAX_REQUEST_ID, strict=True)
+    recipe_id: int = Field(ge=0, le=MAX_REQUEST_ID, strict=True)
     interaction_type: InteractionType
     rating: int | None = Field(default=None, ge=1, le=5, strict=True, validate_default=True)
     timestamp: datetime | None = Field(

@@ -9,10 +9,10 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from recipe_ml.data import Interactions
-from recipe_ml.models.base import Recommender
+from recipe_ml.models.vectors import VectorRecommender
 
 
-class ALSRecommender(Recommender):
+class ALSRecommender(VectorRecommender):
     """ALS on the binary user x recipe matrix, confidence ``alpha`` per interaction.
 
     ``implicit`` fits the factors; fold-in is the same closed-form least

@@ -1,9 +1,13 @@
-"""The one interface every recommender implements (as ``implicit`` does).
+"""The one interface every recommender implements, as ``implicit``'s ``RecommenderBase``.
 
 A model maps users and recipes to vectors in one space; a score is a dot
 product plus an optional per-recipe bias. That single shape lets the serving
 layer batch any model as one matrix product, fold in users who appeared after
-training, and find similar users, without knowing which model it holds.
+training, and find similar users, without knowing which model it holds. The
+shared implementation of that shape (the vectors, the products, their files)
+is ``recipe_ml.models.vectors.VectorRecommender``, as ``implicit``'s
+``MatrixFactorizationBase``; this module is the contract, the personal
+positions built on it, and the saved model's layout.
 
 Indices, not raw ids, cross this interface: ``IdMap`` (in ``recipe_ml.data``)
 translates. Raw Allrecipes ids only appear at the edges.
@@ -14,25 +18,28 @@ from __future__ import annotations
 import inspect
 import json
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar, Protocol, Self
 
 import numpy as np
 import scipy.sparse as sp
 
-from recipe_ml.data import IdMap, Interactions
-from recipe_ml.models.ease import EASEScorer, history_matrix
-from recipe_ml.ranking import PersonalPolicy
+from recipe_ml.data import IdMap, Interactions, history_matrix
+from recipe_ml.ranking import PersonalPolicy, RankInputs
 
 META_FILE = "recommender.json"
 PERSONAL_DIR = "personal"
 PERSONAL_META = "personal.json"
+SHIPPED_SCORER = "ease"
+"""The scorer of a saved model that does not name its own: saved when it was the only one."""
 
 
 class PersonalScorer(Protocol):
-    """What ranks the personal positions: scores of every recipe from users' recipes (``EASEScorer`` ships)."""
+    """What ranks the personal positions: scores of every recipe from users' recipes.
+
+    The kinds that ship are the rows of ``recipe_ml.models.PERSONAL_SCORERS``.
+    """
 
     kind: str
 
@@ -45,19 +52,10 @@ class PersonalScorer(Protocol):
 
     def save(self, path: Path) -> None: ...
 
-
-@dataclass(frozen=True)
-class RankInputs:
-    """What the ranking policy needs for a batch of users (``recipe_ml.ranking.rank_rows``)."""
-
-    scores: np.ndarray
-    """(n, n_items) the model's own scores: what a client is shown."""
-    ranking: np.ndarray
-    """(n, n_items) the scores the list is ranked by (the model's, plus the personal scorer's weight)."""
-    personal: np.ndarray | None
-    """(n, n_items) scores of the personal positions' picks, or None: no personal positions."""
-    positions: np.ndarray
-    """(n,) personal positions per user by default (the adaptive policy, or the fixed fallback)."""
+    @classmethod
+    def load(cls, path: Path, hyper_parameters: dict[str, Any]) -> Self:
+        """The scorer ``save`` wrote under ``path``, built with ``hyper_parameters``."""
+        ...
 
 
 class Recommender(ABC):
@@ -80,9 +78,35 @@ class Recommender(ABC):
     reading the data files.
     """
 
+    epochs: int = 1
+    """Passes over the data ``fit_epochs`` makes (1: the model is fitted in one go)."""
+
+    personal: PersonalScorer | None = None
+    """The personal scorer of the personal positions, or None (today's policy: ``personal_slots``)."""
+    policy: PersonalPolicy | None = None
+    """How ``personal`` enters the ranking; set with it by ``attach_personal``."""
+    personal_slots: int = 0
+    """Without a personal scorer: how many of the last top-10 positions go to the best recipes by ``affinity``.
+
+    The policy before personal scorers, kept as the fallback of a model
+    trained without one; 0 turns it off.
+    """
+
+    # -- fitting -----------------------------------------------------------------
     @abstractmethod
     def fit(self, data: Interactions) -> None:
         """Fit on ``data``; sets ``users``, ``items``, ``seen``, ``item_fsa`` and the vectors."""
+
+    def fit_epochs(self, data: Interactions, export_every_epoch: bool = False) -> Iterator[int]:
+        """Fit on ``data``, yielding the number of each finished epoch (``epochs`` of them).
+
+        The trainer drives the loop (progress, per-epoch validation): with
+        ``export_every_epoch`` the model is servable at every yield, otherwise
+        only once the iterator is exhausted. A model fitted in one go has one epoch.
+        """
+        del export_every_epoch  # one epoch: the model is servable when it ends
+        self.fit(data)
+        yield 1
 
     def _set_data(self, data: Interactions) -> None:
         """The state every model keeps from its training data (call first in ``fit``)."""
@@ -104,37 +128,29 @@ class Recommender(ABC):
         names = inspect.signature(type(self).__init__).parameters
         return {name: getattr(self, name) for name in names if name != "self"}
 
-    saved_arrays: ClassVar[tuple[str, ...]] = ("user_vectors", "item_vectors")
-    """The fitted arrays ``save`` writes (``<name>.npy``) and ``load`` reads back into ``_<name>``."""
+    def use_device(self, device: str) -> None:
+        """Run the model's own computations on ``device`` (the ``DEVICE`` setting).
 
-    _user_vectors: np.ndarray
-    _item_vectors: np.ndarray
-    _item_bias: np.ndarray | None = None
+        Models scored with numpy (popularity, ALS) always run on the CPU, so
+        this is a no-op for them; torch models override it.
+        """
+        del device  # numpy runs on the CPU whatever the setting
 
-    personal: PersonalScorer | None = None
-    """The personal scorer of the personal positions, or None (today's policy: ``personal_slots``)."""
-    policy: PersonalPolicy | None = None
-    """How ``personal`` enters the ranking; set with it by ``attach_personal``."""
-
-    def _init_vectors(self, dim: int) -> None:
-        """Zero-size vectors of width ``dim``: the state of a model not fitted yet."""
-        self._user_vectors = np.zeros((0, dim), dtype=np.float32)
-        self._item_vectors = np.zeros((0, dim), dtype=np.float32)
-
+    # -- vectors and scores ---------------------------------------------------------
     @property
+    @abstractmethod
     def user_vectors(self) -> np.ndarray:
         """(n_users, dim) float32, row ``i`` for user index ``i``."""
-        return self._user_vectors
 
     @property
+    @abstractmethod
     def item_vectors(self) -> np.ndarray:
         """(n_items, dim) float32, row ``j`` for recipe index ``j``."""
-        return self._item_vectors
 
     @property
+    @abstractmethod
     def item_bias(self) -> np.ndarray | None:
         """(n_items,) float32 added to every score, or None."""
-        return self._item_bias
 
     @abstractmethod
     def fold_in(self, histories: Sequence[np.ndarray]) -> np.ndarray:
@@ -144,13 +160,24 @@ class Recommender(ABC):
         interactions, is served without retraining.
         """
 
-    personal_slots: int = 0
-    """Without a personal scorer: how many of the last top-10 positions go to the best recipes by ``affinity``.
+    @abstractmethod
+    def score(self, user_vectors: np.ndarray) -> np.ndarray:
+        """Scores (n, n_items) of every recipe for each user vector."""
 
-    The policy before personal scorers, kept as the fallback of a model
-    trained without one; 0 turns it off.
-    """
+    @abstractmethod
+    def affinity(self, user_vectors: np.ndarray) -> np.ndarray | None:
+        """The personal part of ``score`` (n, n_items), or None for a model without per-user signal."""
 
+    def history(self, user_index: int) -> np.ndarray:
+        """Recipe indices the user interacted with in the training data."""
+        start, end = self.seen.indptr[user_index], self.seen.indptr[user_index + 1]
+        return np.asarray(self.seen.indices[start:end])
+
+    def history_rows(self, histories: Sequence[np.ndarray]) -> sp.csr_matrix:
+        """Users x recipes 0/1 matrix of lists of recipe indices."""
+        return history_matrix(list(histories), len(self.items))
+
+    # -- the personal positions --------------------------------------------------------
     def attach_personal(self, scorer: PersonalScorer, policy: PersonalPolicy) -> None:
         """Serve ``scorer``'s picks in the personal positions, as ``policy`` says (saved with the model)."""
         if scorer.n_items != len(self.items):
@@ -160,7 +187,7 @@ class Recommender(ABC):
 
     @property
     def served_as(self) -> str:
-        """The ``model_used`` of this model's answers: the kind, ``+`` the personal scorer when it has one."""
+        """The name of this model in logs and reports: the kind, ``+`` the personal scorer when it has one."""
         return self.kind if self.personal is None else f"{self.kind}+{self.personal.kind}"
 
     @property
@@ -184,7 +211,8 @@ class Recommender(ABC):
         ``histories`` (n, n_items) holds each user's recipes (training and
         live): the personal scorer reads them, and their length sets the
         adaptive number of personal positions. The one place that turns a
-        model into the inputs of ``rank_rows``, for serving and evaluation alike.
+        model into the inputs of ``rank_rows``, for serving and evaluation
+        alike; every array is new, the batch's own (``RankInputs``).
         """
         scores = self.score(user_vectors)
         n = scores.shape[0]
@@ -196,73 +224,14 @@ class Recommender(ABC):
         slots = np.full(n, self.personal_slots if affinity is not None else 0, dtype=np.int64)
         return RankInputs(scores, scores.copy(), affinity, slots)
 
-    def history_rows(self, histories: Sequence[np.ndarray]) -> sp.csr_matrix:
-        """Users x recipes 0/1 matrix of lists of recipe indices."""
-        return history_matrix(list(histories), len(self.items))
-
-    def score(self, user_vectors: np.ndarray) -> np.ndarray:
-        """Scores (n, n_items) of every recipe for each user vector."""
-        scores = self._dot_items(user_vectors)
-        bias = self.item_bias
-        if bias is not None:
-            scores += bias
-        return np.asarray(scores, dtype=np.float32)
-
-    def affinity(self, user_vectors: np.ndarray) -> np.ndarray | None:
-        """The personal part of ``score`` (n, n_items): the dot product without the bias.
-
-        None for a model without per-user signal (popularity). It ranks
-        recipes by how much they suit the user rather than how popular they
-        are, which is what the personal slots show.
-        """
-        return np.asarray(self._dot_items(user_vectors), dtype=np.float32)
-
-    _item_columns: tuple[np.ndarray, np.ndarray] | None = None
-    """(the ``item_vectors`` it was made from, their transpose as a C-contiguous copy)."""
-
-    def _dot_items(self, user_vectors: np.ndarray) -> np.ndarray:
-        """``user_vectors @ item_vectors.T``.
-
-        For several rows, against a C-contiguous copy of the transpose (kept
-        while ``item_vectors`` is the same array): BLAS runs the product of a
-        batch several times faster on it than on the transposed view, with
-        bit-identical results. One row is a matrix-vector product, as fast on
-        the view, and stays on it: the copy would change its summation order.
-        """
-        vectors = self.item_vectors
-        if user_vectors.shape[0] == 1:
-            columns = vectors.T
-        else:
-            cached = self._item_columns
-            if cached is None or cached[0] is not vectors:
-                cached = self._item_columns = (vectors, np.ascontiguousarray(vectors.T))
-            columns = cached[1]
-        product: np.ndarray = user_vectors @ columns
-        return product
-
-    def use_device(self, device: str) -> None:
-        """Run the model's own computations on ``device`` (the ``DEVICE`` setting).
-
-        Models scored with numpy (popularity, ALS) always run on the CPU, so
-        this is a no-op for them; torch models override it.
-        """
-        del device  # numpy runs on the CPU whatever the setting
-
-    def history(self, user_index: int) -> np.ndarray:
-        """Recipe indices the user interacted with in the training data."""
-        start, end = self.seen.indptr[user_index], self.seen.indptr[user_index + 1]
-        return np.asarray(self.seen.indices[start:end])
-
-    # Persistence: a plain directory, so the BentoML store is only a wrapper.
+    # -- persistence: a plain directory, so the BentoML store is only a wrapper ----------
+    @abstractmethod
     def _save_arrays(self, path: Path) -> None:
-        """Write the fitted state (besides ids and ``seen``) under ``path``: the ``saved_arrays``."""
-        for name in self.saved_arrays:
-            np.save(path / f"{name}.npy", getattr(self, f"_{name}"))
+        """Write the fitted state besides ids, ``seen`` and the personal scorer under ``path``."""
 
+    @abstractmethod
     def _load_arrays(self, path: Path) -> None:
         """Read back what ``_save_arrays`` wrote."""
-        for name in self.saved_arrays:
-            setattr(self, f"_{name}", np.load(path / f"{name}.npy"))
 
     def save(self, path: Path) -> None:
         """Write the model to the directory ``path`` (created if missing)."""
@@ -276,20 +245,23 @@ class Recommender(ABC):
         self._save_arrays(path)
         if self.personal is not None and self.policy is not None:
             self.personal.save(path / PERSONAL_DIR)
-            personal_meta = {"hyper_parameters": self.personal.hyper_parameters(), "policy": self.policy.as_dict()}
+            personal_meta = {
+                "kind": self.personal.kind,
+                "hyper_parameters": self.personal.hyper_parameters(),
+                "policy": self.policy.as_dict(),
+            }
             (path / PERSONAL_DIR / PERSONAL_META).write_text(json.dumps(personal_meta, indent=2))
 
     @classmethod
     def load(cls, path: Path) -> Recommender:
-        """Read a model saved by ``save``; the class is chosen by its ``kind``."""
-        from recipe_ml.models import model_class  # the registry imports this module
+        """Read a model saved by ``save``; the class is chosen by its ``kind``, the personal scorer by its own."""
+        from recipe_ml.models import model_class, personal_scorer_class  # the registry imports this module
 
         meta_path = path / META_FILE
         if not meta_path.is_file():
             raise FileNotFoundError(f"{meta_path}: not a saved recommender (no {META_FILE})")
         meta = json.loads(meta_path.read_text())
-        model_cls = model_class(meta["kind"])
-        model = model_cls(**meta["hyper_parameters"])
+        model = model_class(meta["kind"])(**meta["hyper_parameters"])
         model.users = IdMap(np.load(path / "user_ids.npy"))
         model.items = IdMap(np.load(path / "item_ids.npy"))
         model.item_fsa = np.load(path / "item_fsa.npy")
@@ -298,7 +270,7 @@ class Recommender(ABC):
         personal_meta = path / PERSONAL_DIR / PERSONAL_META
         if personal_meta.is_file():
             saved = json.loads(personal_meta.read_text())
-            scorer = EASEScorer(**saved["hyper_parameters"])
-            scorer.load(path / PERSONAL_DIR)
+            scorer_class = personal_scorer_class(saved.get("kind", SHIPPED_SCORER))
+            scorer = scorer_class.load(path / PERSONAL_DIR, saved["hyper_parameters"])
             model.attach_personal(scorer, PersonalPolicy(**saved["policy"]))
         return model

@@ -20,6 +20,7 @@ and an exact fold-in for users with live interactions.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
@@ -31,7 +32,7 @@ class EASEScorer:
     """Item-item weights ``B`` (n_recipes x n_recipes, sparse): a user's scores are ``x_u @ B``."""
 
     kind = "ease"
-    """Name of the personal scorer, part of ``model_used`` (e.g. ``two_tower+ease``)."""
+    """Name of the personal scorer, the ``personalized_by`` of answers (``ease``)."""
 
     def __init__(self, l2: float = 5000.0, neighbours: int = 1000) -> None:
         if l2 <= 0:
@@ -115,8 +116,11 @@ class EASEScorer:
         path.mkdir(parents=True, exist_ok=True)
         sp.save_npz(path / WEIGHTS_FILE, self.weights)
 
-    def load(self, path: Path) -> None:
-        self.weights = sp.load_npz(path / WEIGHTS_FILE)
+    @classmethod
+    def load(cls, path: Path, hyper_parameters: dict[str, Any]) -> EASEScorer:
+        scorer = cls(**hyper_parameters)
+        scorer.weights = sp.load_npz(path / WEIGHTS_FILE)
+        return scorer
 
 
 def column_dtype(n_columns: int) -> type[np.signedinteger]:
@@ -158,15 +162,4 @@ def sparsify_rows(dense: np.ndarray, keep: int) -> sp.csr_matrix:
     matrix = sp.csr_matrix((values.ravel(), columns.ravel(), indptr), shape=(n_rows, n_cols))
     matrix.eliminate_zeros()
     matrix.sort_indices()
-    return matrix
-
-
-def history_matrix(histories: list[np.ndarray], n_items: int) -> sp.csr_matrix:
-    """Users x recipes 0/1 matrix of lists of recipe indices (the input of ``EASEScorer.scores``)."""
-    lengths = np.array([len(h) for h in histories], dtype=np.int64)
-    indptr = np.concatenate([[0], np.cumsum(lengths)])
-    columns = np.concatenate([np.asarray(h, dtype=np.int64) for h in histories]) if histories else np.zeros(0)
-    data = np.ones(columns.size, dtype=np.float32)
-    matrix = sp.csr_matrix((data, columns.astype(np.int64), indptr), shape=(len(histories), n_items))
-    matrix.sum_duplicates()
     return matrix

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from recipe_ml.data import Interactions
-from recipe_ml.models.base import Recommender
+from recipe_ml.models.vectors import VectorRecommender
 
 WEIGHTINGS = ("count", "five_star")
 TIE_BREAK = 1e-3
@@ -39,7 +39,7 @@ def popularity_prior(data: Interactions, weighting: str = "five_star") -> np.nda
     return np.asarray(prior, dtype=np.float32)
 
 
-class PopularityRecommender(Recommender):
+class PopularityRecommender(VectorRecommender):
     """Every user gets the same ranking: the popularity prior, scaled to [0, 1].
 
     In the shared vector shape: one dimension, every user vector is ``[1.0]``.

@@ -31,9 +31,9 @@ import scipy.sparse as sp
 
 from recipe_ml.config import get_settings
 from recipe_ml.data import FSA_RANGE, Interactions
-from recipe_ml.models.base import Recommender
 from recipe_ml.models.popularity import check_weighting, popularity_prior
 from recipe_ml.models.user_tower import USER_TOWER_FILE, UserTower
+from recipe_ml.models.vectors import VectorRecommender
 
 if TYPE_CHECKING:
     import torch
@@ -41,6 +41,7 @@ if TYPE_CHECKING:
     from recipe_ml.models.two_tower_nets import RecipeEncoder, UserEncoder
 
 EMBEDDING_DIM = 128
+"""Width of the user and recipe vectors (the towers' output)."""
 WHO_MAX = 7.0
 """Highest WHO score in the health data (number of guidelines met)."""
 
@@ -64,7 +65,7 @@ def recipe_features(fsa: np.ndarray, who: np.ndarray, counts: np.ndarray) -> np.
     ).astype(np.float32)
 
 
-class TwoTowerRecommender(Recommender):
+class TwoTowerRecommender(VectorRecommender):
     """User tower over the recipes a user interacted with; recipe tower over id + features.
 
     Training logits: ``user . recipe / temperature + prior_weight * prior``,
@@ -146,12 +147,7 @@ class TwoTowerRecommender(Recommender):
             pass
 
     def fit_epochs(self, data: Interactions, export_every_epoch: bool = False) -> Iterator[int]:
-        """Fit on ``data``, yielding the number of each finished epoch.
-
-        The trainer drives the loop (progress, per-epoch validation): with
-        ``export_every_epoch`` the model is servable at every yield, otherwise
-        only once the iterator is exhausted.
-        """
+        """``Recommender.fit_epochs``: ``epochs`` passes of denoising training, exported as it says."""
         import torch
 
         from recipe_ml.models.two_tower_nets import RecipeEncoder, UserEncoder
@@ -165,8 +161,8 @@ class TwoTowerRecommender(Recommender):
         counts = np.asarray(self.seen.sum(axis=0)).ravel()
         features = torch.from_numpy(recipe_features(fsa, who, counts)).to(self._device)
 
-        user_encoder = UserEncoder(n_items, self.dropout).to(self._device)
-        recipe_encoder = RecipeEncoder(n_items, self.dropout).to(self._device)
+        user_encoder = UserEncoder(n_items, EMBEDDING_DIM, self.dropout).to(self._device)
+        recipe_encoder = RecipeEncoder(n_items, EMBEDDING_DIM, self.dropout).to(self._device)
         prior = torch.from_numpy(popularity_prior(data, self.prior)).to(self._device)
         bias = prior * self.prior_weight  # frozen: the towers learn what a user adds to it
         params = [*user_encoder.parameters(), *recipe_encoder.parameters()]
@@ -268,6 +264,6 @@ class TwoTowerRecommender(Recommender):
 
             from recipe_ml.models.two_tower_nets import UserEncoder, tower_from_encoder
 
-            encoder = UserEncoder(len(self.items), self.dropout)
+            encoder = UserEncoder(len(self.items), EMBEDDING_DIM, self.dropout)
             encoder.load_state_dict(torch.load(path / "user_encoder.pt", weights_only=True, map_location="cpu"))
             self._user_tower = tower_from_encoder(encoder, self._scale)

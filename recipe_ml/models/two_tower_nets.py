@@ -3,7 +3,9 @@
 Kept apart from ``recipe_ml.models.two_tower`` so that loading and serving a
 trained Two-Tower on the CPU never imports torch: serving folds users in
 with the numpy ``UserTower``, which ``tower_from_encoder`` exports from
-``UserEncoder`` and ``encoder_from_tower`` turns back into one.
+``UserEncoder`` and ``encoder_from_tower`` turns back into one. The vector
+width is the recommender's (``two_tower.EMBEDDING_DIM``), passed in: this
+module never imports the one that imports it.
 """
 
 from __future__ import annotations
@@ -14,7 +16,6 @@ import numpy as np
 import torch
 from torch import nn
 
-from recipe_ml.models.two_tower import EMBEDDING_DIM
 from recipe_ml.models.user_tower import UserTower
 
 HIDDEN_DIM = 256
@@ -23,16 +24,16 @@ N_FEATURES = 5
 
 
 class UserEncoder(nn.Module):
-    """Mean of the embeddings of a user's recipes -> MLP -> 128-d user vector."""
+    """Mean of the embeddings of a user's recipes -> MLP -> ``dim``-d user vector."""
 
-    def __init__(self, n_items: int, dropout: float) -> None:
+    def __init__(self, n_items: int, dim: int, dropout: float) -> None:
         super().__init__()
-        self.bag = nn.EmbeddingBag(n_items, EMBEDDING_DIM, mode="mean")
+        self.bag = nn.EmbeddingBag(n_items, dim, mode="mean")
         self.mlp = nn.Sequential(
             nn.Dropout(dropout),
-            nn.Linear(EMBEDDING_DIM, HIDDEN_DIM),
+            nn.Linear(dim, HIDDEN_DIM),
             nn.ReLU(),
-            nn.Linear(HIDDEN_DIM, EMBEDDING_DIM),
+            nn.Linear(HIDDEN_DIM, dim),
         )
 
     def forward(self, items: torch.Tensor, offsets: torch.Tensor) -> torch.Tensor:
@@ -41,16 +42,16 @@ class UserEncoder(nn.Module):
 
 
 class RecipeEncoder(nn.Module):
-    """Recipe id embedding + health/popularity features -> MLP -> 128-d recipe vector."""
+    """Recipe id embedding + health/popularity features -> MLP -> ``dim``-d recipe vector."""
 
-    def __init__(self, n_items: int, dropout: float) -> None:
+    def __init__(self, n_items: int, dim: int, dropout: float) -> None:
         super().__init__()
-        self.embedding = nn.Embedding(n_items, EMBEDDING_DIM)
+        self.embedding = nn.Embedding(n_items, dim)
         self.mlp = nn.Sequential(
             nn.Dropout(dropout),
-            nn.Linear(EMBEDDING_DIM + N_FEATURES, HIDDEN_DIM),
+            nn.Linear(dim + N_FEATURES, HIDDEN_DIM),
             nn.ReLU(),
-            nn.Linear(HIDDEN_DIM, EMBEDDING_DIM),
+            nn.Linear(HIDDEN_DIM, dim),
         )
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
@@ -92,7 +93,7 @@ def tower_from_encoder(encoder: UserEncoder, scale: float) -> UserTower:
 
 def encoder_from_tower(tower: UserTower) -> UserEncoder:
     """A ``UserEncoder`` in evaluation mode holding ``tower``'s weights."""
-    encoder = UserEncoder(tower.bag.shape[0], dropout=0.0)
+    encoder = UserEncoder(tower.bag.shape[0], tower.dim, dropout=0.0)
     first, last = _linears(encoder)
     with torch.no_grad():
         encoder.bag.weight.copy_(torch.from_numpy(tower.bag))
@@ -105,7 +106,7 @@ def encoder_from_tower(tower: UserTower) -> UserEncoder:
 
 def fold_in_torch(encoder: UserEncoder, histories: Sequence[np.ndarray], scale: float) -> np.ndarray:
     """``UserTower.__call__`` computed by torch on ``encoder``'s device."""
-    out = np.zeros((len(histories), EMBEDDING_DIM), dtype=np.float32)
+    out = np.zeros((len(histories), encoder.bag.embedding_dim), dtype=np.float32)
     nonempty = [i for i, h in enumerate(histories) if len(h)]
     if nonempty:
         device = encoder.bag.weight.device

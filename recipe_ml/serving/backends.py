@@ -32,7 +32,9 @@ class Backend(Protocol):
         """A promoted version this model's process refused to serve, as of the last ping."""
         ...
 
-    async def recommend(self, queries: list[RankQuery]) -> list[RankResult]: ...
+    async def rank(self, queries: list[RankQuery]) -> list[RankResult]:
+        """Ranked recipes for each query, in order (``found`` False where the model cannot place the user)."""
+        ...
 
     async def similar_users(self, queries: list[SimilarQuery]) -> list[SimilarResult]: ...
 
@@ -59,8 +61,8 @@ class LocalBackend:
     def refused(self) -> Refusal | None:
         return self.slot.refused
 
-    async def recommend(self, queries: list[RankQuery]) -> list[RankResult]:
-        return self.slot.ranker.recommend(queries)
+    async def rank(self, queries: list[RankQuery]) -> list[RankResult]:
+        return self.slot.ranker.rank(queries)
 
     async def similar_users(self, queries: list[SimilarQuery]) -> list[SimilarResult]:
         return self.slot.ranker.similar_users(queries)

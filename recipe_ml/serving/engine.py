@@ -10,15 +10,12 @@ swallows it and live interactions count as none.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 import socket
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import asdict, dataclass
-from typing import TypeVar
-
-from pydantic import BaseModel
+from dataclasses import asdict, replace
+from typing import TypeVar, cast
 
 from recipe_ml.config import Settings
 from recipe_ml.events.applier import EventApplier
@@ -31,6 +28,8 @@ from recipe_ml.serving.errors import (
     UnknownRecipeError,
     UnknownUserError,
 )
+from recipe_ml.serving.options import RankOptions
+from recipe_ml.serving.response_cache import CachedResponses, elapsed_ms
 from recipe_ml.serving.schemas import (
     BatchError,
     BatchRecipes,
@@ -38,15 +37,19 @@ from recipe_ml.serving.schemas import (
     BatchResponse,
     ColdStartRequest,
     ColdStartResponse,
+    Health,
     InteractionAccepted,
+    ModelUsed,
+    Reachability,
     RecipeRequest,
     RecipeResponse,
+    RefusedVersion,
     SimilarRecipesRequest,
     SimilarRecipesResponse,
     SimilarUsersRequest,
     SimilarUsersResponse,
 )
-from recipe_ml.serving.telemetry import CACHE, FALLBACKS
+from recipe_ml.serving.telemetry import FALLBACKS
 from recipe_ml.serving.wire import RankQuery, RankResult, SimilarQuery, SimilarRecipeQuery, SimilarResult
 from recipe_ml.storage.base import InteractionStore, ResponseCache
 from recipe_ml.storage.offload import StorageCalls
@@ -56,17 +59,7 @@ logger = logging.getLogger(__name__)
 TRENDING_LIMIT = 500
 """Live trending recipes blended into cold-start popularity."""
 
-R = TypeVar("R", bound=BaseModel)
 A = TypeVar("A", RankResult, SimilarResult)
-Answer = RecipeResponse | SimilarUsersResponse | SimilarRecipesResponse
-
-
-@dataclass(frozen=True)
-class Serving:
-    """The model versions one request is keyed on: all of the chain (the key), the preferred one's (``head``)."""
-
-    key: str
-    head: str
 
 
 def tcp_reachable(servers: str, timeout: float = 0.5) -> bool:
@@ -97,35 +90,47 @@ class RecommendationEngine:
         self.cache = cache
         self.store = store
         self.settings = settings
-        self.storage = StorageCalls(offload=cache.remote or store.remote)
-        """How async code calls ``cache`` and ``store``: never on the event loop when they are remote."""
+        self.offload = StorageCalls(offload=cache.remote or store.remote)
+        """How async code calls ``cache`` and ``store``: in a thread pool when remote, never on the event loop."""
+        self.responses = CachedResponses(cache, self.offload, self.chain, settings)
+        """The response cache as the endpoints use it (keys, hits, which answers are kept)."""
         self._applier = EventApplier(store=store, cache=cache)
+
+    def _version(self, model_used: str, answer: RankResult | SimilarResult) -> str:
+        """The store tag of the version that produced ``answer`` (it says so; else the link's last known one)."""
+        return answer.model_version or next(b.version for b in self.chain if b.name == model_used)
 
     # -- the chain ---------------------------------------------------------
     async def _ask(
         self, call: Callable[[Backend], Awaitable[list[A]]], failure: str, *, similarity: bool = False
-    ) -> tuple[Backend, list[A]]:
-        """The backend that answered first down the chain, and its answers; a failure or timeout falls through."""
+    ) -> tuple[ModelUsed, list[A]]:
+        """The first answer down the chain; a failure or timeout falls through to the next model.
+
+        The answering link's name is a published ``model_used`` value (the chain is the registry's kinds);
+        the response model validates it, so a link of another name could never reach a client.
+        """
         for backend in self.chain:
             if similarity and not backend.supports_similarity:
                 continue
             try:
-                return backend, await asyncio.wait_for(call(backend), self.settings.runner_timeout_seconds)
+                return cast(ModelUsed, backend.name), await asyncio.wait_for(
+                    call(backend), self.settings.runner_timeout_seconds
+                )
             except Exception as exc:  # any failure of one model falls through to the next
                 self._fell_through(backend, exc)
         raise NoModelError(failure)
 
-    async def _ask_recommend(self, queries: list[RankQuery]) -> tuple[Backend, list[RankResult]]:
-        return await self._ask(lambda backend: backend.recommend(queries), "no model could rank recipes")
+    async def _ask_rank(self, queries: list[RankQuery]) -> tuple[ModelUsed, list[RankResult]]:
+        return await self._ask(lambda backend: backend.rank(queries), "no model could rank recipes")
 
-    async def _ask_similar(self, queries: list[SimilarQuery]) -> tuple[Backend, list[SimilarResult]]:
+    async def _ask_similar(self, queries: list[SimilarQuery]) -> tuple[ModelUsed, list[SimilarResult]]:
         return await self._ask(
             lambda backend: backend.similar_users(queries),
             "no model with user embeddings is available for similar users; try again later",
             similarity=True,
         )
 
-    async def _ask_similar_recipes(self, queries: list[SimilarRecipeQuery]) -> tuple[Backend, list[RankResult]]:
+    async def _ask_similar_recipes(self, queries: list[SimilarRecipeQuery]) -> tuple[ModelUsed, list[RankResult]]:
         return await self._ask(
             lambda backend: backend.similar_recipes(queries),
             "no model with recipe embeddings is available for similar recipes; try again later",
@@ -149,7 +154,7 @@ class RecommendationEngine:
         if not user_ids:
             return []
         try:
-            return await self.storage(self.store.recent_items_many, user_ids)
+            return await self.offload(self.store.recent_items_many, user_ids)
         except Exception as exc:  # the store being down degrades, never fails, a request
             logger.warning("interaction store unavailable (%s); serving without live interactions", exc)
             return [[] for _ in user_ids]
@@ -157,53 +162,18 @@ class RecommendationEngine:
     async def _trending_boost(self) -> dict[int, float]:
         """Recency-decayed live popularity scaled to [0, 1], added to trained popularity."""
         try:
-            trending = await self.storage(self.store.trending, TRENDING_LIMIT)
+            trending = await self.offload(self.store.trending, TRENDING_LIMIT)
         except Exception as exc:  # the store being down degrades, never fails, a request
             logger.warning("interaction store unavailable (%s); cold-start without trending", exc)
             return {}
         top = max((weight for _, weight in trending), default=0.0)
         return {rid: weight / top for rid, weight in trending} if top > 0 else {}
 
-    def _serving(self) -> Serving:
-        """The versions serving now, as this process last heard (a swap changes them)."""
-        versions = "|".join(f"{b.name}={b.version}" for b in self.chain)
-        return Serving(hashlib.sha1(versions.encode()).hexdigest()[:12], self.chain[0].version)
-
-    @staticmethod
-    def _key(endpoint: str, request: BaseModel, serving: Serving) -> str:
-        return f"resp:{serving.key}:{endpoint}:{request.model_dump_json()}"
-
-    @staticmethod
-    def _cached(endpoint: str, raw: bytes | None, response_type: type[R], started: float) -> R | None:
-        """The response a cache lookup found (counted as a hit or a miss)."""
-        CACHE.labels(endpoint, "miss" if raw is None else "hit").inc()
-        if raw is None:
-            return None
-        return response_type.model_validate_json(raw).model_copy(
-            update={"cached": True, "latency_ms": _elapsed_ms(started)}
-        )
-
-    async def _store(self, key: str, response: Answer, serving: Serving, user_id: int | None) -> None:
-        """Cache only answers of the preferred model's version the key names.
-
-        A fallback answer is not kept for a TTL after the preferred model is
-        back; an answer of a version swapped in since the key was made is not
-        kept under the old version's key.
-        """
-        ttl = self.settings.cache_ttl_seconds
-        if response.model_version == serving.head and ttl > 0:
-            await self.storage(self.cache.set, key, response.model_dump_json().encode(), ttl, user_id=user_id)
-
     # -- endpoints -------------------------------------------------------------
-    @staticmethod
-    def _rank_query(
-        request: RecipeRequest | BatchRequest | ColdStartRequest, user_id: int | None, live: list[int]
-    ) -> RankQuery:
-        return RankQuery.model_validate({"user_id": user_id, "live_recipe_ids": live, **request.ranking_options()})
-
     async def recommend(self, request: RecipeRequest) -> RecipeResponse:
         """Personal recommendations; raises ``UnknownUserError``."""
-        result = (await self._recommend_users(_as_batch(request), time.perf_counter()))[request.user_id]
+        started = time.perf_counter()
+        result = (await self._recommend_users([request.user_id], request.rank_options(), started))[request.user_id]
         if isinstance(result, UnknownUserError):
             raise result
         return result
@@ -211,50 +181,49 @@ class RecommendationEngine:
     async def recommend_batch(self, request: BatchRequest) -> BatchResponse:
         """One result per user, in the request's order (a repeated id answers twice)."""
         started = time.perf_counter()
-        results = await self._recommend_users(request, started)
+        results = await self._recommend_users(request.user_ids, request.rank_options(), started)
         return BatchResponse(
-            results=[_batch_entry(uid, results[uid]) for uid in request.user_ids], latency_ms=_elapsed_ms(started)
+            results=[_batch_entry(uid, results[uid]) for uid in request.user_ids], latency_ms=elapsed_ms(started)
         )
 
     async def _recommend_users(
-        self, request: BatchRequest, started: float
+        self, requested: Sequence[int], options: RankOptions, started: float
     ) -> dict[int, RecipeResponse | UnknownUserError]:
         """The answer (or the error) for each distinct user; hits come from the cache, misses are scored as one batch.
 
-        The cache and the live interactions are each read in one round trip for the whole batch.
+        A user's answer is cached under the user and the options, whether it was asked alone or in a
+        batch. The cache and the live interactions are each read in one round trip for the whole batch.
         """
         results: dict[int, RecipeResponse | UnknownUserError] = {}
-        user_ids = list(dict.fromkeys(request.user_ids))
-        serving = self._serving()
-        keys = [self._key("recipes", _single(request, user_id), serving) for user_id in user_ids]
+        user_ids = list(dict.fromkeys(requested))
+        serving = self.responses.serving()
+        keys = [self.responses.key("recipes", f"{user_id}:{options.key}", serving) for user_id in user_ids]
         missed: list[tuple[int, str]] = []
-        raws = await self.storage(self.cache.get_many, keys)
-        for user_id, key, raw in zip(user_ids, keys, raws, strict=True):
-            hit = self._cached("recipes", raw, RecipeResponse, started)
+        hits = await self.responses.read_many("recipes", keys, RecipeResponse, started)
+        for user_id, key, hit in zip(user_ids, keys, hits, strict=True):
             if hit is not None:
                 results[user_id] = hit
             else:
                 missed.append((user_id, key))
+        if not missed:
+            return results
         lives = await self._live([user_id for user_id, _ in missed])
-        misses = {
-            user_id: (key, self._rank_query(request, user_id, live))
-            for (user_id, key), live in zip(missed, lives, strict=True)
-        }
-        if misses:
-            backend, answers = await self._ask_recommend([query for _, query in misses.values()])
-            for (user_id, (key, _)), answer in zip(misses.items(), answers, strict=True):
-                if not answer.found:
-                    results[user_id] = UnknownUserError(user_id)
-                    continue
-                response = RecipeResponse(
-                    user_id=user_id,
-                    recommendations=answer.recommendations(),
-                    model_used=answer.model_used or backend.name,
-                    model_version=answer.model_version or backend.version,
-                    latency_ms=_elapsed_ms(started),
-                )
-                await self._store(key, response, serving, user_id)
-                results[user_id] = response
+        queries = [RankQuery.of(options, user_id, live) for (user_id, _), live in zip(missed, lives, strict=True)]
+        model_used, answers = await self._ask_rank(queries)
+        for (user_id, key), answer in zip(missed, answers, strict=True):
+            if not answer.found:
+                results[user_id] = UnknownUserError(user_id)
+                continue
+            response = RecipeResponse(
+                user_id=user_id,
+                recommendations=answer.recommendations(),
+                model_used=model_used,
+                personalized_by=answer.personalized_by,
+                model_version=self._version(model_used, answer),
+                latency_ms=elapsed_ms(started),
+            )
+            await self.responses.keep(key, response, serving, user_id)
+            results[user_id] = response
         return results
 
     async def cold_start(self, request: ColdStartRequest) -> ColdStartResponse:
@@ -263,57 +232,49 @@ class RecommendationEngine:
         Not cached: trending moves with every interaction and this path is cheap.
         """
         started = time.perf_counter()
-        query = self._rank_query(request, None, [])
+        options = request.rank_options()
         if request.recent_recipe_ids:
-            backend, (answer,) = await self._ask_recommend(
-                [query.model_copy(update={"live_recipe_ids": request.recent_recipe_ids})]
-            )
+            model_used, (answer,) = await self._ask_rank([RankQuery.of(options, None, request.recent_recipe_ids)])
             if answer.found:
                 return ColdStartResponse(
                     recommendations=answer.recommendations(),
-                    model_used=answer.model_used or backend.name,
-                    model_version=answer.model_version or backend.version,
-                    latency_ms=_elapsed_ms(started),
+                    model_used=model_used,
+                    personalized_by=answer.personalized_by,
+                    model_version=self._version(model_used, answer),
+                    latency_ms=elapsed_ms(started),
                 )
         popularity = self.chain[-1]
-        (answer,) = await popularity.recommend(
-            [
-                query.model_copy(
-                    update={
-                        "boost": await self._trending_boost(),
-                        "exclude_recipe_ids": [*request.exclude_recipe_ids, *request.recent_recipe_ids],
-                    }
-                )
-            ]
-        )
+        unseen = replace(options, exclude_recipe_ids=[*options.exclude_recipe_ids, *request.recent_recipe_ids])
+        (answer,) = await popularity.rank([RankQuery.of(unseen, None, [], boost=await self._trending_boost())])
         return ColdStartResponse(
             recommendations=answer.recommendations(),
-            model_used=answer.model_used or popularity.name,
+            model_used=cast(ModelUsed, popularity.name),
+            personalized_by=answer.personalized_by,
             model_version=answer.model_version or popularity.version,
-            latency_ms=_elapsed_ms(started),
+            latency_ms=elapsed_ms(started),
         )
 
     async def similar_users(self, request: SimilarUsersRequest) -> SimilarUsersResponse:
         """Training users closest to this one in embedding space; raises ``UnknownUserError``."""
         started = time.perf_counter()
-        serving = self._serving()
-        key = self._key("users", request, serving)
-        hit = self._cached("users", await self.storage(self.cache.get, key), SimilarUsersResponse, started)
+        serving = self.responses.serving()
+        key = self.responses.key("users", request.model_dump_json(), serving)
+        hit = await self.responses.read("users", key, SimilarUsersResponse, started)
         if hit is not None:
             return hit
         (live,) = await self._live([request.user_id])
         query = SimilarQuery(user_id=request.user_id, live_recipe_ids=live, top_k=request.top_k)
-        backend, (answer,) = await self._ask_similar([query])
+        model_used, (answer,) = await self._ask_similar([query])
         if not answer.found:
             raise UnknownUserError(request.user_id)
         response = SimilarUsersResponse(
             user_id=request.user_id,
             similar_users=answer.similar_users(),
-            model_used=backend.name,
-            model_version=answer.model_version or backend.version,
-            latency_ms=_elapsed_ms(started),
+            model_used=model_used,
+            model_version=self._version(model_used, answer),
+            latency_ms=elapsed_ms(started),
         )
-        await self._store(key, response, serving, request.user_id)
+        await self.responses.keep(key, response, serving, request.user_id)
         return response
 
     async def similar_recipes(self, request: SimilarRecipesRequest) -> SimilarRecipesResponse:
@@ -323,29 +284,29 @@ class RecommendationEngine:
         interaction invalidates it (it expires with the TTL or a new model version).
         """
         started = time.perf_counter()
-        serving = self._serving()
-        key = self._key("similar_recipes", request, serving)
-        hit = self._cached("similar_recipes", await self.storage(self.cache.get, key), SimilarRecipesResponse, started)
+        serving = self.responses.serving()
+        key = self.responses.key("similar_recipes", request.model_dump_json(), serving)
+        hit = await self.responses.read("similar_recipes", key, SimilarRecipesResponse, started)
         if hit is not None:
             return hit
-        query = SimilarRecipeQuery.model_validate({"recipe_id": request.recipe_id, **request.ranking_options()})
-        backend, (answer,) = await self._ask_similar_recipes([query])
+        query = SimilarRecipeQuery.of(request.rank_options(), request.recipe_id)
+        model_used, (answer,) = await self._ask_similar_recipes([query])
         if not answer.found:
             raise UnknownRecipeError(request.recipe_id)
         response = SimilarRecipesResponse(
             recipe_id=request.recipe_id,
             similar_recipes=answer.recommendations(),
-            model_used=backend.name,
-            model_version=answer.model_version or backend.version,
-            latency_ms=_elapsed_ms(started),
+            model_used=model_used,
+            model_version=self._version(model_used, answer),
+            latency_ms=elapsed_ms(started),
         )
-        await self._store(key, response, serving, None)
+        await self.responses.keep(key, response, serving, None)
         return response
 
     async def record_interaction(self, event: InteractionEvent) -> InteractionAccepted:
         """Apply one event (the consumer's code path); raises ``StoreUnavailableError`` while the store is down."""
         try:
-            applied = await self.storage(self._applier.apply, event)
+            applied = await self.offload(self._applier.apply, event)
         except self.store.unavailable as exc:
             raise StoreUnavailableError(f"interaction store unavailable ({type(exc).__name__}); retry later") from exc
         return InteractionAccepted(applied=applied, duplicate=not applied, event_id=event.dedupe_id())
@@ -357,47 +318,35 @@ class RecommendationEngine:
             return_exceptions=True,
         )
 
-    async def health(self) -> dict[str, object]:
+    async def health(self) -> Health:
         """Model versions, refused ones and reachability; "degraded" (not down) when anything but popularity is out."""
         settings = self.settings
         pings = await self.refresh()
         models = {b.name: (b.version if ok is True else "unavailable") for b, ok in zip(self.chain, pings, strict=True)}
-        refused = {b.name: asdict(b.refused) for b in self.chain if b.refused is not None}
+        refused = {b.name: RefusedVersion(**asdict(b.refused)) for b in self.chain if b.refused is not None}
+        redis: Reachability
+        kafka: Reachability
         if settings.redis_url is None:
             redis = "not configured"
         else:
-            redis = "ok" if await self.storage(self.cache.ping) else "unreachable"
+            redis = "ok" if await self.offload(self.cache.ping) else "unreachable"
         if settings.kafka_bootstrap_servers is None:
             kafka = "not configured"
         else:
             reachable = await asyncio.to_thread(tcp_reachable, settings.kafka_bootstrap_servers)
             kafka = "ok" if reachable else "unreachable"
         degraded = "unavailable" in models.values() or "unreachable" in (redis, kafka)
-        personalization = {b.name: b.personalization for b in self.chain}
-        return {
-            "status": "degraded" if degraded else "ok",
-            "models": models,
-            "refused": refused,
-            "personalization": personalization,
-            "redis": redis,
-            "kafka": kafka,
-        }
-
-
-def _elapsed_ms(started: float) -> float:
-    return round((time.perf_counter() - started) * 1000.0, 3)
+        return Health(
+            status="degraded" if degraded else "ok",
+            models=models,
+            refused=refused,
+            personalization={b.name: b.personalization for b in self.chain},
+            redis=redis,
+            kafka=kafka,
+        )
 
 
 def _batch_entry(user_id: int, result: RecipeResponse | UnknownUserError) -> BatchRecipes | BatchError:
     if isinstance(result, UnknownUserError):
         return BatchError(user_id=user_id, problem=result.problem())
-    return BatchRecipes.model_validate(result.model_dump())
-
-
-def _single(request: BatchRequest, user_id: int) -> RecipeRequest:
-    """The single-user request a batch entry stands for (same cache entry)."""
-    return RecipeRequest.model_validate({"user_id": user_id, **request.ranking_options()})
-
-
-def _as_batch(request: RecipeRequest) -> BatchRequest:
-    return BatchRequest.model_validate({"user_ids": [request.user_id], **request.ranking_options()})
+    return BatchRecipes.of(result)

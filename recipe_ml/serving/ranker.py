@@ -13,7 +13,7 @@ import numpy as np
 
 from recipe_ml.data import IdMap
 from recipe_ml.models.base import Recommender
-from recipe_ml.ranking import health_mask, normalize_rows, override_positions, rank_rows, top_k_rows
+from recipe_ml.ranking import exclude_recipes, health_mask, normalize_rows, override_positions, rank_rows, top_k_rows
 from recipe_ml.serving.schemas import MAX_ID
 from recipe_ml.serving.wire import RankQuery, RankResult, SimilarQuery, SimilarRecipeQuery, SimilarResult
 
@@ -93,7 +93,7 @@ class ModelRanker:
             vectors[fold_rows] = model.fold_in([histories[row] for row in fold_rows])
         return vectors, found, histories
 
-    def recommend(self, queries: Sequence[RankQuery]) -> list[RankResult]:
+    def rank(self, queries: Sequence[RankQuery]) -> list[RankResult]:
         """Ranked recipes for each query, scored together and ranked by ``rank_rows`` (as offline evaluation)."""
         model = self.model
         users, lives = [q.user_id for q in queries], [q.live_recipe_ids for q in queries]
@@ -106,15 +106,11 @@ class ModelRanker:
                 boost_val = np.asarray([value for _, value in pairs], dtype=np.float32)
                 inputs.scores[row, boost_idx[boost_idx >= 0]] += boost_val[boost_idx >= 0]
                 inputs.ranking[row, boost_idx[boost_idx >= 0]] += boost_val[boost_idx >= 0]
-            banned = np.concatenate(
-                [known_indices(model.items, query.exclude_recipe_ids + query.live_recipe_ids), histories[row]]
-            )
+            banned = known_indices(model.items, query.exclude_recipe_ids + query.live_recipe_ids)
+            exclude_recipes(inputs, row, np.concatenate([banned, histories[row]]))
             allowed = candidate_mask(model.items, model.item_fsa, query.include_recipe_ids, query.max_fsa_score)
-            for matrix in (inputs.ranking, inputs.personal):
-                if matrix is not None:
-                    matrix[row, banned] = -np.inf
-                    if allowed is not None:
-                        matrix[row, ~allowed] = -np.inf
+            if allowed is not None:
+                exclude_recipes(inputs, row, ~allowed)
         positions = override_positions(inputs.positions, [q.personalization for q in queries])
         ranked: dict[int, np.ndarray] = {}
         for diversity in {q.diversity for q in queries}:
@@ -142,7 +138,7 @@ class ModelRanker:
                     found=True,
                     recipe_ids=model.items.ids[indices].tolist(),
                     scores=inputs.scores[row, indices].tolist(),
-                    model_used=model.served_as,
+                    personalized_by=None if model.personal is None else model.personal.kind,
                     model_version=self.version,
                 )
             )

@@ -1,4 +1,4 @@
-"""Request and response bodies of the HTTP API, and the queries the runners score.
+"""Request and response bodies of the HTTP API.
 
 Requests reject unknown fields and out-of-range values, so a client's typo is
 a 422 naming the field instead of a silently ignored option. Field
@@ -9,22 +9,27 @@ the models and not in prose elsewhere.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from collections.abc import Mapping
+from dataclasses import fields
+from functools import cached_property
+from typing import Annotated, Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from recipe_ml.config import get_settings
+from recipe_ml.events.schema import MAX_REQUEST_ID
+from recipe_ml.serving.options import RankOptions
 
 MAX_ID_LIST = 1000
 """Upper bound on client-given recipe id lists (exclusions, cold-start history)."""
 MAX_CANDIDATES = 10_000
 """Upper bound on ``include_recipe_ids``: a category of the backend may hold thousands of recipes."""
 MAX_ID = 2**63 - 1
-"""Ids are int64 in the models: a live event's larger id is ignored, not an overflow."""
-MAX_REQUEST_ID = 2**53 - 1
-"""Largest id a request may carry: the integers every JSON parser (JavaScript's too) reads exactly,
-and a bound an OpenAPI ``maximum`` states exactly; a larger one is a 422."""
+"""Ids are int64 in the models: a larger id (stored before MAX_REQUEST_ID bounded every input) is
+ignored, not an overflow."""
 Id = Annotated[int, Field(ge=0, le=MAX_REQUEST_ID)]
+MAX_LISTED_ERRORS = 20
+"""Most invalid fields one problem lists; ``errors_omitted`` counts the others."""
 COLD_START_PATH = "/api/recommendations/cold-start"
 """Where an unknown user is sent (named in the 404 body)."""
 
@@ -90,9 +95,13 @@ class _RankingOptions(_Request):
         description="Only recipes with a known FSA health score at most this (4 = healthiest, 12 = least).",
     )
 
-    def ranking_options(self) -> dict[str, object]:
-        """The options every ranking request shares, as keyword arguments of another request or a ``RankQuery``."""
-        return {name: getattr(self, name) for name in _RankingOptions.model_fields}
+    def rank_options(self) -> RankOptions:
+        """The request's ranking options, read once for the cache key and the model's queries.
+
+        A request without ``personalization`` (similar recipes: no user) has none.
+        """
+        values: dict[str, Any] = {option.name: getattr(self, option.name, None) for option in fields(RankOptions)}
+        return RankOptions(**values)
 
 
 class _RecommendationOptions(_RankingOptions):
@@ -108,9 +117,6 @@ class _RecommendationOptions(_RankingOptions):
             "with more recipes)."
         ),
     )
-
-    def ranking_options(self) -> dict[str, object]:
-        return {**super().ranking_options(), "personalization": self.personalization}
 
 
 class RecipeRequest(_RecommendationOptions):
@@ -181,12 +187,42 @@ class SimilarUser(BaseModel):
     rank: int = Field(ge=1)
 
 
-class _Timed(BaseModel):
-    model_used: str = Field(
+class Body(BaseModel):
+    """A response body, encoded to JSON once: on a cache miss the cache keeps the bytes the client is sent.
+
+    Frozen, so the encoding cannot go stale; a copy (``model_copy``, how a
+    cache hit is marked) encodes itself afresh.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    @cached_property
+    def encoded(self) -> bytes:
+        """The JSON the client is sent (and a cache keeps)."""
+        return self.model_dump_json().encode()
+
+    def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Self:
+        copied = super().model_copy(update=update, deep=deep)
+        copied.__dict__.pop("encoded", None)  # the encoding of this body, not of the copy
+        return copied
+
+
+ModelUsed = Literal["two_tower", "als", "popularity"]
+"""The published values of ``model_used``: the links of the fallback chain. Never extended with what else
+shaped a list (that is ``personalized_by``): clients map this to an enum."""
+
+
+class _Timed(Body):
+    model_used: ModelUsed = Field(
+        description="The model that answered: two_tower, else als, else popularity (the fallback chain)."
+    )
+    personalized_by: str | None = Field(
+        default=None,
         description=(
-            "The model that answered: two_tower, else als, else popularity; two_tower+ease when the "
-            "Two-Tower's personal scorer picked the personal positions."
-        )
+            "The personal scorer that picked the personal positions of the list (`ease`: the Two-Tower's EASE "
+            "scorer), or null. Optional for clients: `model_used` alone names the model."
+        ),
+        examples=["ease"],
     )
     model_version: str = Field(
         description=(
@@ -269,7 +305,15 @@ class Problem(BaseModel):
     status: int = Field(ge=400, le=599, description="The HTTP status code.")
     detail: str = Field(description="What went wrong with this request, for a human.")
     instance: str | None = Field(default=None, exclude_if=_is_none, description="The request path.")
-    errors: list[FieldError] = Field(default_factory=list, description="The invalid fields (400 and 422).")
+    errors: list[FieldError] = Field(
+        default_factory=list, description=f"The invalid fields (400 and 422), at most {MAX_LISTED_ERRORS}."
+    )
+    errors_omitted: int | None = Field(
+        default=None,
+        ge=1,
+        exclude_if=_is_none,
+        description=f"How many more invalid fields there were than the {MAX_LISTED_ERRORS} that `errors` lists.",
+    )
     user_id: int | None = Field(default=None, exclude_if=_is_none, description="The unknown user (404 for a user).")
     recipe_id: int | None = Field(default=None, exclude_if=_is_none, description="The unknown recipe (a 404).")
     cold_start: str | None = Field(default=None, exclude_if=_is_none, description="Where to ask, for an unknown user.")
@@ -279,6 +323,11 @@ class BatchRecipes(RecipeResponse):
     """A batch entry that succeeded (``status`` is the discriminator)."""
 
     status: Literal["ok"] = "ok"
+
+    @classmethod
+    def of(cls, response: RecipeResponse) -> BatchRecipes:
+        """The entry of a user's answer: the answer's fields as they are (validated once, when it was made)."""
+        return cls.model_construct(**{name: getattr(response, name) for name in RecipeResponse.model_fields})
 
 
 class BatchError(BaseModel):
@@ -292,12 +341,12 @@ class BatchError(BaseModel):
 BatchEntry = Annotated[BatchRecipes | BatchError, Field(discriminator="status")]
 
 
-class BatchResponse(BaseModel):
+class BatchResponse(Body):
     results: list[BatchEntry] = Field(description="One entry per requested user id, in the request's order.")
     latency_ms: float = 0.0
 
 
-class InteractionAccepted(BaseModel):
+class InteractionAccepted(Body):
     """What ``POST /api/interactions`` did with the event (202 either way)."""
 
     applied: bool = Field(description="True the first time this event is seen.")
@@ -312,7 +361,11 @@ class RefusedVersion(BaseModel):
     reason: str = Field(description="Why, e.g. 'failed to load: ValueError: ...'.")
 
 
-class Health(BaseModel):
+Reachability = Literal["ok", "unreachable", "not configured"]
+"""What health says of Redis and Kafka."""
+
+
+class Health(Body):
     """Degraded (not down) when anything but the popularity fallback is out: requests are still answered."""
 
     status: Literal["ok", "degraded"]
@@ -324,5 +377,5 @@ class Health(BaseModel):
     personalization: dict[str, str] = Field(
         description="Model kind -> how it picks the personal positions (its personal scorer and policy, or a fallback)."
     )
-    redis: Literal["ok", "unreachable", "not configured"]
-    kafka: Literal["ok", "unreachable", "not configured"]
+    redis: Reachability
+    kafka: Reachability

@@ -6,12 +6,32 @@ and scores out; the engine turns answers into the published responses.
 
 from __future__ import annotations
 
+from typing import Any, Self
+
 from pydantic import BaseModel, Field
 
+from recipe_ml.serving.options import RankOptions
 from recipe_ml.serving.schemas import Recommendation, SimilarUser
 
 
-class RankQuery(BaseModel):
+class _Filtered(BaseModel):
+    """The ranking filters a query takes from its request's options."""
+
+    exclude_recipe_ids: list[int] = Field(default_factory=list)
+    include_recipe_ids: list[int] | None = None
+    """Rank only among these (None = every recipe)."""
+    max_fsa_score: float | None = None
+    top_k: int = 10
+    diversity: float = 0.0
+
+    @classmethod
+    def _of(cls, options: RankOptions, **fields: Any) -> Self:
+        """A query with ``options``' filters and ``fields`` (validated in the request: not checked again)."""
+        filters = {name: getattr(options, name) for name in _Filtered.model_fields}
+        return cls.model_construct(**filters, **fields)
+
+
+class RankQuery(_Filtered):
     """One user to rank recipes for; raw ids, the model maps them."""
 
     user_id: int | None = None
@@ -19,16 +39,27 @@ class RankQuery(BaseModel):
     live ids are the whole history; none at all = the population's ranking)."""
     live_recipe_ids: list[int] = Field(default_factory=list)
     """Interactions since training: folded into the user vector and excluded."""
-    exclude_recipe_ids: list[int] = Field(default_factory=list)
-    include_recipe_ids: list[int] | None = None
-    """Rank only among these (None = every recipe)."""
-    max_fsa_score: float | None = None
-    top_k: int = 10
-    diversity: float = 0.0
     personalization: float | None = None
     """Share of the top 10 that is personal; None: the model's adaptive policy."""
     boost: dict[int, float] = Field(default_factory=dict)
     """Added to recipes' scores before ranking (trending recency in cold-start)."""
+
+    @classmethod
+    def of(
+        cls,
+        options: RankOptions,
+        user_id: int | None,
+        live_recipe_ids: list[int],
+        boost: dict[int, float] | None = None,
+    ) -> RankQuery:
+        """The query of one user under a request's options."""
+        return cls._of(
+            options,
+            user_id=user_id,
+            live_recipe_ids=live_recipe_ids,
+            personalization=options.personalization,
+            boost={} if boost is None else boost,
+        )
 
 
 class RankResult(BaseModel):
@@ -37,8 +68,8 @@ class RankResult(BaseModel):
     found: bool
     recipe_ids: list[int] = Field(default_factory=list)
     scores: list[float] = Field(default_factory=list)
-    model_used: str | None = None
-    """What ranked: the model kind, ``+`` its personal scorer when it has one (e.g. ``two_tower+ease``)."""
+    personalized_by: str | None = None
+    """The personal scorer that picked the personal positions (``ease``), or None."""
     model_version: str | None = None
     """The store tag of the version that ranked (a runner may have swapped since the API asked)."""
 
@@ -55,15 +86,15 @@ class SimilarQuery(BaseModel):
     top_k: int = 10
 
 
-class SimilarRecipeQuery(BaseModel):
+class SimilarRecipeQuery(_Filtered):
     """One recipe to find neighbours of, with the ranking filters of a recommendation."""
 
     recipe_id: int
-    exclude_recipe_ids: list[int] = Field(default_factory=list)
-    include_recipe_ids: list[int] | None = None
-    max_fsa_score: float | None = None
-    top_k: int = 10
-    diversity: float = 0.0
+
+    @classmethod
+    def of(cls, options: RankOptions, recipe_id: int) -> SimilarRecipeQuery:
+        """The query of one recipe under a request's options."""
+        return cls._of(options, recipe_id=recipe_id)
 
 
 class SimilarResult(BaseModel):

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from recipe_ml.config import Settings, check_redis_url
 from recipe_ml.storage.base import InteractionStore, ResponseCache
-from recipe_ml.storage.memory import MemoryCache, MemoryInteractionStore
+from recipe_ml.storage.memory import DEFAULT_MAX_RECIPES, DEFAULT_MAX_USERS, MemoryCache, MemoryInteractionStore
 
 DEFAULT_HALF_LIFE_HOURS: float = Settings.model_fields["popularity_half_life_hours"].default
 
@@ -23,11 +23,18 @@ def open_cache(url: str | None) -> ResponseCache:
     return RedisCache(redis_url)
 
 
-def open_interaction_store(url: str | None, half_life_hours: float = DEFAULT_HALF_LIFE_HOURS) -> InteractionStore:
-    """The interaction store for ``REDIS_URL`` (None: in-process)."""
+def open_interaction_store(
+    url: str | None,
+    half_life_hours: float = DEFAULT_HALF_LIFE_HOURS,
+    *,
+    max_users: int = DEFAULT_MAX_USERS,
+    max_recipes: int = DEFAULT_MAX_RECIPES,
+) -> InteractionStore:
+    """The interaction store for ``REDIS_URL`` (None: in-process, holding at most ``max_users`` users'
+    recent interactions and ``max_recipes`` trending counters: MEMORY_MAX_USERS, MEMORY_MAX_RECIPES)."""
     redis_url = check_redis_url(url)
     if redis_url is None:
-        return MemoryInteractionStore(half_life_hours)
+        return MemoryInteractionStore(half_life_hours, max_users=max_users, max_recipes=max_recipes)
     from recipe_ml.storage.redis import RedisInteractionStore
 
     return RedisInteractionStore(redis_url, half_life_hours)

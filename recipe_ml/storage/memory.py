@@ -11,6 +11,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 
+from recipe_ml.config import Settings
 from recipe_ml.storage.base import (
     DEDUPE_TTL_SECONDS,
     INVALIDATION_GUARD_SECONDS,
@@ -21,6 +22,9 @@ from recipe_ml.storage.base import (
     ResponseCache,
 )
 from recipe_ml.storage.decay import RESCALE_AFTER_HALF_LIVES, decayed, event_seconds
+
+DEFAULT_MAX_USERS: int = Settings.model_fields["memory_max_users"].default
+DEFAULT_MAX_RECIPES: int = Settings.model_fields["memory_max_recipes"].default
 
 
 class MemoryCache(ResponseCache):
@@ -101,27 +105,43 @@ class MemoryCache(ResponseCache):
 
 
 class MemoryInteractionStore(InteractionStore):
-    """Thread-safe interaction store with the same semantics as the Redis one."""
+    """Thread-safe interaction store with the same semantics as the Redis one, within a size bound.
+
+    The process's memory is the limit here (Redis has its own ``maxmemory``):
+    at most ``max_users`` users' recent interactions and ``max_recipes``
+    trending counters are kept, and past either bound the one updated least
+    recently is forgotten, so a stream of new ids (real or forged) cannot grow
+    the process without end. A forgotten user is answered from the models
+    alone; a forgotten recipe's counter had decayed the longest.
+    """
 
     def __init__(
         self,
         half_life_hours: float,
         *,
         max_recent: int = MAX_RECENT_ITEMS,
+        max_users: int = DEFAULT_MAX_USERS,
+        max_recipes: int = DEFAULT_MAX_RECIPES,
         dedupe_ttl_seconds: float = DEDUPE_TTL_SECONDS,
         clock: Callable[[], float] = time.time,
     ) -> None:
         if half_life_hours <= 0:
             raise ValueError(f"half_life_hours must be > 0, got {half_life_hours}")
+        if max_users < 1 or max_recipes < 1:
+            raise ValueError(f"max_users and max_recipes must be >= 1, got {max_users} and {max_recipes}")
         self._half_life = half_life_hours * 3600.0
         self._max_recent = max_recent
+        self._max_users = max_users
+        self._max_recipes = max_recipes
         self._dedupe_ttl = dedupe_ttl_seconds
         self._clock = clock
         self._lock = threading.Lock()
         self._seen: OrderedDict[str, float] = OrderedDict()
         """event id → expiry, oldest first (expiries grow with insertion)."""
-        self._recent: dict[int, list[int]] = {}
-        self._counters: dict[int, float] = {}
+        self._recent: OrderedDict[int, list[int]] = OrderedDict()
+        """user → recent recipes, the least recently updated user first."""
+        self._counters: OrderedDict[int, float] = OrderedDict()
+        """recipe → trending counter, the least recently updated recipe first."""
         self._landmark: float | None = None
         self._log: list[RecordedInteraction] = []
 
@@ -135,8 +155,10 @@ class MemoryInteractionStore(InteractionStore):
                 return False
             self._seen[event_id] = now + self._dedupe_ttl
 
-            recent = [recipe for recipe in self._recent.get(event.user_id, []) if recipe != event.recipe_id]
+            recent = [recipe for recipe in self._recent.pop(event.user_id, []) if recipe != event.recipe_id]
             self._recent[event.user_id] = [event.recipe_id, *recent][: self._max_recent]
+            if len(self._recent) > self._max_users:
+                self._recent.popitem(last=False)
 
             t = event_seconds(event.timestamp, now)
             kind = str(event.interaction_type)
@@ -146,9 +168,11 @@ class MemoryInteractionStore(InteractionStore):
             exponent = (t - self._landmark) / self._half_life
             if exponent > RESCALE_AFTER_HALF_LIVES:
                 scale = 2.0**-exponent
-                self._counters = {recipe: score * scale for recipe, score in self._counters.items()}
+                self._counters = OrderedDict((recipe, score * scale) for recipe, score in self._counters.items())
                 self._landmark, exponent = t, 0.0
-            self._counters[event.recipe_id] = self._counters.get(event.recipe_id, 0.0) + 2.0**exponent
+            self._counters[event.recipe_id] = self._counters.pop(event.recipe_id, 0.0) + 2.0**exponent
+            if len(self._counters) > self._max_recipes:
+                self._counters.popitem(last=False)
             return True
 
     def recent_items(self, user_id: int, limit: int = 200) -> list[int]:

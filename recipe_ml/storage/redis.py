@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 
 import redis
+from prometheus_client import Counter
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
@@ -93,6 +94,14 @@ def _parse_log_record(raw: bytes) -> RecordedInteraction:
 OUTAGE_COOLDOWN_SECONDS = 1.0
 """After a connection failure or timeout, calls fail at once for this long, then one call probes."""
 
+UNAVAILABLE = Counter(
+    "recipe_redis_unavailable_total",
+    "Redis calls that found Redis unreachable (connection failure, timeout, or refused at once by the breaker)",
+    ["store"],
+)
+"""Rises for as long as Redis is out (health probes call it too), whatever the callers do with the failure:
+the API degrades without saying so in its answers, so this is what an alert sees."""
+
 
 class OutageBreaker:
     """Fails calls fast while Redis is known to be down, so an outage costs one timeout, not one per call.
@@ -108,7 +117,10 @@ class OutageBreaker:
     that answers with an error is up.
     """
 
-    def __init__(self, cooldown_seconds: float = OUTAGE_COOLDOWN_SECONDS, clock: Callable[[], float] = time.monotonic):
+    def __init__(
+        self, store: str, cooldown_seconds: float = OUTAGE_COOLDOWN_SECONDS, clock: Callable[[], float] = time.monotonic
+    ):
+        self._unavailable = UNAVAILABLE.labels(store)
         self._cooldown = cooldown_seconds
         self._clock = clock
         self._lock = threading.Lock()
@@ -121,6 +133,7 @@ class OutageBreaker:
         with self._lock:
             open_until = self._open_until
             if open_until is not None and (self._probing or self._clock() < open_until):
+                self._unavailable.inc()
                 raise redis.ConnectionError("Redis unavailable (a recent call failed; retrying shortly)")
             self._probing = open_until is not None
         failed = False
@@ -128,6 +141,7 @@ class OutageBreaker:
             yield
         except (redis.ConnectionError, redis.TimeoutError, OSError):
             failed = True
+            self._unavailable.inc()
             raise
         finally:
             with self._lock:
@@ -171,7 +185,7 @@ class RedisCache(ResponseCache):
         invalidation_guard_seconds: float = INVALIDATION_GUARD_SECONDS,
     ) -> None:
         self._client = _client(url, timeout_seconds)
-        self._breaker = OutageBreaker()
+        self._breaker = OutageBreaker("cache")
         self._prefix = prefix
         self._guard_ms = max(1, int(invalidation_guard_seconds * 1000))
         self._set = self._client.register_script(_CACHE_SET)
@@ -245,11 +259,13 @@ class RedisInteractionStore(InteractionStore):
         dedupe_ttl_seconds: int = DEDUPE_TTL_SECONDS,
         timeout_seconds: float = 2.0,
         clock: Callable[[], float] = time.time,
+        breaker: OutageBreaker | None = None,
     ) -> None:
+        """``breaker``: a test passes one on a clock of its own, to hold it open as long as it needs."""
         if half_life_hours <= 0:
             raise ValueError(f"half_life_hours must be > 0, got {half_life_hours}")
         self._client = _client(url, timeout_seconds)
-        self._breaker = OutageBreaker()
+        self._breaker = breaker if breaker is not None else OutageBreaker("interactions")
         self._prefix = prefix
         self._half_life = half_life_hours * 3600.0
         self._max_recent = max_recent

@@ -24,10 +24,9 @@ from tqdm import tqdm
 from recipe_ml.config import DATA_DIR, get_settings
 from recipe_ml.data import Interactions
 from recipe_ml.evaluation.protocol import evaluate
-from recipe_ml.models import KINDS, model_class
+from recipe_ml.models import KINDS, model_kind
 from recipe_ml.models.base import Recommender
 from recipe_ml.models.ease import EASEScorer
-from recipe_ml.models.two_tower import TwoTowerRecommender
 from recipe_ml.ranking import PersonalPolicy
 from recipe_ml.training.gate import Candidate, Decision
 from recipe_ml.training.snapshot import LiveData, Snapshot, code_version, no_live_data, take_snapshot
@@ -70,46 +69,46 @@ def store_name(kind: str) -> str:
     return get_settings().model_name(kind).split(":", 1)[0]
 
 
-PERSONAL_KINDS = ("two_tower",)
-"""Kinds that ship with the personal scorer: the policy's weights are fitted on their score scale."""
 PERSONAL_POLICY = PersonalPolicy(blend_weight=500.0, intercept=0.5, per_doubling=1.5)
 """The personal policy fitted on validation by ``recipe_ml.evaluation.report`` (the report's "Personal policy" section
 says whether these are still the fitted values)."""
 
 
 def build_model(kind: str, seed: int, epochs: int | None) -> Recommender:
-    """A model of ``kind`` with its default (tuned) hyper-parameters, seeded."""
-    cls = model_class(kind)
+    """A model of ``kind`` with its default (tuned) hyper-parameters, seeded where the kind takes a seed.
+
+    ``epochs`` (None: the tuned number) applies to the kinds that train in epochs.
+    """
+    row = model_kind(kind)
     kwargs: dict[str, Any] = {}
-    if kind in ("als", "two_tower"):
+    if row.seeded:
         kwargs["seed"] = seed
-    if kind == "two_tower" and epochs is not None:
+    if row.trains_in_epochs and epochs is not None:
         kwargs["epochs"] = epochs
-    return cls(**kwargs)
+    return row.model_class()(**kwargs)
 
 
 def fit_model(
     model: Recommender, data: Interactions, show_progress: bool = False, on_epoch: Callable[[int], None] | None = None
 ) -> None:
-    """Fit ``model`` on ``data``: per epoch (progress bar, ``on_epoch`` after each) where the model has epochs."""
-    if not isinstance(model, TwoTowerRecommender):
-        model.fit(data)
-        return
+    """Fit ``model`` on ``data`` epoch by epoch, ``on_epoch`` after each (a progress bar for a kind that trains in
+    epochs)."""
     epochs = model.fit_epochs(data, export_every_epoch=on_epoch is not None)
-    for epoch in tqdm(epochs, total=model.epochs, desc=model.kind, unit="epoch", disable=not show_progress):
+    progress = show_progress and model_kind(model.kind).trains_in_epochs
+    for epoch in tqdm(epochs, total=model.epochs, desc=model.kind, unit="epoch", disable=not progress):
         if on_epoch is not None:
             on_epoch(epoch)
 
 
 def fit_personal(data: Interactions) -> EASEScorer:
-    """The personal scorer, fitted on ``data`` (one fit, attached to every kind of ``PERSONAL_KINDS``)."""
+    """The personal scorer, fitted on ``data`` (one fit, attached to every kind that ships with it)."""
     scorer = EASEScorer()
     scorer.fit(data.matrix())
     return scorer
 
 
 class _Fitter:
-    """Fits models of one run; the personal scorer is fitted once per dataset and shared by ``PERSONAL_KINDS``."""
+    """Fits models of one run; the personal scorer is fitted once per dataset, shared by the kinds that ship with it."""
 
     def __init__(self, seed: int, epochs: int | None, show_progress: bool, log: Callable[[str], None]) -> None:
         self.seed, self.epochs, self.show_progress, self.log = seed, epochs, show_progress, log
@@ -121,7 +120,7 @@ class _Fitter:
         model.use_device(get_settings().device)
         start = time.perf_counter()
         fit_model(model, data, self.show_progress)
-        if kind in PERSONAL_KINDS:
+        if model_kind(kind).personal:
             model.attach_personal(self._scorer(data), PERSONAL_POLICY)
         return model, time.perf_counter() - start
 

@@ -1,7 +1,11 @@
-"""The Java client (clients/java) compiled with javac and run against a live server.
+"""The Java client (clients/java) built as a library by Maven, offline, then run against a live server.
 
 It is what the Spring Boot backend embeds, so it is checked the way the
-backend uses it: real recommendations, an unknown user as the typed
+backend uses it: ``mvn package`` compiles it (``-Xlint:all -Werror``), runs
+its JUnit tests and makes the jar, resolving only from the local repository
+that Debian's Java packages install (``/usr/share/maven-repo``, no Maven
+Central); then ``ClientCheck`` on that jar drives every method against a live
+server: real recommendations, an unknown user as the typed
 ``RecipeMlException`` (a 404 problem), an invalid request naming its field,
 and a posted interaction changing the next answer.
 """
@@ -9,7 +13,6 @@ and a posted interaction changing the next answer.
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -18,48 +21,64 @@ import pytest
 from edge.model_store import load_from_store
 from harness.server import LocalServer
 from recipe_ml.config import REPO_ROOT
+from tests.fixtures.tools import apt_install, require_file, require_tool
 
 pytestmark = pytest.mark.integration
 
 CLIENT = REPO_ROOT / "clients" / "java"
+DEBIAN_MAVEN_REPO = Path("/usr/share/maven-repo")
+ARTIFACTS = {
+    "com/fasterxml/jackson/core/jackson-databind/2.14.0/jackson-databind-2.14.0.pom": "libjackson2-databind-java",
+    "org/junit/jupiter/junit-jupiter-engine/5.9.2/junit-jupiter-engine-5.9.2.pom": "junit5",
+    "org/apache/maven/plugins/maven-resources-plugin/3.3.0/maven-resources-plugin-3.3.0.jar": (
+        "libmaven-resources-plugin-java"
+    ),
+    "org/apache/maven/plugins/maven-compiler-plugin/3.10.1/maven-compiler-plugin-3.10.1.jar": (
+        "libmaven-compiler-plugin-java"
+    ),
+    "org/apache/maven/plugins/maven-surefire-plugin/2.22.3/maven-surefire-plugin-2.22.3.jar": "libsurefire-java",
+    "org/apache/maven/plugins/maven-jar-plugin/3.3.0/maven-jar-plugin-3.3.0.jar": "libmaven-jar-plugin-java",
+}
+"""What clients/java/pom.xml resolves from Debian's repository, and the package that installs each."""
 JACKSON = [Path("/usr/share/java") / f"jackson-{part}.jar" for part in ("databind", "core", "annotations")]
-SYSTEM_PACKAGES = "default-jdk-headless libjackson2-databind-java"
 UNKNOWN_USER = 999_999_999
 
 
 @pytest.fixture(scope="module")
-def compiled(tmp_path_factory: pytest.TempPathFactory) -> str:
-    """The client and its check program compiled; the classpath to run them."""
-    javac = shutil.which("javac")
-    missing = [str(jar) for jar in JACKSON if not jar.is_file()]
-    if javac is None or missing:
-        pytest.skip(f"needs a JDK and Jackson: apt-get install {SYSTEM_PACKAGES} (missing: javac or {missing})")
-    classes = tmp_path_factory.mktemp("java-classes")
-    sources = sorted(str(path) for path in CLIENT.rglob("*.java"))
-    jars = ":".join(str(jar) for jar in JACKSON)
+def built(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """``mvn -o package`` of the client (its JUnit tests run); the classpath of the jar, its tests and Jackson."""
+    require_tool("javac", apt_install("default-jdk-headless"))
+    mvn = require_tool("mvn", apt_install("maven"))
+    for artifact, package in ARTIFACTS.items():
+        require_file(DEBIAN_MAVEN_REPO / artifact, apt_install(package))
+    target = tmp_path_factory.mktemp("java-build")
+    offline = ["-o", "-B", "-q", f"-Dmaven.repo.local={DEBIAN_MAVEN_REPO}", f"-Drecipeml.build.directory={target}"]
     result = subprocess.run(
-        [javac, "--release", "17", "-Xlint:all", "-Werror", "-d", str(classes), "-cp", jars, *sources],
+        [mvn, *offline, "-f", str(CLIENT / "pom.xml"), "package"],
         capture_output=True,
         text=True,
+        timeout=600,
         check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    return f"{classes}:{jars}"
+    reports = (target / "surefire-reports/com.recipeml.client.RecipeMlClientTest.txt").read_text()
+    assert "Tests run: 4, Failures: 0, Errors: 0, Skipped: 0" in reports, reports
+    jar = target / "recipe-ml-client-1.0.0.jar"
+    return ":".join(str(path) for path in (jar, target / "test-classes", *JACKSON))
 
 
 def test_the_java_client_against_a_live_server(
-    compiled: str, server: LocalServer, redis_url: str, model_store: Path
+    built: str, server: LocalServer, redis_url: str, model_store: Path
 ) -> None:
     model = load_from_store("recipe_popularity", home=model_store)[0]
     user, recipe = int(model.users.ids[5]), int(model.items.ids[0])
-    java = shutil.which("java")
-    assert java is not None
+    java = require_tool("java", apt_install("default-jdk-headless"))
 
     result = subprocess.run(
         [
             java,
             "-cp",
-            compiled,
+            built,
             "com.recipeml.client.ClientCheck",
             server.base_url,
             str(user),
@@ -74,7 +93,7 @@ def test_the_java_client_against_a_live_server(
 
     assert result.returncode == 0, result.stdout + result.stderr
     seen = json.loads(result.stdout.strip().splitlines()[-1])
-    assert seen["health"] == "ok" and seen["model_used"] == "two_tower+ease"
+    assert seen["health"] == "ok" and seen["model_used"] == "two_tower"
     assert seen["model_version"].startswith("recipe_two_tower:")
     assert len(seen["before"]) == 5
     assert seen["unknown"] == {

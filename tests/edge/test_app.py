@@ -8,16 +8,20 @@ the same app under ``bentoml serve``.
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
 import pytest
 
-from edge.app import create_app, service_config
-from edge.problems import PROBLEM_JSON
+from edge.app import create_app, create_docs_app, service_config
+from edge.problems import MAX_ECHOED_CHARS, PROBLEM_JSON
 from edge.routes.deps import get_engine
 from recipe_ml.config import Settings
+from recipe_ml.serving.schemas import MAX_LISTED_ERRORS
 from tests.fixtures.tls import self_signed
 
 KEY = "k" * 16 + "-first"
@@ -67,6 +71,15 @@ def fields(body: dict[str, object]) -> list[str]:
         ("/recommendations/similar-recipes", b'{"recipe_id": 5, "max_fsa_score": 2}', 422, "max_fsa_score"),
         ("/interactions", b'{"userId": "1", "recipeId": 2, "interactionType": "view"}', 422, "userId"),
         ("/interactions", b'{"userId": 1, "recipeId": 2, "interactionType": "cook", "rating": true}', 422, "rating"),
+        # One id bound everywhere: what the recommendation routes refuse, an interaction cannot carry either.
+        ("/interactions", b'{"userId": 9223372036854775808, "recipeId": 2, "interactionType": "view"}', 422, "userId"),
+        ("/interactions", b'{"userId": 1, "recipeId": 9007199254740992, "interactionType": "view"}', 422, "recipeId"),
+        ("/interactions", b'{"userId": ' + b"9" * 4001 + b', "recipeId": 2, "interactionType": "view"}', 422, "userId"),
+        # Bodies the JSON parser refuses for other reasons than syntax are the same documented 400.
+        ("/recommendations/recipes", b"[" * 10_000, 400, "body"),
+        ("/recommendations/recipes", b'{"user_id": 5, "x": "\xff"}', 400, "body"),
+        ("/recommendations/recipes", b'{"user_id": ' + b"1" * 5000 + b"}", 400, "body"),
+        ("/interactions", b'{"userId": ' + b"1" * 5000 + b', "recipeId": 2, "interactionType": "view"}', 400, "body"),
     ],
 )
 async def test_invalid_requests_are_problems_naming_the_field(path: str, body: bytes, status: int, field: str) -> None:
@@ -177,16 +190,89 @@ async def test_bodies_over_the_limit_are_413_problems() -> None:
     assert fields(assert_problem(at_limit, 422)) == ["top_k"]
 
 
-def test_service_config_is_bentomls_cors_and_ssl(tmp_path: Path) -> None:
+def test_service_config_is_bentomls_host_cors_and_ssl(tmp_path: Path) -> None:
     cert, key = self_signed(tmp_path)
     plain = service_config(settings(port=8123))
+    exposed = service_config(settings(host="0.0.0.0"))
     secured = service_config(
         settings(cors_allow_origins="https://app.example, https://admin.example", ssl_certfile=cert, ssl_keyfile=key)
     )
 
-    assert plain == {"http": {"port": 8123}}
+    # Loopback unless HOST says otherwise; BentoML's own per-path HTTP metrics always off.
+    assert plain == {"http": {"host": "127.0.0.1", "port": 8123}, "metrics": {"enabled": False}}
+    assert exposed["http"]["host"] == "0.0.0.0"
     cors = secured["http"]["cors"]
     assert cors["enabled"] is True
     assert cors["access_control_allow_origins"] == ["https://app.example", "https://admin.example"]
     assert {"Authorization", "X-API-Key", "Content-Type"} <= set(cors["access_control_allow_headers"])
     assert secured["ssl"] == {"enabled": True, "certfile": str(cert), "keyfile": str(key)}
+
+
+@pytest.mark.anyio
+async def test_an_error_body_is_never_much_larger_than_the_request() -> None:
+    """60,000 unknown keys list 20 errors and count the rest; a huge key name comes back clipped."""
+    many = b"{" + b", ".join(b'"k%d": 1' % i for i in range(60_000)) + b"}"
+    huge_name = b'{"user_id": 5, "' + b"n" * 900_000 + b'": 1}'
+    async with client() as api:
+        listed = await api.post("/recommendations/recipes", content=many)
+        clipped = await api.post("/recommendations/recipes", content=huge_name)
+        long_path = await api.post("/" + "p" * 50_000, json={})
+
+    problem = assert_problem(listed, 422)
+    assert len(fields(problem)) == MAX_LISTED_ERRORS
+    assert problem["errors_omitted"] == 60_001 - MAX_LISTED_ERRORS, "the 60,000 keys and the missing user_id"
+    assert f"and {60_001 - MAX_LISTED_ERRORS} more" in str(problem["detail"])
+    assert len(listed.content) < 8_000
+    problem = assert_problem(clipped, 422)
+    assert [len(field) for field in fields(problem)] == [MAX_ECHOED_CHARS]
+    assert len(clipped.content) < 2_000
+    assert long_path.status_code == 404 and len(long_path.content) < 1_000
+    assert long_path.json()["instance"].endswith("\u2026")
+
+
+@pytest.mark.anyio
+async def test_every_api_answer_is_kept_out_of_caches_and_unsniffed() -> None:
+    async with client(api_keys=KEY) as api:
+        refused = await api.post("/recommendations/recipes", json={"user_id": 5})
+        invalid = await api.post("/recommendations/recipes", json={"user_id": -1}, headers={"X-API-Key": KEY})
+        unknown = await api.get("/nothing", headers={"X-API-Key": KEY})
+
+    for response in (refused, invalid, unknown):
+        assert response.headers["cache-control"] == "no-store", response.request.url
+        assert response.headers["x-content-type-options"] == "nosniff"
+
+
+@pytest.mark.anyio
+async def test_docs_page_runs_only_its_own_scripts_and_cannot_be_framed() -> None:
+    transport = httpx.ASGITransport(app=create_docs_app(settings(api_keys=KEY, metrics_require_api_key=True)))
+    async with httpx.AsyncClient(transport=transport, base_url="http://api") as api:
+        page = await api.get("/docs")
+
+    assert page.status_code == 200
+    assert page.headers["x-frame-options"] == "DENY"
+    assert page.headers["x-content-type-options"] == "nosniff"
+    policy = dict(part.strip().split(" ", 1) for part in page.headers["content-security-policy"].split(";"))
+    assert policy["frame-ancestors"] == "'none'" and policy["default-src"] == "'none'"
+    inline = re.findall(rb"<script>(.*?)</script>", page.content, flags=re.DOTALL)
+    assert len(inline) == 1, "Swagger UI's start-up call"
+    digest = base64.b64encode(hashlib.sha256(inline[0]).digest()).decode()
+    assert policy["script-src"] == f"'self' 'sha256-{digest}'", "exactly the page's own inline script may run"
+    assert '"persistAuthorization": false' in page.text, "a key typed into Authorize stays out of localStorage"
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("required", [True, False])
+async def test_root_metrics_need_the_key_exactly_when_api_metrics_do(required: bool) -> None:
+    """BentoML's own root /metrics is off; the root one serves the project's series under the same rule."""
+    app = create_docs_app(settings(api_keys=KEY, metrics_require_api_key=required))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://api") as api:
+        anonymous = await api.get("/metrics")
+        keyed = await api.get("/metrics", headers={"Authorization": f"Bearer {KEY}"})
+        docs = await api.get("/docs")
+
+    if required:
+        assert_problem(anonymous, 401)
+    else:
+        assert anonymous.status_code == 200
+    assert keyed.status_code == 200 and "recipe_api_requests_total" in keyed.text
+    assert docs.status_code == 200, "the docs page never needs a key"

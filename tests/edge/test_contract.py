@@ -63,6 +63,32 @@ def test_docs_json_describes_every_api_route(server: LocalServer) -> None:
     assert "securitySchemes" not in spec["components"], "without API_KEYS no route asks for a key"
 
 
+PUBLISHED_MODEL_USED = ["two_tower", "als", "popularity"]
+"""``model_used`` as the product's specification publishes it; clients map it to an enum."""
+
+
+def test_model_used_is_the_published_enum_in_the_document_and_every_answer(server: LocalServer) -> None:
+    """Held to the published contract, so a new value (e.g. ``two_tower+ease``) cannot drift in again."""
+    spec = httpx.get(f"{server.base_url}/docs.json", timeout=15).json()
+    declared = {
+        name: schema["properties"]["model_used"]
+        for name, schema in spec["components"]["schemas"].items()
+        if "model_used" in schema.get("properties", {})
+    }
+    assert {"RecipeResponse", "ColdStartResponse", "SimilarUsersResponse", "SimilarRecipesResponse"} <= set(declared)
+    assert all(prop.get("enum") == PUBLISHED_MODEL_USED for prop in declared.values()), declared
+    api = f"{server.base_url}/api/recommendations"
+    user = httpx.post(f"{api}/cold-start", json={}, timeout=15).json()
+    recipe = user["recommendations"][0]["recipe_id"]
+    answers = [
+        user,
+        httpx.post(f"{api}/cold-start", json={"recent_recipe_ids": [recipe]}, timeout=15).json(),
+        httpx.post(f"{api}/similar-recipes", json={"recipe_id": recipe}, timeout=15).json(),
+    ]
+    assert all(answer["model_used"] in PUBLISHED_MODEL_USED for answer in answers), answers
+    assert answers[1]["personalized_by"] in {None, "ease"}
+
+
 def test_the_document_asks_for_a_key_where_the_server_does(secured: Secured) -> None:
     spec = httpx.get(f"{secured.base_url}/docs.json", verify=str(secured.cafile), timeout=15).json()
 

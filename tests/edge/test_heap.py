@@ -5,9 +5,12 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
+
 from recipe_ml.config import REPO_ROOT
 
 
+@pytest.mark.integration
 def test_freeze_after_load_freezes_the_heap_and_sets_the_thresholds() -> None:
     """In a process of its own: freezing the test runner's heap would change every later test's GC."""
     code = (

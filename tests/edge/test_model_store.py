@@ -85,6 +85,7 @@ def test_bentoml_home_is_read_at_call_time(
     assert load_from_store("env_model")[1] == tag
 
 
+@pytest.mark.integration
 def test_fixture_store_holds_the_three_service_models(model_store: Path) -> None:
     settings = get_settings()
     for kind in REGISTRY:

@@ -6,7 +6,13 @@ default); here ``secured`` switches them all on at once.
 
 from __future__ import annotations
 
+import json
+import socket
+import ssl
+import time
+import uuid
 from pathlib import Path
+from urllib.parse import quote, urlsplit
 
 import httpx
 import pytest
@@ -16,7 +22,7 @@ from edge.model_store import load_from_store
 from harness.redis_server import RedisServer
 from harness.server import ServerStartError, start_local_server
 from recipe_ml.storage import open_cache
-from tests.edge.conftest import ALLOWED_ORIGIN, API_KEY, REDIS_PASSWORD, SECOND_KEY, Secured
+from tests.edge.conftest import ALLOWED_ORIGIN, API_KEY, HEADER_TIMEOUT_SECONDS, REDIS_PASSWORD, SECOND_KEY, Secured
 from tests.fixtures.tls import self_signed
 
 pytestmark = pytest.mark.integration
@@ -36,7 +42,7 @@ def test_the_api_speaks_tls_only_with_the_configured_certificate(secured: Secure
     assert secured.base_url.startswith("https://")
     assert health.status_code == 200 and health.json()["status"] == "ok"
     assert health.json()["redis"] == "ok", "REDIS_URL with the password must connect"
-    assert folded.json()["model_used"] == "two_tower+ease", "the runners still answer behind a TLS front"
+    assert folded.json()["model_used"] == "two_tower", "the runners still answer behind a TLS front"
     with pytest.raises(httpx.TransportError):
         httpx.get(f"{plain}/api/health", timeout=5)
     with pytest.raises(httpx.ConnectError):  # a client that does not trust the certificate refuses it
@@ -143,3 +149,180 @@ def test_a_bad_security_setting_stops_the_start_naming_it(
 
     assert setting in str(failed.value)
     assert "Xq9-shortkey" not in str(failed.value) and "Zr7-kafka-secret" not in str(failed.value)
+
+
+# What an unauthenticated caller can still do to a secured server (issue 22) --------------------------
+
+
+def worker_rss(secured: Secured) -> int:
+    """Resident memory of the API worker (the process that answers every request first)."""
+    return secured.server.rss_by_process()["recipe_ml_service"]
+
+
+def test_unknown_paths_leave_the_metrics_and_the_worker_memory_flat(secured: Secured) -> None:
+    """No metric label takes its value from the request: a stream of distinct paths grows nothing."""
+
+    def probe(api: httpx.Client, count: int, length: int = 36) -> None:
+        for _ in range(count):
+            name = uuid.uuid4().hex.ljust(length, "x")
+            assert api.get(f"/api/{name}").status_code == 401
+            assert api.get(f"/{name}").status_code == 404
+
+    with client(secured) as anonymous, client(secured, Authorization=f"Bearer {API_KEY}") as keyed:
+        probe(anonymous, 100)  # the first requests' one-off allocations (pools, caches) are not growth
+        size, rss = len(keyed.get("/api/metrics").content), worker_rss(secured)
+        probe(anonymous, 1500)
+        probe(anonymous, 50, length=15_000)
+        exposition = keyed.get("/api/metrics")
+        grown_size, grown_rss = len(exposition.content) - size, worker_rss(secured) - rss
+
+    assert exposition.status_code == 200 and "recipe_api_requests_total" in exposition.text
+    assert grown_size < 2_000, f"the exposition grew by {grown_size} bytes"
+    assert grown_rss < 32 * 2**20, f"the API worker grew by {grown_rss / 2**20:.1f} MiB"
+    assert "bentoml_" not in exposition.text, "BentoML's per-path HTTP series are off"
+
+
+def test_no_route_serves_metrics_without_a_key(secured: Secured) -> None:
+    """METRICS_REQUIRE_API_KEY is on: the root /metrics (no longer BentoML's) needs the key as /api/metrics does."""
+    with client(secured) as anonymous:
+        root, api = anonymous.get("/metrics"), anonymous.get("/api/metrics")
+    with client(secured, Authorization=f"Bearer {API_KEY}") as keyed:
+        root_with_key = keyed.get("/metrics")
+
+    for response in (root, api):
+        assert response.status_code == 401 and response.headers["content-type"] == "application/problem+json"
+    assert root_with_key.status_code == 200 and "recipe_api_requests_total" in root_with_key.text
+    assert "bentoml_" not in root_with_key.text
+
+
+def test_errors_outside_api_are_problems_and_health_answers_head(secured: Secured) -> None:
+    with client(secured) as anonymous:
+        unknown = anonymous.get("/no-such-page")
+        wrong_method = anonymous.post("/docs")
+        head = anonymous.head("/api/health")
+
+    for response, status in ((unknown, 404), (wrong_method, 405)):
+        assert response.status_code == status
+        assert response.headers["content-type"] == "application/problem+json"
+        assert response.json()["status"] == status and response.json()["instance"] == response.request.url.path
+    assert "/no-such-page" in unknown.json()["detail"]
+    assert "GET" in wrong_method.headers["allow"]
+    assert head.status_code == 200 and head.content == b"", "load balancers probe with HEAD"
+
+
+def test_personal_answers_are_not_cached_or_sniffed(secured: Secured) -> None:
+    with client(secured, Authorization=f"Bearer {API_KEY}") as api:
+        answer = api.post("/api/recommendations/cold-start", json={"top_k": 2})
+        docs = api.get("/docs")
+
+    assert answer.status_code == 200
+    assert answer.headers["cache-control"] == "no-store" and answer.headers["x-content-type-options"] == "nosniff"
+    assert "frame-ancestors 'none'" in docs.headers["content-security-policy"]
+    assert docs.headers["x-frame-options"] == "DENY"
+
+
+def test_control_characters_in_a_request_cannot_forge_a_log_line(secured: Secured) -> None:
+    marker = uuid.uuid4().hex
+    forged = f"2026-01-01T00:00:00+0000 [INFO] [entry_service:recipe_ml_service:1] FORGED-{marker}"
+    with client(secured) as anonymous:
+        anonymous.get("/api/x" + quote(f"\r\n{forged}", safe=""))
+        anonymous.get("/api/nul" + quote(f"\x00{marker}", safe=""))
+
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        log = secured.server.log_path.read_bytes()
+        if log.count(marker.encode()) >= 2:  # both requests' access log lines are written
+            break
+        time.sleep(0.2)
+    else:
+        pytest.fail(f"the access log never showed the requests:\n{secured.server.log_tail()}")
+
+    lines = log.decode(errors="replace").splitlines()
+    assert not [line for line in lines if line.startswith(forged[:40])], "a request wrote a log entry of its own"
+    assert any(f"\\x0d\\x0a{forged}" in line for line in lines), "the path is logged, escaped, on its line"
+    assert b"\x00" not in log and f"\\x00{marker}" in log.decode(errors="replace")
+
+
+def raw_connection(secured: Secured) -> ssl.SSLSocket:
+    """A TLS connection to the server, for requests no HTTP client would send."""
+    url = urlsplit(secured.base_url)
+    assert url.hostname is not None and url.port is not None
+    context = ssl.create_default_context(cafile=str(secured.cafile))
+    return context.wrap_socket(
+        socket.create_connection((url.hostname, url.port), timeout=15), server_hostname="127.0.0.1"
+    )
+
+
+def read_until_closed(connection: ssl.SSLSocket, deadline: float) -> bytes:
+    """Everything the server sends until it closes the connection; a failure if it is still open at ``deadline``."""
+    connection.settimeout(0.5)
+    received = b""
+    while time.monotonic() < deadline:
+        try:
+            chunk = connection.recv(65536)
+        except TimeoutError:
+            continue
+        except (ssl.SSLZeroReturnError, ssl.SSLEOFError, ConnectionResetError):
+            return received
+        if not chunk:
+            return received
+        received += chunk
+    pytest.fail(f"the server still holds the connection; it sent {received[:200]!r}")
+
+
+def problem_answer(raw: bytes, status: int) -> dict[str, object]:
+    head, _, body = raw.partition(b"\r\n\r\n")
+    assert head.startswith(f"HTTP/1.1 {status} ".encode()), head[:100]
+    assert b"content-type: application/problem+json" in head.lower()
+    problem: dict[str, object] = json.loads(body)
+    assert problem["status"] == status
+    return problem
+
+
+def test_connections_that_never_finish_their_headers_are_closed_with_408(secured: Secured) -> None:
+    connections = [raw_connection(secured) for _ in range(16)]
+    for connection in connections:
+        connection.sendall(b"GET /api/health HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ")
+
+    deadline = time.monotonic() + HEADER_TIMEOUT_SECONDS + 60
+    answers = [read_until_closed(connection, deadline) for connection in connections]
+
+    for answer in answers:
+        assert "headers not received" in str(problem_answer(answer, 408)["detail"])
+    with client(secured) as api:
+        assert api.get("/api/health").status_code == 200, "the server still answers everyone else"
+
+
+@pytest.mark.parametrize("drip", [False, True], ids=["short-body", "slow-body"])
+def test_a_body_that_does_not_arrive_is_a_408_problem(secured: Secured, drip: bool) -> None:
+    """A Content-Length larger than what is sent, or a body sent a byte at a time: bounded, and a problem."""
+    connection = raw_connection(secured)
+    connection.sendall(
+        b"POST /api/interactions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+        + f"Authorization: Bearer {API_KEY}\r\nContent-Length: 1000\r\n\r\n".encode()
+        + b'{"userId": 1'
+    )
+    deadline = time.monotonic() + 90
+    answer = b""
+    while drip and not answer and time.monotonic() < deadline:
+        try:
+            connection.sendall(b" ")
+        except OSError:  # answered and closed between two bytes: read what was answered
+            break
+        connection.settimeout(0.5)
+        try:
+            answer = connection.recv(65536)
+        except TimeoutError:
+            continue
+    answer += read_until_closed(connection, deadline)
+
+    assert "request body not received" in str(problem_answer(answer, 408)["detail"])
+
+
+def test_a_malformed_request_is_a_400_problem(secured: Secured) -> None:
+    connection = raw_connection(secured)
+    connection.sendall(b"NOT HTTP AT ALL\r\n\r\n")
+
+    answer = read_until_closed(connection, time.monotonic() + 60)
+
+    assert problem_answer(answer, 400)["title"] == "Bad Request"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
@@ -13,6 +12,7 @@ from harness.bench_api import parse_wrk, run_wrk
 from harness.peer import create_app
 from harness.server import LocalServer
 from recipe_ml.models.base import Recommender
+from tests.fixtures.tools import apt_install, require_tool
 
 pytestmark = pytest.mark.integration
 
@@ -25,8 +25,7 @@ def model(model_store: Path) -> Recommender:
 def test_wrk_runs_count_answers_and_errors(
     server: LocalServer, redis_url: str, model: Recommender, tmp_path: Path
 ) -> None:
-    if shutil.which("wrk") is None:
-        pytest.fail("wrk is not installed: apt-get install wrk (make system-deps)")
+    require_tool("wrk", apt_install("wrk"))
     users = tmp_path / "users.txt"
     users.write_text("\n".join(str(u) for u in model.users.ids[:50]))
     unknown = tmp_path / "unknown.txt"
@@ -51,8 +50,11 @@ def test_parse_wrk_reads_the_result_line_and_rejects_output_without_one() -> Non
         parse_wrk("wrk: connection refused")
 
 
-def test_the_peer_ranks_unseen_recipes_and_honours_exclusions(model_store: Path, model: Recommender) -> None:
-    peer = TestClient(create_app(model_store))
+@pytest.mark.parametrize("in_thread_pool", [False, True], ids=["async", "threads"])
+def test_the_peer_ranks_unseen_recipes_and_honours_exclusions(
+    model_store: Path, model: Recommender, in_thread_pool: bool
+) -> None:
+    peer = TestClient(create_app(model_store, in_thread_pool=in_thread_pool))
     user = int(model.users.ids[0])
     index = model.users.index_of(user)
     assert index is not None

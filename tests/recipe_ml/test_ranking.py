@@ -7,6 +7,8 @@ import pytest
 
 from recipe_ml.ranking import (
     PersonalPolicy,
+    RankInputs,
+    exclude_recipes,
     health_mask,
     mmr_rows,
     normalize_rows,
@@ -14,6 +16,22 @@ from recipe_ml.ranking import (
     rank_rows,
     top_k_rows,
 )
+
+
+def test_excluded_recipes_are_never_ranked_nor_personal_picks_but_keep_their_shown_score() -> None:
+    scores = np.array([[3.0, 2.0, 1.0], [3.0, 2.0, 1.0]], dtype=np.float32)
+    inputs = RankInputs(scores.copy(), scores.copy(), scores.copy(), np.zeros(2, dtype=np.int64))
+    plain = RankInputs(scores.copy(), scores.copy(), None, np.zeros(2, dtype=np.int64))
+
+    exclude_recipes(inputs, 0, np.array([0]))
+    exclude_recipes(inputs, np.array([1, 1]), np.array([1, 2]))
+    exclude_recipes(plain, 1, np.array([True, False, True]))
+
+    assert inputs.personal is not None
+    assert inputs.ranking.tolist() == inputs.personal.tolist() == [[-np.inf, 2, 1], [3, -np.inf, -np.inf]]
+    assert inputs.scores.tolist() == scores.tolist()
+    assert plain.ranking.tolist() == [[3, 2, 1], [-np.inf, 2, -np.inf]]
+    assert rank_rows(inputs.ranking, 1).tolist() == [[1], [0]]
 
 
 def test_health_mask_keeps_scores_at_most_the_limit_and_drops_unknown() -> None:

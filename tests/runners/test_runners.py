@@ -11,12 +11,13 @@ from pathlib import Path
 
 import pytest
 
+from recipe_ml.config import Settings
 from recipe_ml.serving.wire import RankQuery, RankResult, SimilarQuery, SimilarRecipeQuery, SimilarResult
 from runners.als import ALSRunner
-from runners.base import RankerRunner
+from runners.base import RankerRunner, batching_options, service_options
 from runners.two_tower import TwoTowerRunner
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.integration]
 
 
 @pytest.fixture(scope="module", params=[TwoTowerRunner, ALSRunner], ids=["two_tower", "als"])
@@ -54,9 +55,9 @@ async def test_a_batch_answers_what_single_queries_answer(runner: RankerRunner) 
         RankQuery(user_id=users[2], top_k=6, max_fsa_score=8.0, exclude_recipe_ids=recipes),
     ]
 
-    batched = await runner.recommend(queries)
+    batched = await runner.rank(queries)
 
-    same(batched, [(await runner.recommend([query]))[0] for query in queries])
+    same(batched, [(await runner.rank([query]))[0] for query in queries])
     assert [r.found for r in batched] == [True, True, False, True, True]
     assert [len(r.recipe_ids) for r in batched] == [5, 3, 0, 4, 6]
     assert not set(batched[1].recipe_ids) & set(recipes)
@@ -99,9 +100,17 @@ async def test_ids_beyond_int64_from_live_events_are_ignored(runner: RankerRunne
     user = int(runner.slot.ranker.model.users.ids[0])
     huge = 2**70
 
-    (result,) = await runner.recommend(
+    (result,) = await runner.rank(
         [RankQuery(user_id=user, top_k=3, live_recipe_ids=[huge], exclude_recipe_ids=[huge], boost={huge: 1.0})]
     )
-    (plain,) = await runner.recommend([RankQuery(user_id=user, top_k=3)])
+    (plain,) = await runner.rank([RankQuery(user_id=user, top_k=3)])
 
     assert result.recipe_ids == plain.recipe_ids
+
+
+def test_the_batching_limits_and_service_options_follow_the_settings() -> None:
+    settings = Settings(_env_file=None, max_batch_size=300, runner_timeout_seconds=0.5)  # type: ignore[call-arg]
+
+    assert batching_options(settings) == {"max_batch_size": 300, "max_latency_ms": 250}
+    assert batching_options(Settings(_env_file=None))["max_batch_size"] == 128  # type: ignore[call-arg]
+    assert service_options(settings)["traffic"] == {"timeout": 0.5}

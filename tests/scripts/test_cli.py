@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from recipe_ml.config import get_settings
 from scripts.cli import COMMANDS, main
 
 
@@ -32,6 +33,23 @@ def test_each_command_reaches_its_own_parser(command: str, capsys: pytest.Captur
     assert capsys.readouterr().out.startswith("usage:")
 
 
+def test_a_consumer_with_the_example_secrets_stops_naming_the_variable(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """What a compose consumer started from an unedited copy of deploy/secrets.env.example does."""
+    monkeypatch.setenv("REDIS_URL", "redis://:change-me-redis-password@127.0.0.1:6379/0")
+    get_settings.cache_clear()
+    try:
+        assert main(["consume"]) == 2
+    finally:
+        get_settings.cache_clear()
+
+    err = capsys.readouterr().err
+    assert err.startswith("error: invalid settings:") and "REDIS_URL: still the change-me-... placeholder" in err
+    assert "change-me-redis-password" not in err
+
+
+@pytest.mark.integration
 def test_the_installed_console_script_runs() -> None:
     """`make install` installs the project, so `recipe-ml` sits next to the interpreter."""
     script = Path(sys.executable).parent / "recipe-ml"

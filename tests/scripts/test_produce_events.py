@@ -43,6 +43,7 @@ def test_wire_form_is_camel_case_like_the_java_producer() -> None:
     assert parse_event(to_json(event)) == event
 
 
+@pytest.mark.integration
 def test_sends_to_kafka_keyed_by_user(
     kafka_broker: TansuBroker, unique_name: Callable[[str], str], capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -50,9 +50,7 @@ def test_offline_ranking_is_what_a_user_is_served(
     offline = rank_users(model, users, 10, model.seen, diversity)
 
     queries = [RankQuery(user_id=int(model.users.ids[u]), top_k=10, diversity=diversity) for u in users]
-    served = [
-        model.items.indices(np.asarray(r.recipe_ids)).tolist() for r in ModelRanker(model, "t").recommend(queries)
-    ]
+    served = [model.items.indices(np.asarray(r.recipe_ids)).tolist() for r in ModelRanker(model, "t").rank(queries)]
     assert offline.tolist() == served
 
 

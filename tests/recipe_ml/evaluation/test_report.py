@@ -4,25 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from recipe_ml.config import DATA_DIR
-from recipe_ml.evaluation.protocol import METRICS, Evaluation
-from recipe_ml.evaluation.report import SHIPPED, ModelResult, recommendation
+from recipe_ml.evaluation.results import SHIPPED
 from scripts.cli import main as cli
 from scripts.evaluate import main
-
-
-def result(kind: str, ndcg20: float, coverage: float, personalisation: float, heavy_ndcg20: float) -> ModelResult:
-    metrics = {m: 0.0 for m in METRICS} | {
-        "ndcg@20": ndcg20,
-        "coverage@10": coverage,
-        "personalisation@10": personalisation,
-    }
-    quartiles = [dict(metrics) for _ in range(3)] + [{**metrics, "ndcg@20": heavy_ndcg20}]
-    evaluation = Evaluation(metrics, quartiles, np.zeros(0), np.zeros((0, 20), dtype=np.int64))
-    return ModelResult(kind, evaluation, 1.0, {})
 
 
 def test_report_charts_and_frontier_are_written(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -56,18 +43,6 @@ def test_als_grid_and_full_training_time_are_reported(tmp_path: Path) -> None:
     assert "## ALS tuning" in report
     assert report.count("| 50.0 | 4.0 | 15 |") == 1
     assert "All models on train + validation: **" in report and "personal scorer (ease)" in report
-
-
-def test_recommendation_follows_the_targets() -> None:
-    baseline = result("popularity", 0.020, 0.002, 0.03, 0.020)
-    met = recommendation([baseline, result(SHIPPED, 0.0201, 0.2, 0.6, 0.022)])
-    assert met.count(": met") == 4 and f"Serve **{SHIPPED}** first" in met
-    assert "heavy-user quartile nDCG@20 vs popularity: 1.100x (target >= 1.05x): met" in met
-    not_personal = recommendation([baseline, result(SHIPPED, 0.0201, 0.2, 0.4, 0.020)])
-    assert "personalisation@10: 0.400 (target >= 0.5): **not met**" in not_personal
-    assert "Serve **two_tower+ease** first" not in not_personal and "misses a target above" in not_personal
-    heavy_only = recommendation([baseline, result(SHIPPED, 0.0201, 0.2, 0.6, 0.0205)])
-    assert f"Serve **{SHIPPED}** first" in heavy_only and heavy_only.count("**not met**") == 1
 
 
 def test_a_missing_data_file_fails_with_its_name(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

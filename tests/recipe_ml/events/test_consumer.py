@@ -375,3 +375,80 @@ def test_broker_lost_mid_batch_retries_the_dlq_then_stops_without_skipping(topic
     consumer.commit(offsets)
     assert consumer.metrics.registry.get_sample_value("recipe_consumer_errors_total", {"stage": "commit"}) == 1
     consumer.close()
+
+
+def lag_samples(consumer: InteractionConsumer, name: str = "recipe_consumer_lag") -> dict[int, float]:
+    """The exported samples of ``name`` by partition, as Prometheus would scrape them."""
+    return {
+        int(sample.labels["partition"]): sample.value
+        for family in consumer.metrics.registry.collect()
+        for sample in family.samples
+        if sample.name == name
+    }
+
+
+def test_lag_goes_from_the_backlog_to_zero(
+    kafka_broker: TansuBroker, unique_name: Callable[[str], str], redis_url: str
+) -> None:
+    """Events produced while no consumer runs are the lag; applying and committing them takes it to 0."""
+    topics = make_topics(kafka_broker, unique_name, partitions=2)
+    producer = kafka_broker.producer()
+    for n in range(7):
+        send(producer, topics.topic, cook(n, 100 + n), partition=n % 2)
+    producer.flush()
+
+    consumer = make_consumer(topics.settings(redis_url), frozen_store(redis_url))
+    assert consumer.connect()
+    try:
+        records: list[ConsumerRecord] = []
+
+        def backlog_seen() -> bool:
+            records.extend(consumer.poll_records())
+            return lag_samples(consumer) == {0: 4, 1: 3}
+
+        wait_until(backlog_seen, 30, "the lag shows the 4 + 3 events produced before the consumer started")
+        ages = lag_samples(consumer, "recipe_consumer_oldest_unapplied_age_seconds")
+        assert set(ages) == {0, 1} and min(ages.values()) >= 0, ages
+
+        def all_applied() -> bool:
+            consumer.commit(consumer.process(records))
+            records[:] = consumer.poll_records()
+            return lag_samples(consumer) == {0: 0, 1: 0}
+
+        wait_until(all_applied, 30, "the lag back to 0 once the 7 events are applied and committed")
+        assert lag_samples(consumer, "recipe_consumer_oldest_unapplied_age_seconds") == {0: 0, 1: 0}
+        assert value(consumer.metrics.applied) == 7
+    finally:
+        consumer.close()
+    assert lag_samples(consumer) == {}, "a consumer that left the group exports no lag (the new owner does)"
+
+
+def test_a_running_consumer_catches_up_and_reports_it(topics: Topics, redis_url: str) -> None:
+    producer = topics.broker.producer()
+    for n in range(5):
+        send(producer, topics.topic, cook(6, 60 + n))
+    producer.flush()
+    with running(make_consumer(topics.settings(redis_url), frozen_store(redis_url))) as consumer:
+        wait_until(lambda: lag_samples(consumer) == {0: 0}, 30, "lag 0 once the 5 events are applied")
+        assert value(consumer.metrics.applied) == 5
+        assert topics.broker.committed(topics.group, topics.topic) == 5
+
+
+def test_lag_is_unknown_while_the_broker_is_unreachable(topics: Topics, redis_url: str) -> None:
+    """No stale lag and no exception: the series goes, errors{stage="lag"} counts, the consumer keeps running."""
+    consumer = make_consumer(
+        topics.settings(redis_url), frozen_store(redis_url), lag_refresh_ms=200, lag_timeout_ms=500
+    )
+    thread = threading.Thread(target=consumer.run, daemon=True)
+    thread.start()
+    try:
+        wait_until(lambda: lag_samples(consumer) == {0: 0}, 30, "lag known while the broker answers")
+        topics.broker.stop()
+        wait_until(lambda: lag_samples(consumer) == {}, 30, "lag absent once the broker is gone")
+        errors = consumer.metrics.registry.get_sample_value("recipe_consumer_errors_total", {"stage": "lag"})
+        assert errors is not None and errors >= 1
+        assert thread.is_alive(), "the consumer kept running"
+    finally:
+        consumer.stop()
+        thread.join(timeout=30)
+    assert not thread.is_alive(), "consumer did not stop"

@@ -56,6 +56,9 @@ def test_a_naive_timestamp_is_read_as_utc() -> None:
         (raw(userId=1, recipeId=2, interactionType="view", rating=3), "rating is only allowed when interactionType"),
         (raw(userId=1, recipeId=2, interactionType="view", timestamp="yesterday"), "timestamp: Input should be"),
         (raw(userId=1, recipeId=2, interactionType="view", eventId=""), "eventId: String should have at least 1"),
+        # One id bound for every input (the HTTP requests' too): the integers JSON parsers read exactly.
+        (raw(userId=2**53, recipeId=2, interactionType="view"), "userId: Input should be less than or equal to"),
+        (raw(userId=1, recipeId=2**63, interactionType="view"), "recipeId: Input should be less than or equal to"),
     ],
 )
 def test_bad_input_names_the_field(payload: bytes, reason: str) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -20,6 +21,7 @@ from recipe_ml.models.base import Recommender
 from recipe_ml.models.ease import EASEScorer, column_dtype
 from recipe_ml.models.popularity import PopularityRecommender, popularity_prior
 from recipe_ml.models.two_tower import TwoTowerRecommender
+from recipe_ml.models.vectors import VectorRecommender
 from recipe_ml.ranking import PersonalPolicy
 
 SMALL = {"popularity": {}, "als": {"factors": 16, "iterations": 5}, "two_tower": {"epochs": 2}}
@@ -192,6 +194,7 @@ def test_unknown_kind_is_a_clear_error() -> None:
         model_class("svd")
 
 
+@pytest.mark.integration
 def test_no_model_class_imports_torch() -> None:
     """Torch comes in only to train a Two-Tower or fold in on CUDA (``test_user_tower`` covers loading)."""
     code = (
@@ -281,6 +284,7 @@ def test_ease_scores_are_exactly_the_sparse_product_of_the_binary_histories() ->
 @pytest.mark.parametrize("kind", KINDS)
 def test_batch_scores_are_the_product_with_the_current_item_vectors(kind: str, fitted: dict[str, Recommender]) -> None:
     model = copy.deepcopy(fitted[kind])
+    assert isinstance(model, VectorRecommender)
     users = model.user_vectors[:5]
     bias = 0.0 if model.item_bias is None else model.item_bias
     np.testing.assert_array_equal(model.score(users), np.asarray(users @ model.item_vectors.T + bias, np.float32))
@@ -319,6 +323,11 @@ def test_a_model_with_a_personal_scorer_saves_it_and_ranks_with_it(
     model.save(tmp_path / "m")
     loaded = Recommender.load(tmp_path / "m")
 
+    saved = tmp_path / "m" / "personal" / "personal.json"
+    meta = json.loads(saved.read_text())
+    assert meta.pop("kind") == "ease"
+    saved.write_text(json.dumps(meta))  # as saved before scorers were named: EASE, the only one then
+    assert isinstance(Recommender.load(tmp_path / "m").personal, EASEScorer)
     assert loaded.policy == policy and isinstance(loaded.personal, EASEScorer)
     assert (loaded.personal.weights != scorer.weights).nnz == 0
     histories = loaded.seen[:4]

@@ -49,6 +49,7 @@ def test_the_tower_round_trips_through_torch_weights(two_tower: TwoTowerRecommen
         np.testing.assert_array_equal(getattr(again, name), getattr(tower, name))
 
 
+@pytest.mark.integration
 def test_a_saved_model_holds_the_tower_and_loads_without_torch(two_tower: TwoTowerRecommender, tmp_path: Path) -> None:
     two_tower.save(tmp_path / "model")
     assert (tmp_path / "model" / USER_TOWER_FILE).is_file()

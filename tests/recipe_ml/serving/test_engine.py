@@ -52,7 +52,7 @@ class FailingBackend:
     supports_similarity = True
     personalization = "unknown"
 
-    async def recommend(self, queries: list[RankQuery]) -> list[RankResult]:
+    async def rank(self, queries: list[RankQuery]) -> list[RankResult]:
         raise ConnectionError("runner is down")
 
     async def similar_users(self, queries: list[SimilarQuery]) -> list[SimilarResult]:
@@ -70,12 +70,13 @@ class StalledBackend(FailingBackend):
 
     name = "stalled"
 
-    async def recommend(self, queries: list[RankQuery]) -> list[RankResult]:
+    async def rank(self, queries: list[RankQuery]) -> list[RankResult]:
         await asyncio.sleep(60)
         raise AssertionError("the engine should have timed out")
 
 
-pytestmark = pytest.mark.anyio
+# Every engine test but one ranks with the session's trained models (model_store).
+pytestmark = [pytest.mark.anyio, pytest.mark.integration]
 
 
 @pytest.fixture(scope="module")
@@ -427,8 +428,8 @@ async def test_health_names_a_refused_version_and_why(als: LocalBackend, popular
 
     health = await engine(LocalBackend(slot), popularity).health()
 
-    assert health["status"] == "ok" and health["models"] == {"als": als.version, "popularity": popularity.version}
-    assert health["refused"] == {
+    assert health.status == "ok" and health.models == {"als": als.version, "popularity": popularity.version}
+    assert health.model_dump()["refused"] == {
         "als": {"version": "recipe_als:broken", "reason": "failed to load: ValueError: truncated"}
     }
 
@@ -445,14 +446,14 @@ async def test_redis_outage_degrades_but_never_fails(als: LocalBackend, populari
     assert response.model_used == "als" and len(response.recommendations) == 10
     assert all(isinstance(r, RecipeResponse) and len(r.recommendations) == 10 for r in batch.results)
     assert len(cold.recommendations) == 10
-    assert health["status"] == "degraded" and health["redis"] == "unreachable"
+    assert health.status == "degraded" and health.redis == "unreachable"
 
 
 async def test_health_reports_versions_and_unreachable_parts(als: LocalBackend, popularity: LocalBackend) -> None:
     healthy = await engine(als, popularity).health()
     broken = await engine(FailingBackend(), als, popularity, kafka_bootstrap_servers="127.0.0.1:1").health()
 
-    assert healthy == {
+    assert healthy.model_dump() == {
         "status": "ok",
         "models": {"als": als.version, "popularity": popularity.version},
         "refused": {},
@@ -463,9 +464,9 @@ async def test_health_reports_versions_and_unreachable_parts(als: LocalBackend, 
         "redis": "not configured",
         "kafka": "not configured",
     }
-    assert broken["status"] == "degraded"
-    assert broken["models"] == {"broken": "unavailable", "als": als.version, "popularity": popularity.version}
-    assert broken["kafka"] == "unreachable"
+    assert broken.status == "degraded"
+    assert broken.models == {"broken": "unavailable", "als": als.version, "popularity": popularity.version}
+    assert broken.kafka == "unreachable"
 
 
 @pytest.fixture(scope="module")
@@ -484,9 +485,9 @@ async def test_the_two_tower_answers_with_its_personal_scorer_and_honours_person
     popular = await eng.recommend(RecipeRequest(user_id=user, diversity=0.0, personalization=0.0))
     personal = await eng.recommend(RecipeRequest(user_id=user, diversity=0.0, personalization=1.0))
 
-    assert default.model_used == popular.model_used == "two_tower+ease"
-    personalization = (await eng.health())["personalization"]
-    assert isinstance(personalization, dict)
+    assert default.model_used == popular.model_used == "two_tower"
+    assert default.personalized_by == popular.personalized_by == "ease"
+    personalization = (await eng.health()).personalization
     assert personalization["two_tower"].startswith("ease scorer, adaptive positions")
     assert ids(popular) != ids(personal) and not (set(ids(personal)) & training_history(two_tower, user))
     assert personal.recommendations[0].recipe_id != popular.recommendations[0].recipe_id
@@ -506,9 +507,8 @@ async def test_a_two_tower_trained_without_a_personal_scorer_falls_back_and_says
 
     assert loaded.personal is None and response.model_used == "two_tower"
     assert len(response.recommendations) == 10
-    personalization = health["personalization"]
-    assert isinstance(personalization, dict)
-    assert personalization["two_tower"] == "no personal scorer: fallback, 1 position(s) by the model's own affinity"
+    personalization = health.personalization["two_tower"]
+    assert personalization == "no personal scorer: fallback, 1 position(s) by the model's own affinity"
 
 
 def test_an_empty_chain_is_refused() -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
+
 import pytest
 from pydantic import ValidationError
 
@@ -91,10 +93,10 @@ def test_every_ranking_option_reaches_the_model_query() -> None:
     request = RecipeRequest(
         user_id=1, top_k=3, exclude_recipe_ids=[7], diversity=0.5, max_fsa_score=6.0, personalization=0.4
     )
-    options = request.ranking_options()
+    options = asdict(request.rank_options())
     assert set(options) == set(RecipeRequest.model_fields) - {"user_id"}
     assert options["exclude_recipe_ids"] == [7] and options["diversity"] == 0.5 and options["personalization"] == 0.4
-    query = RankQuery.model_validate({"user_id": 1, **options})
+    query = RankQuery.of(request.rank_options(), 1, [])
     assert query.model_dump(include=set(options)) == options
 
 
@@ -103,3 +105,20 @@ def test_similar_recipes_have_no_personalization() -> None:
     with pytest.raises(ValidationError) as exc:
         SimilarRecipesRequest.model_validate({"recipe_id": 1, "personalization": 0.5})
     assert error_fields(exc) == ["personalization"]
+
+
+def test_the_limits_and_defaults_are_the_settings_when_a_request_is_validated(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Read when used, not when the module was imported: new settings apply without a re-import."""
+    for variable, value in (("MAX_TOP_K", "5"), ("MAX_BATCH_SIZE", "2"), ("MMR_DIVERSITY_WEIGHT", "0.1")):
+        monkeypatch.setenv(variable, value)
+    get_settings.cache_clear()
+    try:
+        assert RecipeRequest(user_id=1).diversity == 0.1
+        with pytest.raises(ValidationError, match="top_k must be at most 5"):
+            RecipeRequest(user_id=1, top_k=6)
+        with pytest.raises(ValidationError, match="at most 2 user_ids"):
+            BatchRequest(user_ids=[1, 2, 3])
+        schema = BatchRequest.model_json_schema()["properties"]
+        assert schema["top_k"]["maximum"] == 5 and schema["user_ids"]["maxItems"] == 2
+    finally:
+        get_settings.cache_clear()  # the next reader sees the environment as it is restored

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
 
 import pytest
 
-from edge.model_store import load_from_store
+from recipe_ml.data import Interactions
 from recipe_ml.models.base import Recommender
+from recipe_ml.models.popularity import PopularityRecommender
 from recipe_ml.serving.ranker import ModelRanker
 from recipe_ml.serving.slot import ModelSlot, Refusal, SlotWatcher, every
 from recipe_ml.serving.wire import RankQuery
@@ -17,8 +17,11 @@ pytestmark = pytest.mark.anyio
 
 
 @pytest.fixture(scope="module")
-def model(model_store: Path) -> Recommender:
-    return load_from_store("recipe_popularity", home=model_store)[0]
+def model(small_splits: dict[str, Interactions]) -> Recommender:
+    """A small real model, fitted in process: what a slot holds does not matter here, only which version."""
+    popularity = PopularityRecommender()
+    popularity.fit(small_splits["train"])
+    return popularity
 
 
 class Store:
@@ -57,8 +60,8 @@ async def test_a_promoted_version_swaps_in_and_a_request_in_flight_finishes_on_i
     assert await watcher.check() is True
     assert await watcher.check() is False  # already serving it
 
-    (new,) = slot.ranker.recommend([RankQuery(top_k=3)])
-    (old,) = in_flight.recommend([RankQuery(top_k=3)])
+    (new,) = slot.ranker.rank([RankQuery(top_k=3)])
+    (old,) = in_flight.rank([RankQuery(top_k=3)])
     assert (new.model_version, old.model_version) == ("pop:v2", "pop:v1")
     assert swaps == ["pop:v2"] and store.loads == ["pop:v1", "pop:v2"]
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 
@@ -13,6 +12,7 @@ from recipe_ml.storage.base import InteractionStore, RecordedInteraction, Respon
 from recipe_ml.storage.decay import RESCALE_AFTER_HALF_LIVES
 from recipe_ml.storage.memory import MemoryCache, MemoryInteractionStore
 from recipe_ml.storage.redis import LOG_READ_CHUNK, RedisCache, RedisInteractionStore
+from tests.fixtures.wait import wait_until
 
 HALF_LIFE_HOURS = 1.0
 HOUR = 3600.0
@@ -89,8 +89,7 @@ def test_cache_entry_expires_after_its_ttl(make_cache: Callable[..., ResponseCac
     cache.set("short", b"v", ttl_seconds=1, user_id=1)
     cache.set("long", b"v", ttl_seconds=60, user_id=1)
     assert cache.get("short") == b"v"
-    time.sleep(1.1)
-    assert cache.get("short") is None
+    wait_until(lambda: cache.get("short") is None, timeout=30, what="the 1 s entry expires")
     assert cache.get("long") == b"v"
 
 
@@ -114,16 +113,26 @@ def test_invalidate_user_drops_only_that_users_entries(make_cache: Callable[...,
 
 
 def test_no_caching_for_a_user_just_after_invalidation(make_cache: Callable[..., ResponseCache]) -> None:
-    """A response computed before the event must not be cached after it."""
-    cache = make_cache(guard_seconds=0.5)
-    cache.invalidate_user(1)
-    cache.set("stale", b"old", 60, user_id=1)
-    cache.set("other", b"ok", 60, user_id=2)
-    assert cache.get("stale") is None
-    assert cache.get("other") == b"ok"
-    time.sleep(0.6)
-    cache.set("fresh", b"new", 60, user_id=1)
-    assert cache.get("fresh") == b"new"
+    """A response computed before the event must not be cached after it; once the guard is over, caching resumes.
+
+    Two caches: one whose guard outlasts any slow machine (so "just after" holds
+    however long the calls take), one whose short guard the test waits out.
+    """
+    guarded = make_cache(guard_seconds=3600)
+    guarded.invalidate_user(1)
+    guarded.set("stale", b"old", 60, user_id=1)
+    guarded.set("other", b"ok", 60, user_id=2)
+    assert guarded.get("stale") is None
+    assert guarded.get("other") == b"ok"
+
+    short = make_cache(guard_seconds=0.2)
+    short.invalidate_user(3)
+
+    def cached_again() -> bool:
+        short.set("fresh", b"new", 60, user_id=3)
+        return short.get("fresh") == b"new"
+
+    wait_until(cached_again, timeout=30, what="caching for user 3 resumes after its 0.2 s guard")
 
 
 def test_redis_invalidation_reaches_other_replicas(redis_url: str) -> None:
@@ -250,3 +259,26 @@ def test_dedupe_ids_are_forgotten_after_their_ttl(clock: FakeClock) -> None:
     assert store.apply(event(1, 10, event_id="e"))
     clock.now += 61
     assert store.apply(event(1, 10, event_id="e"))
+
+
+def test_memory_store_keeps_at_most_max_users_forgetting_the_least_recently_active(clock: FakeClock) -> None:
+    """The memory backend's own bound (Redis has maxmemory): new user ids cannot grow the process forever."""
+    store = MemoryInteractionStore(HALF_LIFE_HOURS, max_users=2, clock=clock)
+    store.apply(event(1, 10, event_id="a"))
+    store.apply(event(2, 20, event_id="b"))
+    store.apply(event(1, 11, event_id="c"))  # user 1 is now the most recently active
+    store.apply(event(3, 30, event_id="d"))
+
+    assert store.recent_items(2) == [], "the least recently active user is forgotten"
+    assert store.recent_items(1) == [11, 10]
+    assert store.recent_items(3) == [30]
+
+
+def test_memory_store_keeps_at_most_max_recipes_counters(clock: FakeClock) -> None:
+    store = MemoryInteractionStore(HALF_LIFE_HOURS, max_recipes=2, clock=clock)
+    for number, recipe in enumerate((100, 200, 100, 300)):
+        store.apply(event(number, recipe, event_id=f"e{number}"))
+
+    assert dict(store.trending(10)).keys() == {100, 300}, "the recipe interacted with least recently goes"
+    with pytest.raises(ValueError, match="max_users and max_recipes must be >= 1"):
+        MemoryInteractionStore(HALF_LIFE_HOURS, max_recipes=0)

@@ -22,6 +22,7 @@ def test_no_url_means_in_process_backends(url: str | None) -> None:
     assert isinstance(open_interaction_store(url), MemoryInteractionStore)
 
 
+@pytest.mark.integration
 def test_in_process_backends_and_the_routes_do_not_import_the_redis_client() -> None:
     code = (
         "import sys\n"

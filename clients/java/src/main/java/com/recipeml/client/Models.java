@@ -100,20 +100,31 @@ public final class Models {
     public record SimilarUser(@JsonProperty("user_id") long userId, double score, int rank) {}
 
     /**
-     * {@code modelUsed}: two_tower+ease (with its personal scorer), else als, else popularity (the fallback chain);
-     * {@code modelVersion}: the store tag (name:version) of the version that answered.
+     * The published values of {@code model_used}: the links of the fallback chain. Jackson refuses a value
+     * outside them (its default), so a service that drifts from the contract fails loudly here.
+     */
+    public enum ModelUsed {
+        @JsonProperty("two_tower") TWO_TOWER,
+        @JsonProperty("als") ALS,
+        @JsonProperty("popularity") POPULARITY
+    }
+
+    /**
+     * {@code modelUsed}: two_tower, else als, else popularity (the fallback chain); {@code personalizedBy}: the
+     * personal scorer of the personal positions ({@code "ease"}), or null; {@code modelVersion}: the store tag
+     * (name:version) of the version that answered.
      */
     public record RecipeRecommendations(
-            @JsonProperty("model_used") String modelUsed, @JsonProperty("model_version") String modelVersion, @JsonProperty("latency_ms") double latencyMs, boolean cached, @JsonProperty("user_id") long userId, List<Recommendation> recommendations) {}
+            @JsonProperty("model_used") ModelUsed modelUsed, @JsonProperty("model_version") String modelVersion, @JsonProperty("personalized_by") String personalizedBy, @JsonProperty("latency_ms") double latencyMs, boolean cached, @JsonProperty("user_id") long userId, List<Recommendation> recommendations) {}
 
     public record ColdStartRecommendations(
-            @JsonProperty("model_used") String modelUsed, @JsonProperty("model_version") String modelVersion, @JsonProperty("latency_ms") double latencyMs, boolean cached, List<Recommendation> recommendations) {}
+            @JsonProperty("model_used") ModelUsed modelUsed, @JsonProperty("model_version") String modelVersion, @JsonProperty("personalized_by") String personalizedBy, @JsonProperty("latency_ms") double latencyMs, boolean cached, List<Recommendation> recommendations) {}
 
     public record SimilarUsers(
-            @JsonProperty("model_used") String modelUsed, @JsonProperty("model_version") String modelVersion, @JsonProperty("latency_ms") double latencyMs, boolean cached, @JsonProperty("user_id") long userId, @JsonProperty("similar_users") List<SimilarUser> similarUsers) {}
+            @JsonProperty("model_used") ModelUsed modelUsed, @JsonProperty("model_version") String modelVersion, @JsonProperty("latency_ms") double latencyMs, boolean cached, @JsonProperty("user_id") long userId, @JsonProperty("similar_users") List<SimilarUser> similarUsers) {}
 
     public record SimilarRecipes(
-            @JsonProperty("model_used") String modelUsed, @JsonProperty("model_version") String modelVersion, @JsonProperty("latency_ms") double latencyMs, boolean cached, @JsonProperty("recipe_id") long recipeId, @JsonProperty("similar_recipes") List<Recommendation> similarRecipes) {}
+            @JsonProperty("model_used") ModelUsed modelUsed, @JsonProperty("model_version") String modelVersion, @JsonProperty("latency_ms") double latencyMs, boolean cached, @JsonProperty("recipe_id") long recipeId, @JsonProperty("similar_recipes") List<Recommendation> similarRecipes) {}
 
     /** A batch entry: {@link BatchRecipes} ({@code status: "ok"}) or {@link BatchFailure} ({@code "error"}). */
     @JsonTypeInfo(use = JsonTypeInfo.Id.NAME, include = JsonTypeInfo.As.EXISTING_PROPERTY, property = "status", visible = true)
@@ -127,8 +138,9 @@ public final class Models {
 
     public record BatchRecipes(
             String status,
-            @JsonProperty("model_used") String modelUsed,
+            @JsonProperty("model_used") ModelUsed modelUsed,
             @JsonProperty("model_version") String modelVersion,
+            @JsonProperty("personalized_by") String personalizedBy,
             @JsonProperty("latency_ms") double latencyMs,
             boolean cached,
             @JsonProperty("user_id") long userId,

