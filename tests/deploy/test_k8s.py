@@ -122,6 +122,7 @@ def test_checkov_leaves_no_failed_check_unexplained(renders: dict[str, Manifests
     assert not unexplained, f"skipped without a reason in the manifest: {unexplained}"
 
 
+@pytest.mark.integration
 def test_each_bentoml_service_has_its_deployment_and_service(
     renders: dict[str, Manifests], service_graph: dict[str, list[str]]
 ) -> None:
@@ -145,6 +146,7 @@ def test_each_bentoml_service_has_its_deployment_and_service(
             assert [p["targetPort"] for p in kube_service["spec"]["ports"]] == ["http"] and "http" in ports
 
 
+@pytest.mark.integration
 def test_the_api_reaches_every_runner_by_its_service_dns_name(
     renders: dict[str, Manifests], service_graph: dict[str, list[str]]
 ) -> None:
