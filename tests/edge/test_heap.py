@@ -26,6 +26,7 @@ def test_freeze_after_load_freezes_the_heap_and_sets_the_thresholds() -> None:
     subprocess.run([sys.executable, "-c", code], check=True, cwd=str(REPO_ROOT))
 
 
+@pytest.mark.integration
 def test_after_swap_hands_a_freed_models_memory_back() -> None:
     """A process of its own: mid-sized arrays (what a model holds) freed, then ``after_swap``.
 

@@ -89,6 +89,7 @@ def test_read_live_turns_every_recorded_event_into_a_rating(redis_url: str) -> N
     assert data.ratings.rating.tolist() == [2, 5, 3, 5]
 
 
+@pytest.mark.integration  # runs git
 def test_the_code_version_is_the_checkout_else_the_bento_else_the_installed_package(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

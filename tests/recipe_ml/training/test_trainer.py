@@ -24,6 +24,7 @@ from scripts.train import main
 QUIET: dict[str, Any] = {"show_progress": False, "log": lambda _: None}
 
 
+@pytest.mark.integration  # stores versions: their code version runs git
 def test_main_trains_all_three_models_into_bentoml_home(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -47,6 +48,7 @@ def test_main_trains_all_three_models_into_bentoml_home(
     assert entry.info.labels == {"kind": "two_tower"}
 
 
+@pytest.mark.integration  # stores versions: their code version runs git
 def test_training_is_deterministic_for_a_seed(tmp_path: Path) -> None:
     """Same data and seed: the same models and the same held-out figures."""
     for home in ("a", "b"):
@@ -85,6 +87,7 @@ def test_a_refusing_gate_stores_nothing(tmp_path: Path) -> None:
     assert list_store(tmp_path) == []
 
 
+@pytest.mark.integration  # stores versions: their code version runs git
 def test_live_users_and_recipes_get_vectors_of_their_own(tmp_path: Path) -> None:
     new_user, new_recipe = 900_000_001, 900_000_002
     known = [10813, 162760, 9023]  # the most rated recipes of the shipped data
