@@ -542,6 +542,7 @@ def test_the_environment_is_exactly_the_dev_lock() -> None:
     } == {}
 
 
+@pytest.mark.integration
 def test_make_install_and_the_bento_install_from_the_locks() -> None:
     install = subprocess.run(["make", "-n", "install"], cwd=REPO_ROOT, capture_output=True, text=True, check=True)
     assert "pip install --require-hashes -r requirements-dev.lock" in install.stdout

@@ -29,6 +29,8 @@ from recipe_ml.config import REPO_ROOT, Settings
 from recipe_ml.models import REGISTRY
 from tests.fixtures.tools import require_tool
 
+pytestmark = pytest.mark.integration  # every test here runs kubectl, checkov or promtool
+
 KUBERNETES_VERSION = "1.33.0"
 """The oldest Kubernetes the manifests are written for; its API schemas are pinned in kubernetes-validate."""
 OVERLAYS = sorted(path.name for path in (K8S_DIR / "overlays").iterdir())

@@ -28,6 +28,8 @@ from tests.fixtures.prometheus import (
 )
 from tests.fixtures.tools import require_tool
 
+pytestmark = pytest.mark.integration  # every test here runs kubectl, checkov or promtool
+
 SEVERITIES = {"critical", "warning"}
 DECLARED_METRIC = re.compile(r"[\"'](recipe_[a-z_]+)[\"']")
 METRIC = re.compile(r"(?<![\w:\"'-])recipe_[a-z_]+")
