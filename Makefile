@@ -18,7 +18,7 @@ export BENTOML_DO_NOT_TRACK := true
 # implicit (ALS) oversubscribes the cores without this.
 export OPENBLAS_NUM_THREADS := 1
 
-.PHONY: help setup install lock system-deps train serve test lint evaluate bench bench-scale bench-scale-out soak bench-consumer build containerize loadtest consumer produce clean compose-secrets compose-config compose-up
+.PHONY: help setup install lock system-deps train serve test lint evaluate bench bench-scale bench-scale-out soak bench-swap bench-consumer build containerize loadtest consumer produce clean compose-secrets compose-config compose-up
 
 help:  ## List the targets.
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
@@ -98,11 +98,17 @@ SCALE_SIZES ?= 100000,1000000
 bench-scale:  ## Catalogues of SCALE_SIZES recipes drawn like the Two-Tower: exact scoring vs the recipe index (build, memory, latency, recall).
 	nice $(BIN)/python -m harness.bench_scale --bentoml-home $(BENTOML_HOME) --sizes $(SCALE_SIZES)
 
+SWAP_WINDOW ?= 6
+
+bench-swap:  ## p99 and runner memory while a new Two-Tower version is promoted and rolled back under uncached load.
+	$(BIN)/python -m harness.bench_swap --bentoml-home $(BENTOML_HOME) --window $(SWAP_WINDOW)
+
 bench-consumer:  ## Events applied per second by one consumer (local tansu broker, Redis on 127.0.0.1).
 	$(BIN)/python -m harness.bench_consumer
 
-build:  ## Build the Bento recipe_ml_service from bentofile.yaml (models must be trained).
-	$(BIN)/bentoml build
+build:  ## Build the Bento recipe_ml_service with the promoted version of each model (else its latest).
+	$(BIN)/recipe-ml bentofile --out build/bentofile.yaml
+	$(BIN)/bentoml build -f build/bentofile.yaml
 
 containerize:  ## Turn the latest Bento into the image recipe-ml:latest (needs a Docker engine).
 	$(BIN)/bentoml containerize $(BENTO) -t $(IMAGE)

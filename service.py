@@ -10,6 +10,7 @@ never imports torch.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 
@@ -18,8 +19,9 @@ import bentoml
 from edge.app import create_app, create_docs_app, service_config
 from edge.compat import bound_header_reads, cache_mime_types, release_request_timers
 from edge.heap import freeze_after_load
+from edge.hotswap import served_slot, start_watching
 from edge.middleware import ErrorsAsProblems
-from edge.model_store import check_models, load_from_store, store_entry
+from edge.model_store import check_models, serving_tag
 from edge.remote import RemoteBackend
 from edge.serve_env import check_serve_env, dependency_graph
 from recipe_ml.config import get_settings
@@ -27,6 +29,7 @@ from recipe_ml.logs import escape_log_messages
 from recipe_ml.models import CHAIN, KINDS, REGISTRY
 from recipe_ml.serving.backends import Backend, LocalBackend
 from recipe_ml.serving.engine import RecommendationEngine
+from recipe_ml.serving.slot import SlotWatcher
 from recipe_ml.storage import open_cache, open_interaction_store
 from runners.als import ALSRunner
 from runners.two_tower import TwoTowerRunner
@@ -61,25 +64,29 @@ escape_log_messages()
 @bentoml.asgi_app(create_docs_app(DECORATION_SETTINGS), path="/")
 @bentoml.asgi_app(create_app(DECORATION_SETTINGS), path="/api")
 class RecipeService:
-    """Composes the runners and holds the engine (the fallback chain, cache, live store)."""
+    """Composes the runners and holds the engine (the fallback chain, cache, live store).
+
+    It follows promotions every MODEL_WATCH_SECONDS: popularity, scored here,
+    is swapped in its slot; the runners swap on their own, and a ping tells
+    the engine (its cache keys, its health) which versions they serve.
+    """
 
     two_tower = bentoml.depends(TwoTowerRunner)
     als = bentoml.depends(ALSRunner)
 
     def __init__(self) -> None:
-        from recipe_ml.serving.ranker import ModelRanker  # numpy: in the worker, not the supervisor
-
         settings = get_settings()
         logging.getLogger("recipe_ml").setLevel("DEBUG" if settings.debug else settings.log_level)
         runners = {"two_tower": self.two_tower, "als": self.als}
         chain: list[Backend] = []
+        self._watchers: list[SlotWatcher] = []
         for kind in CHAIN:
-            name = settings.model_name(kind)
             if REGISTRY[kind].runner is None:
-                model, tag = load_from_store(name)
-                chain.append(LocalBackend(ModelRanker(model, tag, precompute=settings.precompute_embeddings)))
+                slot, watcher = served_slot(kind, settings)
+                chain.append(LocalBackend(slot))
+                self._watchers.append(watcher)
             else:
-                chain.append(RemoteBackend(kind, runners[kind], str(store_entry(name).tag)))
+                chain.append(RemoteBackend(kind, runners[kind], serving_tag(settings.model_name(kind))))
         cache = open_cache(settings.redis_url)
         store = open_interaction_store(
             settings.redis_url,
@@ -88,7 +95,23 @@ class RecipeService:
             max_recipes=settings.memory_max_recipes,
         )
         self.engine = RecommendationEngine(chain, cache=cache, store=store, settings=settings)
+        self._watch: asyncio.Task[None] | None = None
         freeze_after_load()
+
+    async def _follow_promotions(self) -> None:
+        for watcher in self._watchers:
+            await watcher.check()
+        await self.engine.refresh()
+
+    @bentoml.on_startup  # type: ignore[untyped-decorator]
+    async def watch_the_store(self) -> None:
+        """Follow promotions from now on (on the worker's event loop)."""
+        self._watch = start_watching(get_settings(), self._follow_promotions)
+
+    @bentoml.on_shutdown  # type: ignore[untyped-decorator]
+    async def stop_watching(self) -> None:
+        if self._watch is not None:
+            self._watch.cancel()
 
 
 # Outside BentoML's router and CORS middleware: their plain-text 404, 405 and refused preflights

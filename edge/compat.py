@@ -249,3 +249,24 @@ def model_store_at(home: Path) -> dict[str, Any]:
         logger.warning("bentoml %s: model store selection written for %s", bentoml.__version__, sorted(WRITTEN_FOR))
     (home / "models").mkdir(parents=True, exist_ok=True)  # as BentoML does for its default store
     return {"_model_store": ModelStore(home / "models")}
+
+
+def versions_directory(entry: bentoml.Model) -> Path:
+    """The directory holding every version of ``entry``'s name: where its promotion record lives.
+
+    Why: the BentoML model store has no public way to change the labels of
+    a stored version (``ModelInfo`` is frozen; ``bentoml models`` has no
+    update command), so "the version to serve" cannot be a label moved from
+    one version to the next. The project keeps a small promotion record
+    beside the versions instead (``edge.model_store``), in the directory that
+    BentoML 1.4.40 lays out as ``<store>/<name>/<version>`` (a version's
+    ``path``) and whose plain files it ignores when it lists versions, as it
+    ignores its own ``latest`` file there. The record thus travels with a
+    mounted store and goes away when the name's last version is deleted.
+
+    What lets it go: a public API that relabels a stored version (or a
+    store-level alias); then promote through it and drop the record.
+    """
+    if bentoml.__version__ not in WRITTEN_FOR:
+        logger.warning("bentoml %s: model store layout assumed as of %s", bentoml.__version__, sorted(WRITTEN_FOR))
+    return Path(entry.path).parent

@@ -158,8 +158,12 @@ class RequestMetrics:
         finally:
             name = getattr(scope.get("route"), "name", None)
             if name in OBSERVED_ENDPOINTS:
-                model_used = str(scope.get("state", {}).get("model_used", "none"))
-                observe_request(name, model_used, status, time.perf_counter() - started)
+                state = scope.get("state", {})
+                model_used, model_version = (
+                    str(state.get("model_used", "none")),
+                    str(state.get("model_version", "none")),
+                )
+                observe_request(name, model_used, model_version, status, time.perf_counter() - started)
 
 
 class ResponseHeaders:

@@ -10,6 +10,7 @@ import aiohttp
 from bentoml.exceptions import ServiceUnavailable
 
 from recipe_ml.serving.errors import BackendOverloadedError
+from recipe_ml.serving.slot import Refusal
 from recipe_ml.serving.telemetry import RUNNER_RETRIES
 from recipe_ml.serving.wire import RankQuery, RankResult, SimilarQuery, SimilarRecipeQuery, SimilarResult
 
@@ -37,11 +38,17 @@ on a fresh connection is safe.
 
 
 class RemoteBackend:
-    """A runner service as one link of the fallback chain."""
+    """A runner service as one link of the fallback chain.
+
+    The runner swaps versions on its own (``runners.base``); ``version`` and
+    ``refused`` are what it said at the last ping (``RecommendationEngine.refresh``
+    pings every MODEL_WATCH_SECONDS). Each answer names its own version.
+    """
 
     def __init__(self, name: str, proxy: Any, version: str) -> None:
         self.name = name
         self.version = version
+        self.refused: Refusal | None = None
         self.supports_similarity = True
         self.personalization = "unknown until the runner answers a health check"
         self._client = proxy.to_async
@@ -74,4 +81,7 @@ class RemoteBackend:
     async def ping(self) -> bool:
         info: dict[str, str] = await self._client.info()
         self.personalization = info.get("personalization", self.personalization)
-        return info.get("version") == self.version
+        self.version = info.get("version", self.version)
+        refused = info.get("refused_version")
+        self.refused = None if refused is None else Refusal(refused, info.get("refused_reason", ""))
+        return True

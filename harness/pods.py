@@ -90,14 +90,17 @@ def image_env() -> dict[str, str]:
 
 
 def build_bento(home: Path, models: Path) -> Path:
-    """``bentoml build`` of this checkout into the store at ``home``, whose models are ``models``; the Bento's path."""
+    """``make build`` of this checkout into the store at ``home``, whose models are ``models``; the Bento's path."""
     home.mkdir(parents=True, exist_ok=True)
     if not (home / "models").exists():
         (home / "models").symlink_to(models, target_is_directory=True)
     env = {**os.environ, "BENTOML_HOME": str(home), "BENTOML_DO_NOT_TRACK": "true"}
+    bentofile = home / "bentofile.yaml"  # as `make build`: the versions the store serves, not simply the latest
+    recipe_ml_cli = Path(sys.executable).with_name("recipe-ml")
+    subprocess.run([str(recipe_ml_cli), "bentofile", "--out", str(bentofile)], cwd=REPO_ROOT, env=env, check=True)
     bentoml = Path(sys.executable).with_name("bentoml")
     done = subprocess.run(
-        [str(bentoml), "build", "-o", "tag", str(REPO_ROOT)],
+        [str(bentoml), "build", "-f", str(bentofile), "-o", "tag", str(REPO_ROOT)],
         cwd=REPO_ROOT,
         env=env,
         capture_output=True,

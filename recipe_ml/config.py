@@ -7,6 +7,7 @@ configured means an in-process cache and HTTP ingestion of interactions.
 from __future__ import annotations
 
 import ipaddress
+import re
 import ssl
 from functools import lru_cache
 from pathlib import Path
@@ -22,6 +23,24 @@ REPORTS_DIR = REPO_ROOT / "training_artifacts" / "reports"
 MIN_API_KEY_LENGTH = 16
 """Shorter keys are guessable; the service refuses to start with one."""
 REDIS_SCHEMES = ("redis", "rediss")
+DURATION_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
+
+
+def parse_duration(text: str | float) -> float:
+    """Seconds of ``90``, ``90s``, ``30m``, ``24h`` or ``7d``; ``ValueError`` for anything else or zero."""
+    if isinstance(text, (int, float)):
+        seconds = float(text)
+    else:
+        match = _DURATION.match(text)
+        if match is None:
+            raise ValueError(f"{text!r} is not a duration: a number of seconds, or with a unit s, m, h or d (24h)")
+        seconds = float(match.group(1)) * DURATION_UNITS[match.group(2) or "s"]
+    if seconds <= 0:
+        raise ValueError("a duration must be more than 0 seconds")
+    return seconds
+
+
 EXAMPLE_SECRET_PREFIX = "change-me"
 """How every value of deploy/secrets.env.example starts: a placeholder, refused as a secret at start-up."""
 
@@ -119,13 +138,30 @@ class Settings(BaseSettings):
             raise ValueError(f"HOST must be an IP address (127.0.0.1, 0.0.0.0, ::1), got {host!r}") from None
         return host
 
+    model_watch_seconds: float = Field(default=10.0, ge=0)
+    """How often the API and each runner look for a newly promoted version in the model store; 0 = never."""
+    gate_ndcg_tolerance: float = Field(default=0.02, ge=0, lt=1)
+    """How far below the serving version's nDCG@20 (a share of it) a candidate may be and still be promoted."""
+    gate_min_coverage: float = Field(default=0.15, ge=0, le=1)
+    """Lowest coverage@10 of a promoted model with a personal scorer."""
+    gate_min_personalisation: float = Field(default=0.5, ge=0, le=1)
+    """Lowest personalisation@10 of a promoted model with a personal scorer."""
+    retrain_interval: float = 24 * 3600.0
+    """Seconds between two runs of ``recipe-ml trainer`` (written ``24h``, ``30m``, ``7d`` or seconds)."""
+
+    @field_validator("retrain_interval", mode="before")
+    @classmethod
+    def _duration(cls, value: str | float) -> float:
+        return parse_duration(value)
+
     @field_validator("redis_url")
     @classmethod
     def _redis_scheme(cls, url: str | None) -> str | None:
         return check_redis_url(url)
 
     # One per row of ``recipe_ml.models.REGISTRY`` (a test holds them together):
-    # the model store name to serve, ``name`` (latest version) or ``name:version``.
+    # the model store name to serve, ``name`` (the promoted version, else the
+    # latest) or ``name:version`` (that version, pinned).
     two_tower_model: str = "recipe_two_tower"
     als_model: str = "recipe_als"
     popularity_model: str = "recipe_popularity"

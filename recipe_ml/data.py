@@ -8,7 +8,7 @@ model without anyone noticing.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -196,14 +196,23 @@ def load_splits(data_dir: Path, splits: Sequence[str] = ("train", "validation"))
     with the same indices. The health file is attached when present.
     """
     ratings = {name: load_ratings(split_path(data_dir, name)) for name in splits}
+    health_path = data_dir / HEALTH_FILE
+    return splits_of(ratings, load_health(health_path) if health_path.is_file() else None)
+
+
+def splits_of(ratings: Mapping[str, Ratings], health: RecipeHealth | None) -> dict[str, Interactions]:
+    """Each part of ``ratings`` as ``Interactions`` over id maps of every user and recipe of all parts."""
     users = IdMap(np.unique(np.concatenate([r.user_id for r in ratings.values()])))
     items = IdMap(np.unique(np.concatenate([r.recipe_id for r in ratings.values()])))
-    health_path = data_dir / HEALTH_FILE
-    health = load_health(health_path) if health_path.is_file() else None
     return {
         name: Interactions(users, items, users.indices(r.user_id), items.indices(r.recipe_id), r.rating, health)
         for name, r in ratings.items()
     }
+
+
+def ratings_of(part: Interactions) -> Ratings:
+    """The rows of ``part`` in raw ids (what ``splits_of`` was given)."""
+    return Ratings(part.users.ids[part.user_index], part.items.ids[part.item_index], part.rating)
 
 
 def concat(parts: Sequence[Interactions]) -> Interactions:
@@ -249,11 +258,14 @@ def sample_users(splits: dict[str, Interactions], n_users: int, seed: int) -> di
     }
 
 
-def fingerprint(paths: Iterable[Path]) -> str:
-    """sha256 over the bytes of ``paths`` (in the given order): which data a model saw."""
+def fingerprint(parts: Mapping[str, Ratings], health: RecipeHealth | None) -> str:
+    """sha256 over every row of each part (its name, raw ids, rating) and the health scores: which data a model saw."""
     digest = hashlib.sha256()
-    for path in paths:
-        if not path.is_file():
-            raise DataError(path, "file not found")
-        digest.update(path.read_bytes())
+    for name, rows in parts.items():
+        digest.update(name.encode())
+        for column in (rows.user_id, rows.recipe_id, rows.rating):
+            digest.update(np.ascontiguousarray(column, dtype=np.int64).tobytes())
+    if health is not None:
+        for column in (health.recipe_id, health.fsa, health.who):
+            digest.update(np.ascontiguousarray(column, dtype=np.float64).tobytes())
     return digest.hexdigest()

@@ -7,13 +7,14 @@ torch, when the Two-Tower runs on CUDA, lives only in its runner's process.
 
 from __future__ import annotations
 
+import asyncio
 from typing import ClassVar
 
 import bentoml
 
 from edge.app import BENTOML_METRICS
 from edge.heap import freeze_after_load
-from edge.model_store import load_from_store
+from edge.hotswap import served_slot, start_watching
 from recipe_ml.config import Settings, get_settings
 from recipe_ml.serving.telemetry import BATCH_SIZE
 from recipe_ml.serving.wire import RankQuery, RankResult, SimilarQuery, SimilarRecipeQuery, SimilarResult
@@ -74,21 +75,29 @@ SERVICE_CONFIG = service_options(DECORATION_SETTINGS)
 
 
 class RankerRunner:
-    """Base of the runner services; subclasses set ``kind``."""
+    """Base of the runner services; subclasses set ``kind``.
+
+    Each batch runs on the ranker the slot held when the batch started
+    (``self.slot.ranker``, read once), so a swap never splits a batch.
+    """
 
     kind: ClassVar[str]
     """The model kind served (a row of ``recipe_ml.models.REGISTRY``)."""
 
     def __init__(self) -> None:
-        from recipe_ml.serving.ranker import ModelRanker  # numpy: in the worker, not the supervisor
-
-        settings = get_settings()
-        model, tag = load_from_store(settings.model_name(self.kind))
-        model.use_device(settings.device)
-        self.ranker = ModelRanker(
-            model, tag, precompute=settings.precompute_embeddings, ann_min_recipes=settings.ann_min_recipes
-        )
+        self.slot, self.watcher = served_slot(self.kind, get_settings())
+        self._watch: asyncio.Task[None] | None = None
         freeze_after_load()
+
+    @bentoml.on_startup  # type: ignore[untyped-decorator]
+    async def watch_the_store(self) -> None:
+        """Follow promotions from now on (on the worker's event loop)."""
+        self._watch = start_watching(get_settings(), self.watcher.check)
+
+    @bentoml.on_shutdown  # type: ignore[untyped-decorator]
+    async def stop_watching(self) -> None:
+        if self._watch is not None:
+            self._watch.cancel()
 
     # The APIs are ``async`` although they compute: scoring a batch takes a few
     # tenths of a millisecond, less than BentoML's hop to a worker thread for a
@@ -96,23 +105,30 @@ class RankerRunner:
     @batched_api  # type: ignore[untyped-decorator]
     async def rank(self, queries: list[RankQuery]) -> list[RankResult]:
         """Ranked recipes for every query of the adaptive batch."""
-        BATCH_SIZE.labels(self.ranker.model.kind, "recommend").observe(len(queries))  # "recommend": the published label
-        return self.ranker.rank(queries)
+        BATCH_SIZE.labels(self.kind, "recommend").observe(len(queries))  # "recommend": the published label
+        return self.slot.ranker.rank(queries)
 
     @batched_api  # type: ignore[untyped-decorator]
     async def similar_users(self, queries: list[SimilarQuery]) -> list[SimilarResult]:
         """Most similar training users for every query of the adaptive batch."""
-        BATCH_SIZE.labels(self.ranker.model.kind, "similar_users").observe(len(queries))
-        return self.ranker.similar_users(queries)
+        BATCH_SIZE.labels(self.kind, "similar_users").observe(len(queries))
+        return self.slot.ranker.similar_users(queries)
 
     @batched_api  # type: ignore[untyped-decorator]
     async def similar_recipes(self, queries: list[SimilarRecipeQuery]) -> list[RankResult]:
         """Nearest recipes ("more like this") for every query of the adaptive batch."""
-        BATCH_SIZE.labels(self.ranker.model.kind, "similar_recipes").observe(len(queries))
-        return self.ranker.similar_recipes(queries)
+        BATCH_SIZE.labels(self.kind, "similar_recipes").observe(len(queries))
+        return self.slot.ranker.similar_recipes(queries)
 
     @bentoml.api  # type: ignore[untyped-decorator]
     async def info(self) -> dict[str, str]:
-        """The model kind, store tag and personalisation policy (the API's health check)."""
-        model = self.ranker.model
-        return {"kind": model.kind, "version": self.ranker.version, "personalization": model.personalization}
+        """The model kind, the store tag serving, its personalisation policy, and a refused version if any.
+
+        The API's health check, and how the API learns of a swap (its watcher pings every MODEL_WATCH_SECONDS).
+        """
+        ranker = self.slot.ranker
+        info = {"kind": self.kind, "version": ranker.version, "personalization": ranker.model.personalization}
+        refused = self.slot.refused
+        if refused is not None:
+            info |= {"refused_version": refused.version, "refused_reason": refused.reason}
+        return info

@@ -1,6 +1,10 @@
 """``recipe-ml``: the project's commands behind one entry point.
 
     recipe-ml train      # fit the models, save them to the BentoML model store
+    recipe-ml models     # the stored versions: stage, data, figures, age
+    recipe-ml promote    # serve a version (a rollback promotes the previous one)
+    recipe-ml trainer    # train --live --promote-if-better every RETRAIN_INTERVAL
+    recipe-ml bentofile  # the bentofile of `make build`: the promoted versions
     recipe-ml evaluate   # offline evaluation report (training_artifacts/reports/)
     recipe-ml consume    # the Kafka sidecar consumer
     recipe-ml produce    # demo interaction events drawn from the real data
@@ -23,6 +27,10 @@ from recipe_ml.data import DataError
 
 COMMANDS = {
     "train": ("scripts.train", "train the models into the BentoML model store"),
+    "models": ("scripts.models", "list the stored versions: stage, data, figures, age"),
+    "promote": ("scripts.promote", "serve a stored version (rollback: promote the previous one)"),
+    "trainer": ("scripts.trainer", "retrain on live data and promote if better, every RETRAIN_INTERVAL"),
+    "bentofile": ("scripts.bentofile", "bentofile.yaml with the promoted model versions (make build)"),
     "evaluate": ("scripts.evaluate", "offline evaluation on the validation split; writes the report"),
     "consume": ("scripts.consume", "consume interaction events from Kafka into Redis"),
     "produce": ("scripts.produce_events", "send demo interaction events to Kafka or the HTTP API"),

@@ -2,6 +2,8 @@
 
 import os
 
+import pytest
+
 # As `make test` exports it: implicit (ALS) and the numpy user tower are checked for exact
 # results, which a threaded OpenBLAS reorders; set before any fixture imports numpy.
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
@@ -15,3 +17,9 @@ pytest_plugins = [
     "tests.fixtures.bento",
     "tests.fixtures.markers",
 ]
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    """The event loop of the async tests (``pytest.mark.anyio``): asyncio, as BentoML serves on."""
+    return "asyncio"

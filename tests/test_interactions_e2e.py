@@ -1,4 +1,4 @@
-"""End to end: Kafka topic → consumer process → Redis → the API's next answer.
+"""End to end: Kafka topic → consumer process → Redis → the API's next answer, and the next trained version.
 
 The real server (shared ``server`` fixture: the API reads live state from the
 test Redis only, Kafka is the consumer's business), a real consumer process
@@ -23,14 +23,19 @@ import pytest
 
 from edge.model_store import load_from_store
 from harness.server import LocalServer
-from recipe_ml.config import REPO_ROOT
+from recipe_ml.config import REPO_ROOT, get_settings
 from recipe_ml.models.base import Recommender
+from recipe_ml.serving.ranker import ModelRanker
+from recipe_ml.serving.wire import RankQuery, SimilarRecipeQuery
 from recipe_ml.storage.redis import RedisInteractionStore
+from scripts.cli import main as cli
 from tests.fixtures.kafka import TansuBroker, free_port, wait_until
 
 pytestmark = pytest.mark.integration
 
 UNKNOWN_USER = 999_999_998
+LIVE_ONLY_USER, LIVE_ONLY_RECIPE = 900_000_001, 900_000_002
+"""Ids no Allrecipes user or recipe has: they exist only through live events."""
 APPLY_TIMEOUT = 30.0
 """Generous: the consumer process starts and joins its group meanwhile."""
 VISIBLE_WITHIN = 10.0
@@ -144,3 +149,44 @@ def test_a_brand_new_user_becomes_servable_after_their_first_events(pipeline: Pi
     served_ids = recipe_ids(served)
     assert len(served_ids) == 10
     assert not set(served_ids) & set(first)
+
+
+def test_interactions_applied_live_are_in_the_next_trained_version(
+    pipeline: Pipeline,
+    model: Recommender,
+    model_store: Path,
+    redis_url: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A user and a recipe seen only over Kafka get vectors of their own: answers from the model, not a fold-in."""
+    liked = [int(recipe) for recipe in model.items.ids[:6]]
+    others = [int(user) for user in model.users.ids[:5]]
+    events = [(LIVE_ONLY_USER, recipe, "like") for recipe in [*liked, LIVE_ONLY_RECIPE]]
+    events += [(user, LIVE_ONLY_RECIPE, "cook") for user in others]
+    for n, (user, recipe, kind) in enumerate(events):
+        pipeline.send({"userId": user, "recipeId": recipe, "interactionType": kind, "eventId": f"live-{n}"})
+    wait_until(lambda: len(pipeline.store.interactions()) == len(events), APPLY_TIMEOUT, "every event applied")
+    before = ModelRanker(*load_from_store("recipe_two_tower", home=model_store))
+    monkeypatch.setenv("BENTOML_HOME", str(tmp_path))
+    monkeypatch.setenv("REDIS_URL", redis_url)
+    get_settings.cache_clear()
+    try:
+        assert cli(["train", "--live", "--kinds", "two_tower", "--sample-users", "300", "--epochs", "1"]) == 0
+    finally:
+        get_settings.cache_clear()
+    out = capsys.readouterr().out
+    assert f"live: {len(events)} interactions of 6 users from Redis" in out
+    assert "+live in" in out
+
+    after = ModelRanker(*load_from_store("recipe_two_tower", home=tmp_path))
+    (own,) = after.rank([RankQuery(user_id=LIVE_ONLY_USER, top_k=10)])  # no live ids sent: no fold-in
+    (unknown,) = before.rank([RankQuery(user_id=LIVE_ONLY_USER, top_k=10)])
+    (similar,) = after.similar_recipes([SimilarRecipeQuery(recipe_id=LIVE_ONLY_RECIPE, top_k=5)])
+    index = after.model.users.index_of(LIVE_ONLY_USER)
+    assert index is not None and not unknown.found
+    assert set(after.model.items.ids[after.model.history(index)].tolist()) == {*liked, LIVE_ONLY_RECIPE}
+    assert own.found and len(own.recipe_ids) == 10 and not set(own.recipe_ids) & {*liked, LIVE_ONLY_RECIPE}
+    assert own.personalized_by == "ease" and own.model_version == after.version
+    assert similar.found and len(similar.recipe_ids) == 5

@@ -23,11 +23,13 @@ import psutil
 import pytest
 import yaml
 
+from edge.model_store import promote, promoted_tag, save_to_store, store_entry
 from harness.net import free_port
-from harness.pods import BENTO_IN_IMAGE, image_env
+from harness.pods import BENTO_IN_IMAGE, build_bento, image_env
 from harness.server import UNSET_BY_DEFAULT
 from recipe_ml.config import REPO_ROOT, Settings
 from recipe_ml.models import REGISTRY
+from recipe_ml.models.base import Recommender
 from tests.fixtures.tools import REQUIRE_SYSTEM_TOOLS, apt_install, missing
 
 COMPOSE = REPO_ROOT / "docker-compose.yml"
@@ -288,6 +290,18 @@ def test_consumer_runs_the_consumer_module_from_the_bento_source(services: dict[
     assert "ports" not in consumer, "consumers scale too: no fixed host port"
 
 
+def test_the_trainer_retrains_into_the_store_the_api_watches(services: dict[str, dict[str, Any]]) -> None:
+    trainer, api = services["trainer"], services["api"]
+    assert trainer["command"] == ["python", "-m", "scripts.cli", "trainer"]
+    assert trainer["working_dir"] == BENTO_SRC_IN_IMAGE and trainer["image"] == api["image"]
+    assert trainer["environment"]["RETRAIN_INTERVAL"] == "${RETRAIN_INTERVAL:-24h}"
+    store = f"model-store:{BENTO_SRC_IN_IMAGE.rsplit('/', 1)[0]}/models"  # the Bento's store (BENTOML_HOME)
+    assert store in trainer["volumes"] and store in api["volumes"]
+    assert trainer["env_file"] == [SECRETS_IN_COMPOSE]  # REDIS_URL: the live interactions
+    assert trainer["depends_on"]["redis"]["condition"] == "service_healthy"
+    assert trainer["cap_drop"] == ["ALL"] and str(trainer["user"]).split(":")[0] not in {"0", "root"}
+
+
 def test_kafka_is_single_node_kraft_without_zookeeper(services: dict[str, dict[str, Any]]) -> None:
     kafka = services["kafka"]
     assert kafka["image"].startswith("apache/kafka:")
@@ -416,6 +430,18 @@ def _listening_addresses(port: int) -> set[str]:
         for conn in psutil.net_connections(kind="tcp")
         if conn.status == psutil.CONN_LISTEN and conn.laddr.port == port
     }
+
+
+@pytest.fixture(scope="module")
+def promoted_bento(model_store: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A Bento built as ``make build`` does, from a store where each model's latest version is not the promoted one."""
+    home = tmp_path_factory.mktemp("promoted_bento_home")
+    shutil.copytree(model_store / "models", home / "models")
+    for kind in REGISTRY.values():
+        promoted = store_entry(kind.store_name, home=home)
+        promote(str(promoted.tag), kind.name, home=home)
+        save_to_store(Recommender.load(Path(promoted.path)), kind.store_name, home=home)  # newer, not promoted
+    return build_bento(home, home / "models")
 
 
 @pytest.mark.integration
@@ -555,6 +581,16 @@ def test_bento_holds_service_runners_consumer_and_models(bento: Path) -> None:
     envs = {e["name"]: e["value"] for e in meta["envs"]}
     assert envs["OPENBLAS_NUM_THREADS"] == "1"
     assert envs["PRECOMPUTE_EMBEDDINGS"] == "true"
+
+
+@pytest.mark.integration
+def test_the_bento_holds_the_promoted_versions_not_the_latest(promoted_bento: Path) -> None:
+    """The tags ``bentoml containerize`` copies into the image (BentoML 1.4 resolves them from the store then)."""
+    home = promoted_bento.parents[2]
+    meta = yaml.safe_load((promoted_bento / "bento.yaml").read_text())
+    promoted = {promoted_tag(kind.store_name, home=home) for kind in REGISTRY.values()}
+    latest = {str(store_entry(kind.store_name, home=home).tag) for kind in REGISTRY.values()}
+    assert {m["tag"] for m in meta["models"]} == promoted and not promoted & latest
 
 
 @pytest.mark.integration

@@ -70,9 +70,18 @@ def test_recipes_are_personal_unseen_and_cached(api: httpx.Client, model: Recomm
 
     assert first.status_code == 200, first.text
     body = first.json()
-    assert set(body) == {"user_id", "recommendations", "model_used", "personalized_by", "latency_ms", "cached"}
+    assert set(body) == {
+        "user_id",
+        "recommendations",
+        "model_used",
+        "personalized_by",
+        "model_version",
+        "latency_ms",
+        "cached",
+    }
     assert body["user_id"] == uid and body["model_used"] == "two_tower" and body["cached"] is False
     assert body["personalized_by"] == "ease"
+    assert body["model_version"] == api.get("/api/health").json()["models"]["two_tower"]
     assert [r["rank"] for r in body["recommendations"]] == list(range(1, 8))
     assert len(set(recipe_ids(body))) == 7 and not set(recipe_ids(body)) & training_history(model, uid)
     assert second.json()["cached"] is True and recipe_ids(second.json()) == recipe_ids(body)
@@ -274,7 +283,13 @@ def test_health_and_metrics(api: httpx.Client, model: Recommender) -> None:
     assert all(version.startswith("recipe_") for version in health["models"].values())
     assert health["personalization"]["two_tower"].startswith("ease scorer, adaptive positions")
     assert health["personalization"]["als"] == "no personal scorer: the model's own ranking"
-    assert any(labels["endpoint"] == "recipes" and labels["model_used"] == "two_tower" for labels, _ in requests)
+    assert any(
+        labels["endpoint"] == "recipes"
+        and labels["model_used"] == "two_tower"
+        and labels["model_version"] == health["models"]["two_tower"]
+        for labels, _ in requests
+    )
+    assert health["refused"] == {}
     assert {labels["result"] for labels, value in cache if value > 0} >= {"hit", "miss"}
     assert {labels["le"] for labels, _ in buckets} >= {"0.0001", "0.001"}
 

@@ -80,10 +80,13 @@ EngineDep = Annotated[RecommendationEngine, Depends(get_engine)]
 """A route's engine (the fallback chain, the cache, the live store)."""
 
 
-def respond(request: Request, body: Body, model_used: str = "none", status_code: int = 200) -> Response:
-    """The response (the body's one encoding, which a cache miss also kept), and the answering model for the
-    request metrics."""
+def respond(
+    request: Request, body: Body, model_used: str = "none", model_version: str = "none", status_code: int = 200
+) -> Response:
+    """The response (the body's one encoding, which a cache miss also kept), and the answering model and its
+    version for the request metrics."""
     request.state.model_used = model_used
+    request.state.model_version = model_version
     return Response(body.encoded, status_code=status_code, media_type="application/json")
 
 

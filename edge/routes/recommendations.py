@@ -39,7 +39,7 @@ async def recipes(body: RecipeRequest, request: Request, engine: EngineDep) -> R
     within CACHE_TTL_SECONDS. `model_used` names the model that answered (two_tower, else als, else popularity);
     `personalized_by` the personal scorer of the personal positions (ease)."""
     response = await engine.recommend(body)
-    return respond(request, response, response.model_used)
+    return respond(request, response, response.model_used, response.model_version)
 
 
 @router.post(
@@ -53,7 +53,7 @@ async def recipes(body: RecipeRequest, request: Request, engine: EngineDep) -> R
 async def users(body: SimilarUsersRequest, request: Request, engine: EngineDep) -> Response:
     """The training users closest to this user (cosine of user vectors); 503 when only popularity is up."""
     response = await engine.similar_users(body)
-    return respond(request, response, response.model_used)
+    return respond(request, response, response.model_used, response.model_version)
 
 
 @router.post(
@@ -68,7 +68,7 @@ async def similar_recipes(body: SimilarRecipesRequest, request: Request, engine:
     """The recipes closest to `recipe_id` in the models' recipe space (cosine), with the same filters as
     recommendations; the same for every user, so cached across users."""
     response = await engine.similar_recipes(body)
-    return respond(request, response, response.model_used)
+    return respond(request, response, response.model_used, response.model_version)
 
 
 @router.post(
@@ -83,9 +83,13 @@ async def batch(body: BatchRequest, request: Request, engine: EngineDep) -> Resp
     """One entry per user id, in order; `status` says which kind: `ok` (recommendations) or `error` (a
     problem, e.g. an unknown user). An unknown user fails its entry, not the batch (HTTP 200)."""
     response = await engine.recommend_batch(body)
-    used = {result.model_used for result in response.results if result.status == "ok"}
-    model_used = used.pop() if len(used) == 1 else ("mixed" if used else "none")
-    return respond(request, response, model_used)
+    answered = [result for result in response.results if result.status == "ok"]
+    return respond(request, response, _one({r.model_used for r in answered}), _one({r.model_version for r in answered}))
+
+
+def _one(values: set[str]) -> str:
+    """The metric label of a batch: the one value all its entries share, else "mixed" (or "none")."""
+    return values.pop() if len(values) == 1 else ("mixed" if values else "none")
 
 
 @router.post(
@@ -102,4 +106,4 @@ async def cold_start(
     """Without `recent_recipe_ids`: popularity with recency (live interactions weigh more). With them: the
     recipes are folded into a user vector. The body may be left out (every field has a default)."""
     response = await engine.cold_start(body or ColdStartRequest())
-    return respond(request, response, response.model_used)
+    return respond(request, response, response.model_used, response.model_version)

@@ -11,17 +11,26 @@ from typing import TYPE_CHECKING, Protocol
 from recipe_ml.serving.wire import RankQuery, RankResult, SimilarQuery, SimilarRecipeQuery, SimilarResult
 
 if TYPE_CHECKING:  # the API's supervisor process imports this module and needs no numpy
-    from recipe_ml.serving.ranker import ModelRanker
+    from recipe_ml.serving.slot import ModelSlot, Refusal
 
 
 class Backend(Protocol):
     """One model of the fallback chain: a runner service or in-process."""
 
     name: str
-    version: str
     supports_similarity: bool
     personalization: str
     """How the model picks personal positions (``Recommender.personalization``), as of the last ping."""
+
+    @property
+    def version(self) -> str:
+        """The store tag of the version serving, as of the last answer or ping (part of every cache key)."""
+        ...
+
+    @property
+    def refused(self) -> Refusal | None:
+        """A promoted version this model's process refused to serve, as of the last ping."""
+        ...
 
     async def rank(self, queries: list[RankQuery]) -> list[RankResult]:
         """Ranked recipes for each query, in order (``found`` False where the model cannot place the user)."""
@@ -35,23 +44,31 @@ class Backend(Protocol):
 
 
 class LocalBackend:
-    """A model scored in the API process (popularity: small, cannot fail)."""
+    """A model scored in the API process (popularity: small, cannot fail), from a slot a watcher may swap."""
 
-    def __init__(self, ranker: ModelRanker) -> None:
-        self.ranker = ranker
-        self.name = ranker.model.kind
-        self.version = ranker.version
-        self.supports_similarity = ranker.model.supports_similarity
-        self.personalization = ranker.model.personalization
+    def __init__(self, slot: ModelSlot) -> None:
+        self.slot = slot
+        model = slot.ranker.model
+        self.name = model.kind
+        self.supports_similarity = model.supports_similarity
+        self.personalization = model.personalization
+
+    @property
+    def version(self) -> str:
+        return self.slot.version
+
+    @property
+    def refused(self) -> Refusal | None:
+        return self.slot.refused
 
     async def rank(self, queries: list[RankQuery]) -> list[RankResult]:
-        return self.ranker.rank(queries)
+        return self.slot.ranker.rank(queries)
 
     async def similar_users(self, queries: list[SimilarQuery]) -> list[SimilarResult]:
-        return self.ranker.similar_users(queries)
+        return self.slot.ranker.similar_users(queries)
 
     async def similar_recipes(self, queries: list[SimilarRecipeQuery]) -> list[RankResult]:
-        return self.ranker.similar_recipes(queries)
+        return self.slot.ranker.similar_recipes(queries)
 
     async def ping(self) -> bool:
         return True

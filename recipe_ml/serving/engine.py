@@ -14,7 +14,7 @@ import logging
 import socket
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import replace
+from dataclasses import asdict, replace
 from typing import TypeVar, cast
 
 from recipe_ml.config import Settings
@@ -43,6 +43,7 @@ from recipe_ml.serving.schemas import (
     Reachability,
     RecipeRequest,
     RecipeResponse,
+    RefusedVersion,
     SimilarRecipesRequest,
     SimilarRecipesResponse,
     SimilarUsersRequest,
@@ -94,6 +95,10 @@ class RecommendationEngine:
         self.responses = CachedResponses(cache, self.offload, self.chain, settings)
         """The response cache as the endpoints use it (keys, hits, which answers are kept)."""
         self._applier = EventApplier(store=store, cache=cache)
+
+    def _version(self, model_used: str, answer: RankResult | SimilarResult) -> str:
+        """The store tag of the version that produced ``answer`` (it says so; else the link's last known one)."""
+        return answer.model_version or next(b.version for b in self.chain if b.name == model_used)
 
     # -- the chain ---------------------------------------------------------
     async def _ask(
@@ -191,7 +196,8 @@ class RecommendationEngine:
         """
         results: dict[int, RecipeResponse | UnknownUserError] = {}
         user_ids = list(dict.fromkeys(requested))
-        keys = [self.responses.key("recipes", f"{user_id}:{options.key}") for user_id in user_ids]
+        serving = self.responses.serving()
+        keys = [self.responses.key("recipes", f"{user_id}:{options.key}", serving) for user_id in user_ids]
         missed: list[tuple[int, str]] = []
         hits = await self.responses.read_many("recipes", keys, RecipeResponse, started)
         for user_id, key, hit in zip(user_ids, keys, hits, strict=True):
@@ -213,9 +219,10 @@ class RecommendationEngine:
                 recommendations=answer.recommendations(),
                 model_used=model_used,
                 personalized_by=answer.personalized_by,
+                model_version=self._version(model_used, answer),
                 latency_ms=elapsed_ms(started),
             )
-            await self.responses.keep(key, response, model_used, user_id)
+            await self.responses.keep(key, response, serving, user_id)
             results[user_id] = response
         return results
 
@@ -233,6 +240,7 @@ class RecommendationEngine:
                     recommendations=answer.recommendations(),
                     model_used=model_used,
                     personalized_by=answer.personalized_by,
+                    model_version=self._version(model_used, answer),
                     latency_ms=elapsed_ms(started),
                 )
         popularity = self.chain[-1]
@@ -242,13 +250,15 @@ class RecommendationEngine:
             recommendations=answer.recommendations(),
             model_used=cast(ModelUsed, popularity.name),
             personalized_by=answer.personalized_by,
+            model_version=answer.model_version or popularity.version,
             latency_ms=elapsed_ms(started),
         )
 
     async def similar_users(self, request: SimilarUsersRequest) -> SimilarUsersResponse:
         """Training users closest to this one in embedding space; raises ``UnknownUserError``."""
         started = time.perf_counter()
-        key = self.responses.key("users", request.model_dump_json())
+        serving = self.responses.serving()
+        key = self.responses.key("users", request.model_dump_json(), serving)
         hit = await self.responses.read("users", key, SimilarUsersResponse, started)
         if hit is not None:
             return hit
@@ -261,9 +271,10 @@ class RecommendationEngine:
             user_id=request.user_id,
             similar_users=answer.similar_users(),
             model_used=model_used,
+            model_version=self._version(model_used, answer),
             latency_ms=elapsed_ms(started),
         )
-        await self.responses.keep(key, response, model_used, request.user_id)
+        await self.responses.keep(key, response, serving, request.user_id)
         return response
 
     async def similar_recipes(self, request: SimilarRecipesRequest) -> SimilarRecipesResponse:
@@ -273,7 +284,8 @@ class RecommendationEngine:
         interaction invalidates it (it expires with the TTL or a new model version).
         """
         started = time.perf_counter()
-        key = self.responses.key("similar_recipes", request.model_dump_json())
+        serving = self.responses.serving()
+        key = self.responses.key("similar_recipes", request.model_dump_json(), serving)
         hit = await self.responses.read("similar_recipes", key, SimilarRecipesResponse, started)
         if hit is not None:
             return hit
@@ -285,9 +297,10 @@ class RecommendationEngine:
             recipe_id=request.recipe_id,
             similar_recipes=answer.recommendations(),
             model_used=model_used,
+            model_version=self._version(model_used, answer),
             latency_ms=elapsed_ms(started),
         )
-        await self.responses.keep(key, response, model_used, None)
+        await self.responses.keep(key, response, serving, None)
         return response
 
     async def record_interaction(self, event: InteractionEvent) -> InteractionAccepted:
@@ -298,14 +311,19 @@ class RecommendationEngine:
             raise StoreUnavailableError(f"interaction store unavailable ({type(exc).__name__}); retry later") from exc
         return InteractionAccepted(applied=applied, duplicate=not applied, event_id=event.dedupe_id())
 
-    async def health(self) -> Health:
-        """Model versions and reachability; "degraded" (not down) when anything but popularity is out."""
-        settings = self.settings
-        pings = await asyncio.gather(
-            *(asyncio.wait_for(b.ping(), settings.runner_timeout_seconds) for b in self.chain),
+    async def refresh(self) -> list[bool | BaseException]:
+        """Ping every model: each says which version it serves now (runners swap on their own); cache keys follow."""
+        return await asyncio.gather(
+            *(asyncio.wait_for(b.ping(), self.settings.runner_timeout_seconds) for b in self.chain),
             return_exceptions=True,
         )
+
+    async def health(self) -> Health:
+        """Model versions, refused ones and reachability; "degraded" (not down) when anything but popularity is out."""
+        settings = self.settings
+        pings = await self.refresh()
         models = {b.name: (b.version if ok is True else "unavailable") for b, ok in zip(self.chain, pings, strict=True)}
+        refused = {b.name: RefusedVersion(**asdict(b.refused)) for b in self.chain if b.refused is not None}
         redis: Reachability
         kafka: Reachability
         if settings.redis_url is None:
@@ -321,6 +339,7 @@ class RecommendationEngine:
         return Health(
             status="degraded" if degraded else "ok",
             models=models,
+            refused=refused,
             personalization={b.name: b.personalization for b in self.chain},
             redis=redis,
             kafka=kafka,

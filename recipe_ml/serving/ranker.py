@@ -56,7 +56,7 @@ class ModelRanker:
     ) -> None:
         self.model = model
         self.version = version
-        """The model store tag, part of every cache key."""
+        """The model store tag: in every answer (``model_version``) and every cache key."""
         self.ann_min_recipes = ann_min_recipes
         """From this many recipes on, queries score the index's candidates (``ANN_MIN_RECIPES``); None: never."""
         if precompute:  # PRECOMPUTE_EMBEDDINGS: pay at load, not on the first request
@@ -207,6 +207,7 @@ class ModelRanker:
                     recipe_ids=model.items.ids[space.recipes(indices)].tolist(),
                     scores=inputs.scores[row, indices].tolist(),
                     personalized_by=None if model.personal is None else model.personal.kind,
+                    model_version=self.version,
                 )
             )
         return results
@@ -228,8 +229,9 @@ class ModelRanker:
             indices = top_k_rows(sims[row : row + 1], query.top_k)[0]
             indices = indices[np.isfinite(sims[row, indices])]
             picked = sims[row, indices]
+            user_ids = self.model.users.ids[indices].tolist()
             results.append(
-                SimilarResult(found=True, user_ids=self.model.users.ids[indices].tolist(), scores=picked.tolist())
+                SimilarResult(found=True, user_ids=user_ids, scores=picked.tolist(), model_version=self.version)
             )
         return results
 
@@ -262,6 +264,11 @@ class ModelRanker:
             )[0]
             indices = top[top >= 0]
             results.append(
-                RankResult(found=True, recipe_ids=model.items.ids[indices].tolist(), scores=sims[indices].tolist())
+                RankResult(
+                    found=True,
+                    recipe_ids=model.items.ids[indices].tolist(),
+                    scores=sims[indices].tolist(),
+                    model_version=self.version,
+                )
             )
         return results

@@ -1,9 +1,12 @@
 """The engine's response cache: what a key is made of, how a hit is read back, which answers are kept.
 
-A key names the model versions of the chain, the endpoint and the request
-(``resp:<versions>:<endpoint>:<request>``), so a new model version never
-serves old answers. Only the preferred model's answers are kept: a fallback
-answer must not outlive the outage it covered for a whole TTL.
+A key names the model versions the chain serves when the request arrives
+(``resp:<versions>:<endpoint>:<request>``: they change when a promoted
+version swaps in), the endpoint and the request, so a new model version
+never serves old answers. Only answers of the preferred model's version the
+key names are kept: a fallback answer must not outlive the outage it covered
+for a whole TTL, nor an answer of a version swapped in since be kept under
+the old version's key.
 """
 
 from __future__ import annotations
@@ -11,11 +14,12 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import TypeVar
 
 from recipe_ml.config import Settings
 from recipe_ml.serving.backends import Backend
-from recipe_ml.serving.schemas import Body
+from recipe_ml.serving.schemas import Body, RecipeResponse, SimilarRecipesResponse, SimilarUsersResponse
 from recipe_ml.serving.telemetry import CACHE
 from recipe_ml.storage.base import ResponseCache
 from recipe_ml.storage.offload import StorageCalls
@@ -28,6 +32,14 @@ def elapsed_ms(started: float) -> float:
     return round((time.perf_counter() - started) * 1000.0, 3)
 
 
+@dataclass(frozen=True)
+class Serving:
+    """The versions one request is keyed on: all of the chain (``key``), the preferred model's (``head``)."""
+
+    key: str
+    head: str
+
+
 class CachedResponses:
     """The response cache as the engine uses it, through ``offload`` (never on the event loop when remote)."""
 
@@ -37,13 +49,17 @@ class CachedResponses:
         self._cache = cache
         self._offload = offload
         self._settings = settings
-        self._preferred = chain[0].name
-        versions = "|".join(f"{b.name}={b.version}" for b in chain)
-        self._versions = hashlib.sha1(versions.encode()).hexdigest()[:12]
+        self._chain = list(chain)
 
-    def key(self, endpoint: str, request: str) -> str:
+    def serving(self) -> Serving:
+        """The versions serving now, as this process last heard (a swap changes them): take it once per request."""
+        versions = "|".join(f"{b.name}={b.version}" for b in self._chain)
+        return Serving(hashlib.sha1(versions.encode()).hexdigest()[:12], self._chain[0].version)
+
+    @staticmethod
+    def key(endpoint: str, request: str, serving: Serving) -> str:
         """The key of one answer: ``request`` is what the answer depends on, encoded (JSON)."""
-        return f"resp:{self._versions}:{endpoint}:{request}"
+        return f"resp:{serving.key}:{endpoint}:{request}"
 
     async def read(self, endpoint: str, key: str, response_type: type[R], started: float) -> R | None:
         """The cached answer of ``key``, marked cached, or None (a miss)."""
@@ -66,11 +82,18 @@ class CachedResponses:
             update={"cached": True, "latency_ms": elapsed_ms(started)}
         )
 
-    async def keep(self, key: str, response: Body, model_used: str, user_id: int | None) -> None:
-        """Cache ``response`` (its encoding, which the client is sent too) if the preferred model answered.
+    async def keep(
+        self,
+        key: str,
+        response: RecipeResponse | SimilarUsersResponse | SimilarRecipesResponse,
+        serving: Serving,
+        user_id: int | None,
+    ) -> None:
+        """Cache ``response`` (its encoding, which the client is sent too) if the version the key names answered.
 
+        That version is the preferred model's (``serving.head``), so a fallback answer is never kept.
         ``user_id`` ties the entry to the user whose interactions invalidate it.
         """
         ttl = self._settings.cache_ttl_seconds
-        if model_used == self._preferred and ttl > 0:
+        if response.model_version == serving.head and ttl > 0:
             await self._offload(self._cache.set, key, response.encoded, ttl, user_id=user_id)

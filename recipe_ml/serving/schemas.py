@@ -224,6 +224,13 @@ class _Timed(Body):
         ),
         examples=["ease"],
     )
+    model_version: str = Field(
+        description=(
+            "The model store tag (name:version) of the version that produced this answer; it changes when a "
+            "newly promoted version takes over (recipe-ml promote)."
+        ),
+        examples=["recipe_two_tower:dagvxsxod2uxcax4"],
+    )
     latency_ms: float = Field(default=0.0, description="Time spent in the service, in milliseconds.")
     cached: bool = Field(default=False, description="True when the answer came from the response cache.")
 
@@ -347,6 +354,13 @@ class InteractionAccepted(Body):
     event_id: str = Field(description="eventId, or a content hash when the event had none.")
 
 
+class RefusedVersion(BaseModel):
+    """A promoted version the running service would not serve: the one before it keeps serving."""
+
+    version: str = Field(description="The store tag that was refused.")
+    reason: str = Field(description="Why, e.g. 'failed to load: ValueError: ...'.")
+
+
 Reachability = Literal["ok", "unreachable", "not configured"]
 """What health says of Redis and Kafka."""
 
@@ -355,7 +369,11 @@ class Health(Body):
     """Degraded (not down) when anything but the popularity fallback is out: requests are still answered."""
 
     status: Literal["ok", "degraded"]
-    models: dict[str, str] = Field(description="Model kind -> store tag, or 'unavailable'.")
+    models: dict[str, str] = Field(description="Model kind -> the store tag serving it, or 'unavailable'.")
+    refused: dict[str, RefusedVersion] = Field(
+        default_factory=dict,
+        description="Model kind -> the promoted version it refused (a version that failed to load); empty when none.",
+    )
     personalization: dict[str, str] = Field(
         description="Model kind -> how it picks the personal positions (its personal scorer and policy, or a fallback)."
     )

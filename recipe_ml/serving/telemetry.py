@@ -22,8 +22,8 @@ LATENCY_BUCKETS = (
 
 REQUESTS = Counter(
     "recipe_api_requests_total",
-    "API requests by endpoint, answering model and status",
-    ["endpoint", "model_used", "status"],
+    "API requests by endpoint, answering model, its store version and status",
+    ["endpoint", "model_used", "model_version", "status"],
 )
 LATENCY = Histogram(
     "recipe_api_request_latency_seconds",
@@ -46,9 +46,9 @@ BATCH_SIZE = Histogram(
 )
 
 
-def observe_request(endpoint: str, model_used: str, status: int, seconds: float) -> None:
-    """Count one answered request and its latency."""
-    REQUESTS.labels(endpoint, model_used, str(status)).inc()
+def observe_request(endpoint: str, model_used: str, model_version: str, status: int, seconds: float) -> None:
+    """Count one answered request (with the version that answered) and its latency."""
+    REQUESTS.labels(endpoint, model_used, model_version, str(status)).inc()
     LATENCY.labels(endpoint, model_used).observe(seconds)
 
 

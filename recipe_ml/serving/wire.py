@@ -70,6 +70,8 @@ class RankResult(BaseModel):
     scores: list[float] = Field(default_factory=list)
     personalized_by: str | None = None
     """The personal scorer that picked the personal positions (``ease``), or None."""
+    model_version: str | None = None
+    """The store tag of the version that ranked (a runner may have swapped since the API asked)."""
 
     def recommendations(self) -> list[Recommendation]:
         return [
@@ -99,6 +101,7 @@ class SimilarResult(BaseModel):
     found: bool
     user_ids: list[int] = Field(default_factory=list)
     scores: list[float] = Field(default_factory=list)
+    model_version: str | None = None
 
     def similar_users(self) -> list[SimilarUser]:
         return [

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import ClassVar, Protocol
 
@@ -38,11 +39,29 @@ class Interaction(Protocol):
     def recipe_id(self) -> int: ...
 
     @property
+    def interaction_type(self) -> str: ...
+
+    @property
+    def rating(self) -> int | None: ...
+
+    @property
     def timestamp(self) -> datetime | None: ...
 
     def dedupe_id(self) -> str:
         """The id that tells a redelivered event from a new one."""
         ...
+
+
+@dataclass(frozen=True)
+class RecordedInteraction:
+    """An applied interaction as the store keeps it, for retraining (``InteractionStore.interactions``)."""
+
+    user_id: int
+    recipe_id: int
+    interaction_type: str
+    rating: int | None
+    timestamp: float
+    """Epoch seconds: the event's time, else when it was applied."""
 
 
 class ResponseCache(ABC):
@@ -108,6 +127,13 @@ class InteractionStore(ABC):
     def recent_items_many(self, user_ids: Sequence[int], limit: int = 200) -> list[list[int]]:
         """``recent_items`` of each user; backends override it to answer in one round trip."""
         return [self.recent_items(user_id, limit) for user_id in user_ids]
+
+    @abstractmethod
+    def interactions(self) -> list[RecordedInteraction]:
+        """Every interaction applied so far, each once, in the order applied: what a retrain learns from.
+
+        Raises on a backend outage (a retrain then says it trained without them).
+        """
 
     @abstractmethod
     def trending(self, limit: int) -> list[tuple[int, float]]:

@@ -18,6 +18,7 @@ from recipe_ml.storage.base import (
     MAX_RECENT_ITEMS,
     Interaction,
     InteractionStore,
+    RecordedInteraction,
     ResponseCache,
 )
 from recipe_ml.storage.decay import RESCALE_AFTER_HALF_LIVES, decayed, event_seconds
@@ -142,6 +143,7 @@ class MemoryInteractionStore(InteractionStore):
         self._counters: OrderedDict[int, float] = OrderedDict()
         """recipe → trending counter, the least recently updated recipe first."""
         self._landmark: float | None = None
+        self._log: list[RecordedInteraction] = []
 
     def apply(self, event: Interaction) -> bool:
         with self._lock:
@@ -159,6 +161,8 @@ class MemoryInteractionStore(InteractionStore):
                 self._recent.popitem(last=False)
 
             t = event_seconds(event.timestamp, now)
+            kind = str(event.interaction_type)
+            self._log.append(RecordedInteraction(event.user_id, event.recipe_id, kind, event.rating, t))
             if self._landmark is None:
                 self._landmark = t
             exponent = (t - self._landmark) / self._half_life
@@ -174,6 +178,10 @@ class MemoryInteractionStore(InteractionStore):
     def recent_items(self, user_id: int, limit: int = 200) -> list[int]:
         with self._lock:
             return self._recent.get(user_id, [])[:limit]
+
+    def interactions(self) -> list[RecordedInteraction]:
+        with self._lock:
+            return list(self._log)
 
     def trending(self, limit: int) -> list[tuple[int, float]]:
         with self._lock:

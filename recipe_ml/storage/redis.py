@@ -23,6 +23,7 @@ from recipe_ml.storage.base import (
     MAX_RECENT_ITEMS,
     Interaction,
     InteractionStore,
+    RecordedInteraction,
     ResponseCache,
 )
 from recipe_ml.storage.decay import RESCALE_AFTER_HALF_LIVES, decayed, event_seconds
@@ -49,11 +50,12 @@ redis.call('SET', KEYS[2], '1', 'PX', ARGV[1])
 return #keys
 """
 
-# KEYS: dedupe id, user's recent list, trending counters, trending landmark.
-# ARGV: dedupe ttl, recipe id, max recent, event time, half-life seconds, rescale after.
+# KEYS: dedupe id, user's recent list, trending counters, trending landmark, interaction log.
+# ARGV: dedupe ttl, recipe id, max recent, event time, half-life seconds, rescale after, log record.
 # The forward-decay arithmetic is the one of ``recipe_ml.storage.decay``.
 _STORE_APPLY = """
 if not redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[1]) then return 0 end
+redis.call('RPUSH', KEYS[5], ARGV[7])
 redis.call('LREM', KEYS[2], 0, ARGV[2])
 redis.call('LPUSH', KEYS[2], ARGV[2])
 redis.call('LTRIM', KEYS[2], 0, tonumber(ARGV[3]) - 1)
@@ -72,6 +74,21 @@ end
 redis.call('ZINCRBY', KEYS[3], string.format('%.17g', 2 ^ exponent), ARGV[2])
 return 1
 """
+
+
+LOG_READ_CHUNK = 10_000
+"""Log records read per ``LRANGE`` by ``interactions``: bounded replies, however long the log."""
+
+
+def _log_record(event: Interaction, seconds: float) -> str:
+    """``user,recipe,type,rating,time`` (rating empty when the event has none): one entry of the interaction log."""
+    rating = "" if event.rating is None else str(event.rating)
+    return f"{event.user_id},{event.recipe_id},{event.interaction_type},{rating},{seconds!r}"
+
+
+def _parse_log_record(raw: bytes) -> RecordedInteraction:
+    user, recipe, kind, rating, seconds = raw.decode().split(",")
+    return RecordedInteraction(int(user), int(recipe), kind, int(rating) if rating else None, float(seconds))
 
 
 OUTAGE_COOLDOWN_SECONDS = 1.0
@@ -220,10 +237,13 @@ class RedisCache(ResponseCache):
 
 
 class RedisInteractionStore(InteractionStore):
-    """Dedupe keys, per-user recent lists and forward-decay counters in Redis.
+    """Dedupe keys, per-user recent lists, forward-decay counters and the interaction log in Redis.
 
     Counters are kept per half-life (the key names it), so processes that
-    disagree on ``POPULARITY_HALF_LIFE_HOURS`` never mix their weights.
+    disagree on ``POPULARITY_HALF_LIFE_HOURS`` never mix their weights. The
+    log (one list, ``<prefix>interactions``) keeps every applied event for
+    the next retrain; it is never trimmed, since a retrain learns from all
+    of it (about 40 bytes an event).
     """
 
     remote = True
@@ -254,16 +274,25 @@ class RedisInteractionStore(InteractionStore):
         self._apply = self._client.register_script(_STORE_APPLY)
         self._counters = f"{prefix}trending:{half_life_hours:g}h"
         self._landmark = f"{self._counters}:landmark"
+        self._log = f"{prefix}interactions"
 
     def apply(self, event: Interaction) -> bool:
-        keys = [f"{self._prefix}event:{event.dedupe_id()}", self._recent(event.user_id), self._counters, self._landmark]
+        keys = [
+            f"{self._prefix}event:{event.dedupe_id()}",
+            self._recent(event.user_id),
+            self._counters,
+            self._landmark,
+            self._log,
+        ]
+        seconds = event_seconds(event.timestamp, self._clock())
         args = [
             self._dedupe_ttl,
             event.recipe_id,
             self._max_recent,
-            repr(event_seconds(event.timestamp, self._clock())),
+            repr(seconds),
             repr(self._half_life),
             repr(RESCALE_AFTER_HALF_LIVES),
+            _log_record(event, seconds),
         ]
         with self._breaker.call():
             return bool(self._apply(keys=keys, args=args))
@@ -281,6 +310,16 @@ class RedisInteractionStore(InteractionStore):
         with self._breaker.call():
             lists = pipe.execute()
         return [[int(recipe) for recipe in items] for items in lists]
+
+    def interactions(self) -> list[RecordedInteraction]:
+        """The log in chunks of ``LOG_READ_CHUNK``: entries are only ever appended, so chunks never overlap."""
+        records: list[RecordedInteraction] = []
+        while True:
+            with self._breaker.call():
+                chunk = self._client.lrange(self._log, len(records), len(records) + LOG_READ_CHUNK - 1)
+            records.extend(_parse_log_record(raw) for raw in chunk)
+            if len(chunk) < LOG_READ_CHUNK:
+                return records
 
     def trending(self, limit: int) -> list[tuple[int, float]]:
         if limit <= 0:

@@ -94,6 +94,7 @@ def test_the_java_client_against_a_live_server(
     assert result.returncode == 0, result.stdout + result.stderr
     seen = json.loads(result.stdout.strip().splitlines()[-1])
     assert seen["health"] == "ok" and seen["model_used"] == "two_tower"
+    assert seen["model_version"].startswith("recipe_two_tower:")
     assert len(seen["before"]) == 5
     assert seen["unknown"] == {
         "status": 404,

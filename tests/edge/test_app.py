@@ -28,11 +28,6 @@ KEY = "k" * 16 + "-first"
 OTHER_KEY = "o" * 16 + "-second"
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 def settings(**overrides: object) -> Settings:
     return Settings(_env_file=None, **overrides)  # type: ignore[call-arg, arg-type]
 

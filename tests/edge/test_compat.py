@@ -146,3 +146,21 @@ def test_an_io_model_computes_its_mime_type_once() -> None:
 
     assert first == second == "application/json"
     assert _MIME_TYPES[Answers] == "application/json"
+
+
+def test_a_promotion_record_lies_beside_the_versions_and_bentoml_ignores_it(tmp_path: Path) -> None:
+    from edge.compat import versions_directory
+
+    store = model_store_at(tmp_path)
+    for _ in range(2):
+        with bentoml.models.create("compat_record", **store) as model:
+            (Path(model.path) / "weights").write_text("x")
+    entry = bentoml.models.get("compat_record", **store)
+
+    directory = versions_directory(entry)
+    (directory / "promotions.json").write_text("{}")
+
+    assert directory == tmp_path / "models" / "compat_record"
+    assert len(bentoml.models.list("compat_record", **store)) == 2
+    assert bentoml.models.get("compat_record", **store).tag == entry.tag
+    assert bentoml.models.get(f"compat_record:{entry.tag.version}", **store).tag == entry.tag

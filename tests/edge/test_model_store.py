@@ -1,4 +1,4 @@
-"""BentoML model store round trips: save → load gives the same model."""
+"""BentoML model store round trips (save → load gives the same model) and promotions."""
 
 from __future__ import annotations
 
@@ -9,11 +9,18 @@ import pytest
 
 from edge.model_store import (
     ModelNotFoundError,
+    PromotionError,
     check_models,
     list_store,
     load_from_store,
+    promote,
+    promoted_tag,
+    promotions,
+    prune,
     save_to_store,
+    serving_tag,
     store_entry,
+    stored_versions,
 )
 from recipe_ml.config import get_settings
 from recipe_ml.data import Interactions
@@ -87,7 +94,7 @@ def test_fixture_store_holds_the_three_service_models(model_store: Path) -> None
         assert model.kind == kind and tag.startswith(f"{name}:")
         entry = store_entry(tag, home=model_store)
         assert entry.info.metadata["n_users"] == len(model.users) == 1500
-        assert entry.info.labels == {"kind": kind, "stage": "production"}
+        assert entry.info.labels == {"kind": kind}
 
 
 def test_check_models_names_the_setting_of_each_missing_model(
@@ -104,3 +111,72 @@ def test_check_models_names_the_setting_of_each_missing_model(
     message = str(error.value)
     assert "ALS_MODEL: model 'nope'" in message and "TWO_TOWER_MODEL: model 'gone'" in message
     assert "POPULARITY_MODEL" not in message and "present: present_model:" in message
+
+
+def test_a_bare_name_serves_the_promoted_version_else_the_latest(
+    small_splits: dict[str, Interactions], tmp_path: Path
+) -> None:
+    model = small_model("popularity", small_splits["train"])
+    first, second, third = (save_to_store(model, "pop", home=tmp_path) for _ in range(3))
+    assert promoted_tag("pop", home=tmp_path) is None and promotions("pop", home=tmp_path) == []
+    assert serving_tag("pop", home=tmp_path) == third  # nothing promoted: the latest
+
+    promote(first, "popularity", home=tmp_path)
+    assert serving_tag("pop", home=tmp_path) == first == load_from_store("pop", home=tmp_path)[1]
+    assert serving_tag(second, home=tmp_path) == second  # a full tag pins its version
+
+    promote(second, "popularity", home=tmp_path)
+    promote(first, "popularity", home=tmp_path)  # the rollback
+    assert [p.tag for p in promotions("pop", home=tmp_path)] == [first, second, first]
+    assert serving_tag("pop", home=tmp_path) == first
+    stages = {v.tag: v.stage for v in stored_versions(tmp_path)}
+    assert stages == {first: "production", second: "previous", third: "candidate"}
+
+
+def test_a_deleted_promoted_version_falls_back_to_the_one_promoted_before(
+    small_splits: dict[str, Interactions], tmp_path: Path
+) -> None:
+    import bentoml
+
+    from edge.compat import model_store_at
+
+    model = small_model("popularity", small_splits["train"])
+    first, second = (save_to_store(model, "pop", home=tmp_path) for _ in range(2))
+    promote(first, "popularity", home=tmp_path)
+    promote(second, "popularity", home=tmp_path)
+    bentoml.models.delete(second, **model_store_at(tmp_path))
+    assert serving_tag("pop", home=tmp_path) == first
+    assert [v.stage for v in stored_versions(tmp_path)] == ["production"]
+
+
+def test_promoting_what_the_store_lacks_or_of_another_kind_is_refused_naming_the_tags_present(
+    small_splits: dict[str, Interactions], tmp_path: Path
+) -> None:
+    popularity = save_to_store(small_model("popularity", small_splits["train"]), "pop", home=tmp_path)
+    intruder = save_to_store(small_model("als", small_splits["train"]), "pop", home=tmp_path)
+    present = f"pop versions present: {popularity}, {intruder}"
+
+    with pytest.raises(PromotionError, match=f"'pop:nope' is not in the model store; {present}$"):
+        promote("pop:nope", "popularity", home=tmp_path)
+    with pytest.raises(PromotionError, match=f"'pop' names no version: give name:version; {present}$"):
+        promote("pop", "popularity", home=tmp_path)
+    with pytest.raises(PromotionError, match=f"{intruder} is an als model, and pop serves popularity; {present}$"):
+        promote(intruder, "popularity", home=tmp_path)
+    with pytest.raises(PromotionError, match=r"'gone:v1' is not in the model store; gone versions present: \(none\)"):
+        promote("gone:v1", "popularity", home=tmp_path)
+    assert promotions("pop", home=tmp_path) == []
+
+
+def test_prune_keeps_the_newest_and_never_the_serving_or_rollback_version(
+    small_splits: dict[str, Interactions], tmp_path: Path
+) -> None:
+    model = small_model("popularity", small_splits["train"])
+    v1, v2, v3, v4, v5 = (save_to_store(model, "pop", home=tmp_path) for _ in range(5))
+    promote(v2, "popularity", home=tmp_path)
+    promote(v4, "popularity", home=tmp_path)
+
+    assert prune("pop", 1, home=tmp_path, protect=frozenset({v1})) == [v3]
+
+    assert list_store(tmp_path) == sorted([v1, v2, v4, v5])
+    assert serving_tag("pop", home=tmp_path) == v4
+    assert prune("pop", 10, home=tmp_path) == []

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import pytest
 from pydantic import ValidationError
 
-from recipe_ml.config import REPO_ROOT, Settings, SettingsError, check_redis_url, get_settings
+from recipe_ml.config import REPO_ROOT, Settings, SettingsError, check_redis_url, get_settings, parse_duration
 
 
 @pytest.fixture
@@ -29,6 +29,9 @@ def fresh_settings() -> Iterator[None]:
         ("HOST", "api.example", "HOST: Value error, HOST must be an IP address"),
         ("REQUEST_HEADER_TIMEOUT_SECONDS", "0", "REQUEST_HEADER_TIMEOUT_SECONDS: Input should be greater than 0"),
         ("MEMORY_MAX_USERS", "0", "MEMORY_MAX_USERS: Input should be greater than or equal to 1"),
+        ("RETRAIN_INTERVAL", "weekly", "RETRAIN_INTERVAL: Value error, 'weekly' is not a duration"),
+        ("MODEL_WATCH_SECONDS", "-1", "MODEL_WATCH_SECONDS: Input should be greater than or equal to 0"),
+        ("GATE_NDCG_TOLERANCE", "1", "GATE_NDCG_TOLERANCE: Input should be less than 1"),
     ],
 )
 def test_a_bad_setting_is_an_error_naming_the_variable(
@@ -89,3 +92,11 @@ def test_real_secrets_pass(monkeypatch: pytest.MonkeyPatch, fresh_settings: None
     monkeypatch.setenv("REDIS_URL", "redis://:9d8c7b6a5f4e3d2c1b0a@redis:6379/0")
 
     assert get_settings().api_key_list() == ["0f3a9c2e7b1d4a6c8e0f2a4c6e8a0c2e"]
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [("90", 90.0), ("90s", 90.0), ("30m", 1800.0), ("24h", 86400.0), ("7d", 604800.0), ("1.5h", 5400.0)],
+)
+def test_durations_are_seconds_or_a_number_with_a_unit(text: str, seconds: float) -> None:
+    assert parse_duration(text) == seconds

@@ -11,12 +11,15 @@ from recipe_ml.config import DATA_DIR
 from recipe_ml.data import (
     DataError,
     IdMap,
+    Ratings,
     concat,
     fingerprint,
     load_health,
     load_ratings,
     load_splits,
+    ratings_of,
     sample_users,
+    splits_of,
 )
 
 
@@ -100,11 +103,26 @@ def test_id_map_unknown_ids() -> None:
     assert ids.index_of(4) is None and 9 in ids
 
 
-def test_fingerprint_changes_with_file_bytes(data_dir: Path) -> None:
-    before = fingerprint([data_dir / "train.csv"])
-    assert before == fingerprint([data_dir / "train.csv"])
-    write(data_dir / "train.csv", "user_id,recipe_id,rating\n1,10,4\n")
-    assert fingerprint([data_dir / "train.csv"]) != before
+def test_splits_of_maps_every_user_and_recipe_of_all_parts(data_dir: Path) -> None:
+    shipped = load_splits(data_dir)
+    live = Ratings(np.array([1, 77]), np.array([99, 10]), np.array([5, 3], dtype=np.int8))
+    parts = splits_of({"train": ratings_of(shipped["train"]), "live": live}, shipped["train"].health)
+    assert parts["train"].users.ids.tolist() == [1, 2, 3, 77]  # user 2's validation row is not a part here
+    assert parts["train"].items.ids.tolist() == [10, 20, 30, 99]
+    assert parts["live"].items.ids[parts["live"].item_index].tolist() == [99, 10]
+    assert ratings_of(parts["train"]).rating.tolist() == shipped["train"].rating.tolist()
+
+
+def test_fingerprint_changes_with_any_row_or_part_name(data_dir: Path) -> None:
+    splits = load_splits(data_dir)
+    parts = {name: ratings_of(part) for name, part in splits.items()}
+    health = splits["train"].health
+    before = fingerprint(parts, health)
+    assert before == fingerprint({name: ratings_of(part) for name, part in load_splits(data_dir).items()}, health)
+    changed = Ratings(parts["train"].user_id, parts["train"].recipe_id, parts["train"].rating[::-1].copy())
+    assert fingerprint({**parts, "train": changed}, health) != before
+    assert fingerprint({"train": parts["train"], "other": parts["validation"]}, health) != before
+    assert fingerprint(parts, None) != before
 
 
 @pytest.mark.parametrize(
@@ -134,5 +152,3 @@ def test_malformed_health_score_names_file_and_line(tmp_path: Path) -> None:
 def test_missing_file_names_the_file(tmp_path: Path) -> None:
     with pytest.raises(DataError, match=r"validation.csv: file not found"):
         load_splits(tmp_path, ("validation",))
-    with pytest.raises(DataError, match="file not found"):
-        fingerprint([tmp_path / "nope.csv"])

@@ -20,11 +20,6 @@ from runners.two_tower import TwoTowerRunner
 pytestmark = [pytest.mark.anyio, pytest.mark.integration]
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 @pytest.fixture(scope="module", params=[TwoTowerRunner, ALSRunner], ids=["two_tower", "als"])
 def runner(request: pytest.FixtureRequest, model_store: Path) -> RankerRunner:
     with pytest.MonkeyPatch.context() as patch:
@@ -44,12 +39,12 @@ def same(batched: list[RankResult] | list[SimilarResult], single: list[RankResul
 async def test_info_names_the_loaded_model(runner: RankerRunner) -> None:
     info = await runner.info()
 
-    assert info["kind"] == runner.ranker.model.kind
+    assert info["kind"] == runner.slot.ranker.model.kind
     assert info["version"].startswith(f"recipe_{info['kind']}:")
 
 
 async def test_a_batch_answers_what_single_queries_answer(runner: RankerRunner) -> None:
-    model = runner.ranker.model
+    model = runner.slot.ranker.model
     users = [int(u) for u in model.users.ids[:3]]
     recipes = [int(r) for r in model.items.ids[:2]]
     queries = [
@@ -69,7 +64,7 @@ async def test_a_batch_answers_what_single_queries_answer(runner: RankerRunner) 
 
 
 async def test_similar_users_batch_matches_single_queries(runner: RankerRunner) -> None:
-    users = [int(u) for u in runner.ranker.model.users.ids[:2]]
+    users = [int(u) for u in runner.slot.ranker.model.users.ids[:2]]
     queries = [
         SimilarQuery(user_id=users[0], top_k=3),
         SimilarQuery(user_id=999_999_999),
@@ -84,7 +79,7 @@ async def test_similar_users_batch_matches_single_queries(runner: RankerRunner) 
 
 
 async def test_similar_recipes_batch_matches_single_queries(runner: RankerRunner) -> None:
-    recipes = [int(r) for r in runner.ranker.model.items.ids[:40]]
+    recipes = [int(r) for r in runner.slot.ranker.model.items.ids[:40]]
     queries = [
         SimilarRecipeQuery(recipe_id=recipes[0], top_k=3),
         SimilarRecipeQuery(recipe_id=999_999_999),
@@ -102,7 +97,7 @@ async def test_similar_recipes_batch_matches_single_queries(runner: RankerRunner
 
 
 async def test_ids_beyond_int64_from_live_events_are_ignored(runner: RankerRunner) -> None:
-    user = int(runner.ranker.model.users.ids[0])
+    user = int(runner.slot.ranker.model.users.ids[0])
     huge = 2**70
 
     (result,) = await runner.rank(

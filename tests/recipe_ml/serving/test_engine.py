@@ -33,6 +33,7 @@ from recipe_ml.serving.schemas import (
     SimilarRecipesRequest,
     SimilarUsersRequest,
 )
+from recipe_ml.serving.slot import ModelSlot
 from recipe_ml.serving.telemetry import FALLBACKS
 from recipe_ml.serving.wire import RankQuery, RankResult, SimilarQuery, SimilarRecipeQuery, SimilarResult
 from recipe_ml.storage import open_cache, open_interaction_store
@@ -47,6 +48,7 @@ class FailingBackend:
 
     name = "broken"
     version = "broken:1"
+    refused = None
     supports_similarity = True
     personalization = "unknown"
 
@@ -77,21 +79,16 @@ class StalledBackend(FailingBackend):
 pytestmark = [pytest.mark.anyio, pytest.mark.integration]
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 @pytest.fixture(scope="module")
 def als(model_store: Path) -> LocalBackend:
     model, tag = load_from_store("recipe_als", home=model_store)
-    return LocalBackend(ModelRanker(model, tag))
+    return LocalBackend(ModelSlot(ModelRanker(model, tag)))
 
 
 @pytest.fixture(scope="module")
 def popularity(model_store: Path) -> LocalBackend:
     model, tag = load_from_store("recipe_popularity", home=model_store)
-    return LocalBackend(ModelRanker(model, tag))
+    return LocalBackend(ModelSlot(ModelRanker(model, tag)))
 
 
 def settings(**overrides: object) -> Settings:
@@ -119,21 +116,21 @@ def ids(response: RecipeResponse) -> list[int]:
 
 async def test_recommends_unseen_recipes_and_caches_the_answer(als: LocalBackend, popularity: LocalBackend) -> None:
     eng = engine(als, popularity)
-    user = known_user(als.ranker.model)
+    user = known_user(als.slot.ranker.model)
 
     first = await eng.recommend(RecipeRequest(user_id=user, top_k=7))
     second = await eng.recommend(RecipeRequest(user_id=user, top_k=7))
 
     assert first.model_used == "als" and not first.cached
     assert len(ids(first)) == 7 and len(set(ids(first))) == 7
-    assert not set(ids(first)) & training_history(als.ranker.model, user)
+    assert not set(ids(first)) & training_history(als.slot.ranker.model, user)
     assert [r.rank for r in first.recommendations] == list(range(1, 8))
     assert second.cached and ids(second) == ids(first)
 
 
 async def test_every_request_parameter_is_part_of_the_cache_key(als: LocalBackend, popularity: LocalBackend) -> None:
     eng = engine(als, popularity)
-    user = known_user(als.ranker.model, 1)
+    user = known_user(als.slot.ranker.model, 1)
     base = await eng.recommend(RecipeRequest(user_id=user, top_k=5, diversity=0.0))
 
     excluded = await eng.recommend(
@@ -149,7 +146,7 @@ async def test_health_filter_only_returns_recipes_with_a_known_low_fsa(
     als: LocalBackend, popularity: LocalBackend
 ) -> None:
     eng = engine(als, popularity)
-    model = als.ranker.model
+    model = als.slot.ranker.model
 
     response = await eng.recommend(RecipeRequest(user_id=known_user(model), top_k=10, max_fsa_score=6.0))
 
@@ -163,7 +160,7 @@ async def test_unknown_user_is_an_error_until_their_first_interaction(
 ) -> None:
     eng = engine(als, popularity)
     applier = EventApplier(store=eng.store, cache=eng.cache)
-    recipe = int(als.ranker.model.items.ids[0])
+    recipe = int(als.slot.ranker.model.items.ids[0])
 
     with pytest.raises(UnknownUserError, match="cold-start"):
         await eng.recommend(RecipeRequest(user_id=UNKNOWN_USER))
@@ -179,7 +176,7 @@ async def test_a_live_interaction_is_excluded_and_changes_the_next_answer(
 ) -> None:
     eng = engine(als, popularity)
     applier = EventApplier(store=eng.store, cache=eng.cache)
-    user = known_user(als.ranker.model, 2)
+    user = known_user(als.slot.ranker.model, 2)
     request = RecipeRequest(user_id=user, top_k=10, diversity=0.0)
     before = await eng.recommend(request)
 
@@ -196,7 +193,7 @@ async def test_a_live_interaction_is_excluded_and_changes_the_next_answer(
 
 async def test_a_failing_model_falls_through_and_is_not_cached(als: LocalBackend, popularity: LocalBackend) -> None:
     eng = engine(FailingBackend(), als, popularity)
-    user = known_user(als.ranker.model)
+    user = known_user(als.slot.ranker.model)
     failures = FALLBACKS.labels("broken", "ConnectionError")
     before = failures._value.get()
 
@@ -211,13 +208,13 @@ async def test_a_failing_model_falls_through_and_is_not_cached(als: LocalBackend
 async def test_a_stalled_model_times_out_to_the_next(popularity: LocalBackend, als: LocalBackend) -> None:
     eng = engine(StalledBackend(), popularity, runner_timeout_seconds=0.05)
 
-    response = await eng.recommend(RecipeRequest(user_id=known_user(als.ranker.model)))
+    response = await eng.recommend(RecipeRequest(user_id=known_user(als.slot.ranker.model)))
 
     assert response.model_used == "popularity"
 
 
 async def test_similar_users_need_a_model_with_user_vectors(als: LocalBackend, popularity: LocalBackend) -> None:
-    user = known_user(als.ranker.model)
+    user = known_user(als.slot.ranker.model)
 
     response = await engine(FailingBackend(), als, popularity).similar_users(SimilarUsersRequest(user_id=user, top_k=4))
 
@@ -233,7 +230,7 @@ async def test_similar_recipes_are_the_nearest_by_cosine_and_cached(
     als: LocalBackend, popularity: LocalBackend
 ) -> None:
     eng = engine(FailingBackend(), als, popularity)
-    model = als.ranker.model
+    model = als.slot.ranker.model
     recipe = int(model.items.ids[0])
     vectors = model.item_vectors / np.linalg.norm(model.item_vectors, axis=1, keepdims=True)
     cosine = vectors @ vectors[0]
@@ -254,7 +251,7 @@ async def test_similar_recipes_are_the_nearest_by_cosine_and_cached(
 
 async def test_similar_recipes_filters_and_errors(als: LocalBackend, popularity: LocalBackend) -> None:
     eng = engine(als, popularity)
-    model = als.ranker.model
+    model = als.slot.ranker.model
     recipe = int(model.items.ids[0])
     candidates = [int(r) for r in model.items.ids[1:40]]
     plain = await eng.similar_recipes(SimilarRecipesRequest(recipe_id=recipe, top_k=5))
@@ -280,8 +277,10 @@ async def test_similar_recipes_filters_and_errors(als: LocalBackend, popularity:
 
 async def test_include_recipe_ids_ranks_only_among_the_candidates(als: LocalBackend, popularity: LocalBackend) -> None:
     eng = engine(als, popularity)
-    user = known_user(als.ranker.model)
-    unseen = [int(r) for r in als.ranker.model.items.ids if int(r) not in training_history(als.ranker.model, user)]
+    user = known_user(als.slot.ranker.model)
+    unseen = [
+        int(r) for r in als.slot.ranker.model.items.ids if int(r) not in training_history(als.slot.ranker.model, user)
+    ]
     candidates = unseen[100:112]
 
     personal = await eng.recommend(RecipeRequest(user_id=user, top_k=5, include_recipe_ids=candidates))
@@ -301,7 +300,7 @@ async def test_batch_answers_each_user_and_shares_the_single_user_cache(
     als: LocalBackend, popularity: LocalBackend
 ) -> None:
     eng = engine(als, popularity)
-    users = [known_user(als.ranker.model, n) for n in range(3)]
+    users = [known_user(als.slot.ranker.model, n) for n in range(3)]
     single = await eng.recommend(RecipeRequest(user_id=users[0], top_k=5))
 
     batch = await eng.recommend_batch(BatchRequest(user_ids=[users[0], UNKNOWN_USER, users[1], users[2]], top_k=5))
@@ -317,7 +316,7 @@ async def test_cold_start_blends_trending_into_popularity(als: LocalBackend, pop
     eng = engine(als, popularity)
     applier = EventApplier(store=eng.store, cache=eng.cache)
     plain = await eng.cold_start(ColdStartRequest(top_k=10))
-    model = popularity.ranker.model
+    model = popularity.slot.ranker.model
     rare = int(model.items.ids[int(np.argmin(model.item_vectors[:, 0]))])
 
     for n in range(3):
@@ -331,7 +330,7 @@ async def test_cold_start_blends_trending_into_popularity(als: LocalBackend, pop
 
 async def test_cold_start_folds_in_a_new_users_first_recipes(als: LocalBackend, popularity: LocalBackend) -> None:
     eng = engine(als, popularity)
-    first_recipes = [int(r) for r in als.ranker.model.items.ids[:3]]
+    first_recipes = [int(r) for r in als.slot.ranker.model.items.ids[:3]]
 
     folded = await eng.cold_start(ColdStartRequest(top_k=8, recent_recipe_ids=first_recipes))
     unknown_ids = await eng.cold_start(ColdStartRequest(top_k=8, recent_recipe_ids=[UNKNOWN_USER]))
@@ -345,7 +344,7 @@ async def test_batch_reads_each_users_live_interactions_from_redis(
     redis_url: str, als: LocalBackend, popularity: LocalBackend
 ) -> None:
     eng = engine(als, popularity, redis_url=redis_url, cache_ttl_seconds=0)
-    users = [known_user(als.ranker.model, n) for n in range(3)]
+    users = [known_user(als.slot.ranker.model, n) for n in range(3)]
     before = (await eng.recommend_batch(BatchRequest(user_ids=users, top_k=5))).results
     tops = [ids(r)[0] for r in before if isinstance(r, RecipeResponse)]
     for n, (user, top) in enumerate(zip(users[:2], tops, strict=False)):
@@ -362,7 +361,7 @@ async def test_redis_cache_is_shared_and_invalidated_per_user(
     redis_url: str, als: LocalBackend, popularity: LocalBackend
 ) -> None:
     one, two = engine(als, popularity, redis_url=redis_url), engine(als, popularity, redis_url=redis_url)
-    user, other = known_user(als.ranker.model), known_user(als.ranker.model, 1)
+    user, other = known_user(als.slot.ranker.model), known_user(als.slot.ranker.model, 1)
     await one.recommend(RecipeRequest(user_id=user))
     await one.recommend(RecipeRequest(user_id=other))
 
@@ -375,8 +374,8 @@ async def test_redis_cache_is_shared_and_invalidated_per_user(
 async def test_a_new_model_version_does_not_serve_old_answers(
     redis_url: str, als: LocalBackend, popularity: LocalBackend
 ) -> None:
-    retrained = LocalBackend(ModelRanker(als.ranker.model, "recipe_als:newer"))
-    user = known_user(als.ranker.model)
+    retrained = LocalBackend(ModelSlot(ModelRanker(als.slot.ranker.model, "recipe_als:newer")))
+    user = known_user(als.slot.ranker.model)
     await engine(als, popularity, redis_url=redis_url).recommend(RecipeRequest(user_id=user))
 
     response = await engine(retrained, popularity, redis_url=redis_url).recommend(RecipeRequest(user_id=user))
@@ -384,12 +383,63 @@ async def test_a_new_model_version_does_not_serve_old_answers(
     assert not response.cached
 
 
+async def test_answers_follow_a_swap_and_never_serve_the_old_versions_cache(
+    redis_url: str, als: LocalBackend, popularity: LocalBackend
+) -> None:
+    slot = ModelSlot(ModelRanker(als.slot.ranker.model, "recipe_als:old"))
+    eng = engine(LocalBackend(slot), popularity, redis_url=redis_url)
+    user = known_user(als.slot.ranker.model)
+    before = await eng.recommend(RecipeRequest(user_id=user))
+    assert before.model_version == "recipe_als:old" and (await eng.recommend(RecipeRequest(user_id=user))).cached
+
+    slot.swap(ModelRanker(als.slot.ranker.model, "recipe_als:new"))
+
+    after = await eng.recommend(RecipeRequest(user_id=user))
+    similar = await eng.similar_users(SimilarUsersRequest(user_id=user))
+    assert not after.cached and after.model_version == "recipe_als:new" == similar.model_version
+    assert (await eng.recommend(RecipeRequest(user_id=user))).cached
+    cold = await eng.cold_start(ColdStartRequest())
+    assert cold.model_version == popularity.version
+
+
+class SwappedBehindTheEngine(LocalBackend):
+    """A runner that swapped to a new version the engine has not heard of yet (no ping since)."""
+
+    @property
+    def version(self) -> str:
+        return "recipe_als:as-last-pinged"
+
+
+async def test_an_answer_of_a_version_the_key_does_not_name_is_not_cached(
+    redis_url: str, als: LocalBackend, popularity: LocalBackend
+) -> None:
+    eng = engine(SwappedBehindTheEngine(als.slot), popularity, redis_url=redis_url)
+    user = known_user(als.slot.ranker.model)
+
+    first = await eng.recommend(RecipeRequest(user_id=user))
+    second = await eng.recommend(RecipeRequest(user_id=user))
+
+    assert first.model_version == als.version and not second.cached
+
+
+async def test_health_names_a_refused_version_and_why(als: LocalBackend, popularity: LocalBackend) -> None:
+    slot = ModelSlot(als.slot.ranker)
+    slot.refuse("recipe_als:broken", "failed to load: ValueError: truncated")
+
+    health = await engine(LocalBackend(slot), popularity).health()
+
+    assert health.status == "ok" and health.models == {"als": als.version, "popularity": popularity.version}
+    assert health.model_dump()["refused"] == {
+        "als": {"version": "recipe_als:broken", "reason": "failed to load: ValueError: truncated"}
+    }
+
+
 async def test_redis_outage_degrades_but_never_fails(als: LocalBackend, popularity: LocalBackend) -> None:
     eng = engine(als, popularity, redis_url=DEAD_REDIS)
-    user = known_user(als.ranker.model)
+    user = known_user(als.slot.ranker.model)
 
     response = await eng.recommend(RecipeRequest(user_id=user))
-    batch = await eng.recommend_batch(BatchRequest(user_ids=[user, known_user(als.ranker.model, 1)]))
+    batch = await eng.recommend_batch(BatchRequest(user_ids=[user, known_user(als.slot.ranker.model, 1)]))
     cold = await eng.cold_start(ColdStartRequest())
     health = await eng.health()
 
@@ -406,6 +456,7 @@ async def test_health_reports_versions_and_unreachable_parts(als: LocalBackend, 
     assert healthy.model_dump() == {
         "status": "ok",
         "models": {"als": als.version, "popularity": popularity.version},
+        "refused": {},
         "personalization": {
             "als": "no personal scorer: the model's own ranking",
             "popularity": "none: the same ranking for every user",
@@ -427,7 +478,7 @@ def two_tower(model_store: Path) -> Recommender:
 async def test_the_two_tower_answers_with_its_personal_scorer_and_honours_personalization(
     two_tower: Recommender, popularity: LocalBackend
 ) -> None:
-    eng = engine(LocalBackend(ModelRanker(two_tower, "recipe_two_tower:t")), popularity)
+    eng = engine(LocalBackend(ModelSlot(ModelRanker(two_tower, "recipe_two_tower:t"))), popularity)
     user = known_user(two_tower, 3)
 
     default = await eng.recommend(RecipeRequest(user_id=user, diversity=0.0))
@@ -449,7 +500,7 @@ async def test_a_two_tower_trained_without_a_personal_scorer_falls_back_and_says
     without.personal = without.policy = None
     without.save(tmp_path / "no_personal")
     loaded = Recommender.load(tmp_path / "no_personal")
-    eng = engine(LocalBackend(ModelRanker(loaded, "recipe_two_tower:old")), popularity)
+    eng = engine(LocalBackend(ModelSlot(ModelRanker(loaded, "recipe_two_tower:old"))), popularity)
 
     response = await eng.recommend(RecipeRequest(user_id=known_user(loaded, 3), diversity=0.0))
     health = await eng.health()

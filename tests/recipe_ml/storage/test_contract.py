@@ -8,10 +8,10 @@ from datetime import UTC, datetime
 import pytest
 
 from recipe_ml.events.schema import InteractionEvent, InteractionType
-from recipe_ml.storage.base import InteractionStore, ResponseCache
+from recipe_ml.storage.base import InteractionStore, RecordedInteraction, ResponseCache
 from recipe_ml.storage.decay import RESCALE_AFTER_HALF_LIVES
 from recipe_ml.storage.memory import MemoryCache, MemoryInteractionStore
-from recipe_ml.storage.redis import RedisCache, RedisInteractionStore
+from recipe_ml.storage.redis import LOG_READ_CHUNK, RedisCache, RedisInteractionStore
 from tests.fixtures.wait import wait_until
 
 HALF_LIFE_HOURS = 1.0
@@ -176,6 +176,31 @@ def test_recent_items_many_answers_each_user_in_order(store: InteractionStore) -
     assert store.recent_items_many([1], limit=1) == [[11]]
     assert store.recent_items_many([1], limit=0) == [[]]
     assert store.recent_items_many([]) == []
+
+
+def test_interactions_reads_back_every_applied_event_once_in_order(store: InteractionStore, clock: FakeClock) -> None:
+    assert store.interactions() == []
+    rated = InteractionEvent(
+        user_id=7, recipe_id=70, interaction_type=InteractionType.RATE, rating=4, event_id="r", timestamp=None
+    )
+    store.apply(event(1, 10, event_id="a", at=clock.now - 60))
+    store.apply(rated)
+    store.apply(event(1, 10, event_id="a", at=clock.now - 60))  # a redelivery: not recorded twice
+    store.apply(event(2, 20, event_id="b", at=clock.now + HOUR))  # the future is clamped to now
+    assert store.interactions() == [
+        RecordedInteraction(1, 10, "cook", None, clock.now - 60),
+        RecordedInteraction(7, 70, "rate", 4, clock.now),
+        RecordedInteraction(2, 20, "cook", None, clock.now),
+    ]
+
+
+def test_redis_interactions_reads_a_log_longer_than_one_chunk(redis_url: str) -> None:
+    store = RedisInteractionStore(redis_url, HALF_LIFE_HOURS)
+    count = LOG_READ_CHUNK + 3
+    for n in range(count):
+        store.apply(event(n % 50, n, event_id=f"c{n}"))
+    recorded = store.interactions()
+    assert [r.recipe_id for r in recorded] == list(range(count))
 
 
 def test_trending_weights_halve_every_half_life(store: InteractionStore, clock: FakeClock) -> None:

@@ -30,6 +30,7 @@ public final class ClientCheck {
         Models.RecipeRecommendations before = client.recommendRecipes(request);
         seen.put("before", ids(before.recommendations()));
         seen.put("model_used", before.modelUsed());
+        seen.put("model_version", before.modelVersion());
 
         try {
             client.recommendRecipes(Models.RecipeRequest.of(unknown, 3));
