@@ -180,7 +180,10 @@ def test_memory_stays_flat_under_sustained_load(start_server: StartServer, users
 
     Retained per-request state (request contexts kept alive by BentoML's
     traffic timers, before ``edge.compat``) grew every process by several KB
-    per request until a plateau far above this slack.
+    per request until a plateau far above this slack; the Two-Tower runner
+    kept the high-water mark of the longest histories it had scored (the EASE
+    gather's temporaries, before ``ease.GATHER_BLOCK``), a few MB more each
+    time a longer one came.
     """
     server = start_server({"CACHE_TTL_SECONDS": "0"})
     asyncio.run(_load(server.base_url, users, 100, seed=2))  # warm-up: lazy imports, pools, allocator arenas

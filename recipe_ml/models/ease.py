@@ -103,14 +103,27 @@ class EASEScorer:
         kept = histories.data != 0  # the binary matrix: stored zeros contribute nothing
         recipes = histories.indices[kept]
         users = np.repeat(np.arange(n), np.diff(histories.indptr))[kept]
+        out = np.zeros(n * self.n_items, dtype=np.float32)
+        ends = np.cumsum(self._indptr[recipes + 1] - self._indptr[recipes])
+        first = 0
+        while first < len(recipes):
+            # (user, recipe) pairs in order, as many as keep the gathered weights under GATHER_BLOCK (at least one):
+            # the additions into each score keep their order, and the temporaries stay small however long a
+            # history is, so a server's memory does not follow the longest histories it happened to see.
+            done = int(ends[first - 1]) if first else 0
+            last = max(first + 1, int(np.searchsorted(ends, done + GATHER_BLOCK, side="right")))
+            self._gather_into(out, users[first:last], recipes[first:last])
+            first = last
+        return out.reshape(n, self.n_items)
+
+    def _gather_into(self, out: np.ndarray, users: np.ndarray, recipes: np.ndarray) -> None:
+        """Add the rows of ``B`` of ``recipes`` into ``out`` (flat, users x recipes), pair by pair in order."""
         starts = self._indptr[recipes]
         lengths = self._indptr[recipes + 1] - starts
         total = int(lengths.sum())
         # Positions in ``_values`` of every gathered weight, recipe after recipe.
         offsets = np.repeat(starts - (np.cumsum(lengths) - lengths), lengths) + np.arange(total)
-        out = np.zeros(n * self.n_items, dtype=np.float32)
         np.add.at(out, np.repeat(users, lengths) * self.n_items + self._columns[offsets], self._values[offsets])
-        return out.reshape(n, self.n_items)
 
     def save(self, path: Path) -> None:
         path.mkdir(parents=True, exist_ok=True)
@@ -121,6 +134,10 @@ class EASEScorer:
         scorer = cls(**hyper_parameters)
         scorer.weights = sp.load_npz(path / WEIGHTS_FILE)
         return scorer
+
+
+GATHER_BLOCK = 1 << 16
+"""Weights gathered at a time when scoring: bounds the temporary index arrays (a few hundred KB each)."""
 
 
 def column_dtype(n_columns: int) -> type[np.signedinteger]:

@@ -15,7 +15,7 @@ import scipy.sparse as sp
 from recipe_ml.config import DATA_DIR
 from recipe_ml.data import IdMap, Interactions, load_health
 from recipe_ml.evaluation.protocol import rank_users
-from recipe_ml.models import KINDS, model_class
+from recipe_ml.models import KINDS, ease, model_class
 from recipe_ml.models.als import ALSRecommender
 from recipe_ml.models.base import Recommender
 from recipe_ml.models.ease import EASEScorer, column_dtype
@@ -279,6 +279,18 @@ def test_ease_scores_are_exactly_the_sparse_product_of_the_binary_histories() ->
     assert scores.dtype == np.float32 and scores.shape == (3, 30)
     np.testing.assert_array_equal(scores, expected)
     assert not scores[1].any()
+
+
+@pytest.mark.parametrize("block", [1, 5, 13, 10_000])
+def test_ease_scores_gathered_in_blocks_are_the_sparse_product(block: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Long histories are gathered a block of weights at a time (bounded temporaries), into the same sums."""
+    rng = np.random.default_rng(2)
+    scorer = EASEScorer(l2=3.0, neighbours=6)
+    scorer.fit(sp.csr_matrix((rng.random((80, 40)) < 0.3).astype(np.float32)))
+    histories = sp.csr_matrix((rng.random((4, 40)) < 0.6).astype(np.float32))
+    monkeypatch.setattr(ease, "GATHER_BLOCK", block)
+    expected = (histories @ scorer.weights).toarray()
+    np.testing.assert_array_equal(scorer.scores(histories), expected)
 
 
 @pytest.mark.parametrize("kind", KINDS)
