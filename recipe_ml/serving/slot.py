@@ -23,6 +23,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from recipe_ml.serving.telemetry import MODEL_REFUSED
+
 if TYPE_CHECKING:  # the API's supervisor process imports this module and needs no numpy
     from recipe_ml.serving.ranker import ModelRanker
 
@@ -43,13 +45,23 @@ class ModelSlot:
     def __init__(self, ranker: ModelRanker) -> None:
         self.ranker = ranker
         """Read it once per request and keep the reference: that is the version the request runs on."""
-        self.refused: Refusal | None = None
-        """The version the store asks for and this process refused, or None."""
+        self._gauge = MODEL_REFUSED.labels(ranker.model.kind)
+        self.refused = None
         self._refused: set[str] = set()
 
     @property
     def version(self) -> str:
         return self.ranker.version
+
+    @property
+    def refused(self) -> Refusal | None:
+        """The version the store asks for and this process refused, or None (``recipe_model_version_refused``)."""
+        return self._refusal
+
+    @refused.setter
+    def refused(self, refusal: Refusal | None) -> None:
+        self._refusal = refusal
+        self._gauge.set(0 if refusal is None else 1)
 
     def swap(self, ranker: ModelRanker) -> ModelRanker:
         """Serve ``ranker`` from the next request on; returns the one it replaces."""

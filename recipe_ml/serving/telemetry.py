@@ -11,7 +11,15 @@ from __future__ import annotations
 
 import os
 
-from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
 from prometheus_client.multiprocess import MultiProcessCollector
 
 LATENCY_BUCKETS = (
@@ -43,6 +51,13 @@ BATCH_SIZE = Histogram(
     "Queries scored together in one adaptive batch",
     ["model", "api"],
     buckets=(1, 2, 4, 8, 16, 32, 64, 128),
+)
+
+MODEL_REFUSED = Gauge(
+    "recipe_model_version_refused",
+    "1 while the process refuses the version the model store says to serve (it failed to load), else 0",
+    ["model"],
+    multiprocess_mode="livemax",  # per model, the worst of the live processes serving it
 )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from prometheus_client import REGISTRY
 
 from recipe_ml.data import Interactions
 from recipe_ml.models.base import Recommender
@@ -66,6 +67,10 @@ async def test_a_promoted_version_swaps_in_and_a_request_in_flight_finishes_on_i
     assert swaps == ["pop:v2"] and store.loads == ["pop:v1", "pop:v2"]
 
 
+def refused_gauge() -> float | None:
+    return REGISTRY.get_sample_value("recipe_model_version_refused", {"model": "popularity"})
+
+
 async def test_a_version_that_fails_to_load_is_refused_once_and_the_old_one_keeps_serving(model: Recommender) -> None:
     store, slot, watcher, swaps = watched(model)
     store.serving = "pop:broken"
@@ -79,9 +84,10 @@ async def test_a_version_that_fails_to_load_is_refused_once_and_the_old_one_keep
         "pop:broken", "failed to load: ValueError: cannot reshape array of size 100 into shape (8435,1)"
     )
     assert store.loads.count("pop:broken") == 1  # a stored version never changes: not tried again
+    assert refused_gauge() == 1  # what RecipeModelVersionRefused reads
 
     store.serving = "pop:v1"  # rolled back
-    assert await watcher.check() is False and slot.refused is None
+    assert await watcher.check() is False and slot.refused is None and refused_gauge() == 0
     store.serving = "pop:v3"
     assert await watcher.check() is True and slot.version == "pop:v3" and slot.refused is None
 
