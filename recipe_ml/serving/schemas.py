@@ -17,7 +17,7 @@ from typing import Annotated, Any, Literal, Self
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from recipe_ml.config import get_settings
-from recipe_ml.events.schema import MAX_REQUEST_ID
+from recipe_ml.events.schema import MAX_REQUEST_ID, RECOMMENDATION_ID
 from recipe_ml.serving.options import RankOptions
 
 MAX_ID_LIST = 1000
@@ -58,6 +58,23 @@ class _Request(BaseModel):
         description="How many results to return, at most MAX_TOP_K (100 by default).",
         json_schema_extra=_document_max_top_k,
     )
+
+    variant: str | None = Field(
+        default=None,
+        description=(
+            "Force this variant of the running experiment (QA); absent = the user's assigned variant. "
+            'Without an experiment the only variant is "default".'
+        ),
+        examples=["default"],
+    )
+
+    @field_validator("variant")
+    @classmethod
+    def _variant_exists(cls, value: str | None) -> str | None:
+        experiment = get_settings().experiment()
+        if value is not None and experiment.variant(value) is None:
+            raise ValueError(f"no variant {value!r} in the experiment; it has {', '.join(experiment.names())}")
+        return value
 
     @field_validator("top_k")
     @classmethod
@@ -213,6 +230,18 @@ shaped a list (that is ``personalized_by``): clients map this to an enum."""
 
 
 class _Timed(Body):
+    recommendation_id: str = Field(
+        pattern=RECOMMENDATION_ID,
+        description=(
+            "This answer's id (32 lower-case hex digits), new on every answer, cached ones too: send it back "
+            "as `recommendationId` with the interactions it led to."
+        ),
+        examples=["9f1c2b7e4d5a46b0a3c8e2f1d0b9a877"],
+    )
+    variant: str = Field(
+        description='The experiment variant that produced the answer; "default" without an experiment.',
+        examples=["default"],
+    )
     model_used: ModelUsed = Field(
         description="The model that answered: two_tower, else als, else popularity (the fallback chain)."
     )
@@ -365,6 +394,19 @@ Reachability = Literal["ok", "unreachable", "not configured"]
 """What health says of Redis and Kafka."""
 
 
+class ExperimentVariant(BaseModel):
+    name: str
+    weight: float = Field(description="Its share of users is weight / the sum of the weights.")
+    overrides: dict[str, float | str] = Field(description="What it changes (diversity, personalization, first_model).")
+
+
+class ActiveExperiment(BaseModel):
+    """The experiment of the EXPERIMENTS file."""
+
+    name: str
+    variants: list[ExperimentVariant]
+
+
 class Health(Body):
     """Degraded (not down) when anything but the popularity fallback is out: requests are still answered."""
 
@@ -379,3 +421,6 @@ class Health(Body):
     )
     redis: Reachability
     kafka: Reachability
+    experiment: ActiveExperiment | None = Field(
+        default=None, description='The running experiment; null without EXPERIMENTS (every answer is "default").'
+    )
