@@ -109,11 +109,13 @@ class JsonlSink:
         self._file: IO[bytes] | None = None
 
     def write(self, batch: Sequence[Impression]) -> None:
-        file = self._open()
-        file.write(b"".join(impression.encoded() + b"\n" for impression in batch))
-        file.flush()
-        if file.tell() >= self._max_bytes:
-            self._rotate()
+        for impression in batch:
+            file = self._open()
+            file.write(impression.encoded() + b"\n")
+            if file.tell() >= self._max_bytes:
+                self._rotate()
+        if self._file is not None:
+            self._file.flush()
 
     def _open(self) -> IO[bytes]:
         if self._file is None:
