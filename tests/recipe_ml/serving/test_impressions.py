@@ -37,7 +37,8 @@ def impression(user_id: int, endpoint: str = "recipes") -> Impression:
 
 
 def dropped(reason: str) -> float:
-    return IMPRESSIONS_DROPPED.labels(reason)._value.get()
+    value: float = IMPRESSIONS_DROPPED.labels(reason)._value.get()
+    return value
 
 
 class GatedSink(MemorySink):
@@ -140,7 +141,7 @@ def test_the_jsonl_file_rotates_and_keeps_every_line(tmp_path: Path, closing: li
 def test_the_settings_pick_the_sink(tmp_path: Path, closing: list[ImpressionLog]) -> None:
     kinds = []
     for overrides in ({}, {"impression_log_path": tmp_path / "i.jsonl"}, {"kafka_bootstrap_servers": "127.0.0.1:1"}):
-        log = open_impression_log(Settings(_env_file=None, **overrides))  # type: ignore[call-arg, arg-type]
+        log = open_impression_log(Settings(_env_file=None, **overrides))  # type: ignore[call-arg]
         closing.append(log)
         kinds.append(type(log.sink))
     assert kinds == [MemorySink, JsonlSink, KafkaSink]
