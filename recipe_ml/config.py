@@ -140,8 +140,6 @@ class Settings(BaseSettings):
     """Size at which the JSONL impression log rotates (five older files are kept)."""
     impression_queue_size: int = Field(default=10_000, ge=1)
     """Impressions waiting to be published; past it an impression is dropped (and counted), never waited for."""
-    attribution_window_seconds: float = 7 * 24 * 3600.0
-    """How long after an answer an interaction naming its recommendationId is attributed to it (``7d``)."""
 
     @field_validator("host")
     @classmethod
@@ -164,7 +162,7 @@ class Settings(BaseSettings):
     retrain_interval: float = 24 * 3600.0
     """Seconds between two runs of ``recipe-ml trainer`` (written ``24h``, ``30m``, ``7d`` or seconds)."""
 
-    @field_validator("retrain_interval", "attribution_window_seconds", mode="before")
+    @field_validator("retrain_interval", mode="before")
     @classmethod
     def _duration(cls, value: str | float) -> float:
         return parse_duration(value)

@@ -111,7 +111,7 @@ class InteractionEvent(BaseModel):
         pattern=RECOMMENDATION_ID,
         description=(
             "The `recommendation_id` of the answer that showed this recipe, when the interaction came from one: "
-            "it is attributed to that list (its variant, model and rank) within ATTRIBUTION_WINDOW_SECONDS."
+            "the key that joins it to that answer's record in the impression log (its variant, model and ranks)."
         ),
     )
 

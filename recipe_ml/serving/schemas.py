@@ -30,6 +30,8 @@ ignored, not an overflow."""
 Id = Annotated[int, Field(ge=0, le=MAX_REQUEST_ID)]
 MAX_LISTED_ERRORS = 20
 """Most invalid fields one problem lists; ``errors_omitted`` counts the others."""
+MAX_VARIANT_NAME = 40
+"""Longest variant name (``recipe_ml.experiments.VARIANT_NAME``): a longer forced one is refused before it is echoed."""
 COLD_START_PATH = "/api/recommendations/cold-start"
 """Where an unknown user is sent (named in the 404 body)."""
 
@@ -41,6 +43,11 @@ def _diversity_default() -> float:
 def _document_max_top_k(schema: dict[str, Any]) -> None:
     """The ``maximum`` of ``top_k`` is a setting (MAX_TOP_K), so the document shows the server's value."""
     schema["maximum"] = get_settings().max_top_k
+
+
+def _document_variants(schema: dict[str, Any]) -> None:
+    """The variants of the running experiment (EXPERIMENTS) are the only values the document allows."""
+    schema["anyOf"] = [{"type": "string", "enum": get_settings().experiment().names()}, {"type": "null"}]
 
 
 def _document_max_batch(schema: dict[str, Any]) -> None:
@@ -66,6 +73,8 @@ class _Request(BaseModel):
             'Without an experiment the only variant is "default".'
         ),
         examples=["default"],
+        max_length=MAX_VARIANT_NAME,
+        json_schema_extra=_document_variants,
     )
 
     @field_validator("variant")
