@@ -105,9 +105,13 @@ def _answer(response: httpx.Response) -> dict[str, Any]:
     return body
 
 
+PER_ANSWER = {"latency_ms", "cached", "recommendation_id"}
+"""What two servers giving the same answer differ in."""
+
+
 def _without_timings(value: Any) -> Any:
     if isinstance(value, dict):
-        return {k: _without_timings(v) for k, v in value.items() if k not in {"latency_ms", "cached", "recommendation_id"}}
+        return {k: _without_timings(v) for k, v in value.items() if k not in PER_ANSWER}
     if isinstance(value, list):
         return [_without_timings(v) for v in value]
     return value
