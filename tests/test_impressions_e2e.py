@@ -15,6 +15,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from edge.model_store import load_from_store
+from harness.server import ServerStartError, start_local_server
 from recipe_ml.experiments import load_experiment
 from tests.fixtures.kafka import TansuBroker
 from tests.fixtures.server import StartServer
@@ -94,3 +95,15 @@ def test_answers_and_impressions_match_one_to_one_and_survive_a_stopped_broker(
 
     assert len(while_down) == CONNECTIONS * PER_CONNECTION
     wait_until(lambda: dropped(server.base_url) > before, 90, "impressions dropped while the broker is down")
+
+
+def test_a_malformed_experiment_file_stops_the_start_naming_the_problem(model_store: Path, tmp_path: Path) -> None:
+    experiment = tmp_path / "experiment.yaml"
+    experiment.write_text("name: e2e\nsalt: s\nvariants:\n  - {name: shipped, weight: 0}\n")
+
+    with pytest.raises(ServerStartError) as failed:
+        start_local_server(
+            model_store, tmp_path / "server.log", env={"EXPERIMENTS": str(experiment)}, timeout_seconds=90
+        )
+
+    assert f"EXPERIMENTS={experiment}: variants.0.weight: Input should be greater than 0" in str(failed.value)
