@@ -17,6 +17,8 @@ from urllib.parse import urlsplit
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from recipe_ml.experiments import Experiment, experiment_of
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DATA_DIR = REPO_ROOT / "training_artifacts" / "data"
 REPORTS_DIR = REPO_ROOT / "training_artifacts" / "reports"
@@ -128,6 +130,17 @@ class Settings(BaseSettings):
     memory_max_recipes: int = Field(default=50_000, ge=1)
     """In-process store only: recipes with a trending counter, least recently interacted with forgotten first."""
 
+    experiments: Path | None = None
+    """A YAML or JSON file declaring the running experiment (``recipe_ml.experiments``); unset = none."""
+    kafka_recommendations_topic: str = "recommendations"
+    """Where the impression log goes when KAFKA_BOOTSTRAP_SERVERS is set."""
+    impression_log_path: Path | None = None
+    """Without Kafka: the rotating JSONL file of the impression log; unset = an in-process buffer only."""
+    impression_log_max_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
+    """Size at which the JSONL impression log rotates (five older files are kept)."""
+    impression_queue_size: int = Field(default=10_000, ge=1)
+    """Impressions waiting to be published; past it an impression is dropped (and counted), never waited for."""
+
     @field_validator("host")
     @classmethod
     def _host_is_an_address(cls, host: str) -> str:
@@ -154,6 +167,13 @@ class Settings(BaseSettings):
     def _duration(cls, value: str | float) -> float:
         return parse_duration(value)
 
+    @field_validator("experiments")
+    @classmethod
+    def _experiment_loads(cls, path: Path | None) -> Path | None:
+        """A malformed file stops the start-up, its problem named (``ExperimentError`` is a ``ValueError``)."""
+        experiment_of(path)
+        return path
+
     @field_validator("redis_url")
     @classmethod
     def _redis_scheme(cls, url: str | None) -> str | None:
@@ -165,6 +185,10 @@ class Settings(BaseSettings):
     two_tower_model: str = "recipe_two_tower"
     als_model: str = "recipe_als"
     popularity_model: str = "recipe_popularity"
+
+    def experiment(self) -> Experiment:
+        """The running experiment (read once), ``NO_EXPERIMENT`` without ``EXPERIMENTS``."""
+        return experiment_of(self.experiments)
 
     def model_name(self, kind: str) -> str:
         """The stored model to serve for a model kind (its ``<kind>_model`` setting)."""

@@ -99,15 +99,19 @@ def model(model_store: Path) -> Recommender:
 
 
 def _answer(response: httpx.Response) -> dict[str, Any]:
-    """The body without what differs between two servers giving the same answer (timings, cache hits)."""
+    """The body without what differs between two servers giving the same answer (timings, cache hits, ids)."""
     assert response.status_code in (200, 202), response.text
     body: dict[str, Any] = _without_timings(response.json())
     return body
 
 
+PER_ANSWER = {"latency_ms", "cached", "recommendation_id"}
+"""What two servers giving the same answer differ in."""
+
+
 def _without_timings(value: Any) -> Any:
     if isinstance(value, dict):
-        return {k: _without_timings(v) for k, v in value.items() if k not in {"latency_ms", "cached"}}
+        return {k: _without_timings(v) for k, v in value.items() if k not in PER_ANSWER}
     if isinstance(value, list):
         return [_without_timings(v) for v in value]
     return value

@@ -71,6 +71,8 @@ def test_recipes_are_personal_unseen_and_cached(api: httpx.Client, model: Recomm
     assert first.status_code == 200, first.text
     body = first.json()
     assert set(body) == {
+        "recommendation_id",
+        "variant",
         "user_id",
         "recommendations",
         "model_used",
@@ -85,6 +87,8 @@ def test_recipes_are_personal_unseen_and_cached(api: httpx.Client, model: Recomm
     assert [r["rank"] for r in body["recommendations"]] == list(range(1, 8))
     assert len(set(recipe_ids(body))) == 7 and not set(recipe_ids(body)) & training_history(model, uid)
     assert second.json()["cached"] is True and recipe_ids(second.json()) == recipe_ids(body)
+    assert body["variant"] == second.json()["variant"] == "default"
+    assert second.json()["recommendation_id"] != body["recommendation_id"], "a cached answer has an id of its own"
 
 
 def test_exclusions_and_health_filter(api: httpx.Client, model: Recommender) -> None:

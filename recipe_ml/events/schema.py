@@ -8,6 +8,7 @@ producer wrote it.
 from __future__ import annotations
 
 import hashlib
+import secrets
 from datetime import UTC, datetime
 from enum import StrEnum
 
@@ -22,6 +23,13 @@ MIN_UNIX_MILLISECONDS = -62_135_596_800_000
 MAX_UNIX_MILLISECONDS = 253_402_300_799_999
 """0001-01-01 to 9999-12-31T23:59:59.999Z: the instants a ``datetime`` holds (numbers beyond 2e10 in
 size are read as milliseconds), so the published range is exactly what the parser accepts."""
+RECOMMENDATION_ID = r"^[0-9a-f]{32}$"
+"""The documented form of a recommendation id: 32 lower-case hex digits (a random 128-bit number)."""
+
+
+def new_recommendation_id() -> str:
+    """A fresh, unguessable recommendation id."""
+    return secrets.token_hex(16)
 
 
 class InteractionType(StrEnum):
@@ -97,6 +105,15 @@ class InteractionEvent(BaseModel):
     """When it happened; a naive time is read as UTC. None: broker time or now."""
     event_id: str | None = Field(default=None, min_length=1, max_length=200)
     """The producer's id; redelivery of the same id changes nothing."""
+    recommendation_id: str | None = Field(
+        default=None,
+        strict=True,
+        pattern=RECOMMENDATION_ID,
+        description=(
+            "The `recommendation_id` of the answer that showed this recipe, when the interaction came from one: "
+            "the key that joins it to that answer's record in the impression log (its variant, model and ranks)."
+        ),
+    )
 
     @field_validator("rating")
     @classmethod

@@ -19,7 +19,8 @@ from typing import TypeVar, cast
 
 from recipe_ml.config import Settings
 from recipe_ml.events.applier import EventApplier
-from recipe_ml.events.schema import InteractionEvent
+from recipe_ml.events.schema import InteractionEvent, new_recommendation_id
+from recipe_ml.experiments import NO_EXPERIMENT, Variant
 from recipe_ml.serving.backends import Backend
 from recipe_ml.serving.errors import (
     BackendOverloadedError,
@@ -28,15 +29,18 @@ from recipe_ml.serving.errors import (
     UnknownRecipeError,
     UnknownUserError,
 )
+from recipe_ml.serving.impressions import Impression, ImpressionLog, open_impression_log
 from recipe_ml.serving.options import RankOptions
 from recipe_ml.serving.response_cache import CachedResponses, elapsed_ms
 from recipe_ml.serving.schemas import (
+    ActiveExperiment,
     BatchError,
     BatchRecipes,
     BatchRequest,
     BatchResponse,
     ColdStartRequest,
     ColdStartResponse,
+    ExperimentVariant,
     Health,
     InteractionAccepted,
     ModelUsed,
@@ -83,6 +87,7 @@ class RecommendationEngine:
         cache: ResponseCache,
         store: InteractionStore,
         settings: Settings,
+        impressions: ImpressionLog | None = None,
     ) -> None:
         if not chain:
             raise ValueError("the model chain needs at least one backend")
@@ -95,6 +100,40 @@ class RecommendationEngine:
         self.responses = CachedResponses(cache, self.offload, self.chain, settings)
         """The response cache as the endpoints use it (keys, hits, which answers are kept)."""
         self._applier = EventApplier(store=store, cache=cache)
+        self.experiment = settings.experiment()
+        self._chains = {variant.name: _chain_of(self.chain, variant) for variant in self.experiment.variants}
+        """Each variant's chain: the whole chain, or from the variant's ``first_model`` on."""
+        self.impressions = impressions if impressions is not None else open_impression_log(settings)
+
+    def _arm(self, user_id: int | None, forced: str | None) -> Variant:
+        """The variant serving ``user_id``: the one the request forces (validated), else the assigned one."""
+        variant = None if forced is None else self.experiment.variant(forced)
+        return variant if variant is not None else self.experiment.assign(user_id)
+
+    def _shown(self, endpoint: str, response: RecipeResponse | ColdStartResponse | SimilarRecipesResponse) -> None:
+        """Publish the impression of a ranked list of recipes that is about to reach the client."""
+        recipes = response.similar_recipes if isinstance(response, SimilarRecipesResponse) else response.recommendations
+        user_id = getattr(response, "user_id", None)
+        self._publish(endpoint, response, user_id, [r.recipe_id for r in recipes])
+
+    def _publish(
+        self,
+        endpoint: str,
+        response: RecipeResponse | ColdStartResponse | SimilarRecipesResponse | SimilarUsersResponse,
+        user_id: int | None,
+        ranked: list[int],
+    ) -> None:
+        self.impressions.publish(
+            Impression(
+                recommendation_id=response.recommendation_id,
+                endpoint=endpoint,
+                variant=response.variant,
+                model=response.model_used,
+                model_version=response.model_version,
+                user_id=user_id,
+                recipe_ids=ranked,
+            )
+        )
 
     def _version(self, model_used: str, answer: RankResult | SimilarResult) -> str:
         """The store tag of the version that produced ``answer`` (it says so; else the link's last known one)."""
@@ -102,14 +141,19 @@ class RecommendationEngine:
 
     # -- the chain ---------------------------------------------------------
     async def _ask(
-        self, call: Callable[[Backend], Awaitable[list[A]]], failure: str, *, similarity: bool = False
+        self,
+        variant: Variant,
+        call: Callable[[Backend], Awaitable[list[A]]],
+        failure: str,
+        *,
+        similarity: bool = False,
     ) -> tuple[ModelUsed, list[A]]:
         """The first answer down the chain; a failure or timeout falls through to the next model.
 
         The answering link's name is a published ``model_used`` value (the chain is the registry's kinds);
         the response model validates it, so a link of another name could never reach a client.
         """
-        for backend in self.chain:
+        for backend in self._chains[variant.name]:
             if similarity and not backend.supports_similarity:
                 continue
             try:
@@ -120,18 +164,24 @@ class RecommendationEngine:
                 self._fell_through(backend, exc)
         raise NoModelError(failure)
 
-    async def _ask_rank(self, queries: list[RankQuery]) -> tuple[ModelUsed, list[RankResult]]:
-        return await self._ask(lambda backend: backend.rank(queries), "no model could rank recipes")
+    async def _ask_rank(self, variant: Variant, queries: list[RankQuery]) -> tuple[ModelUsed, list[RankResult]]:
+        return await self._ask(variant, lambda backend: backend.rank(queries), "no model could rank recipes")
 
-    async def _ask_similar(self, queries: list[SimilarQuery]) -> tuple[ModelUsed, list[SimilarResult]]:
+    async def _ask_similar(
+        self, variant: Variant, queries: list[SimilarQuery]
+    ) -> tuple[ModelUsed, list[SimilarResult]]:
         return await self._ask(
+            variant,
             lambda backend: backend.similar_users(queries),
             "no model with user embeddings is available for similar users; try again later",
             similarity=True,
         )
 
-    async def _ask_similar_recipes(self, queries: list[SimilarRecipeQuery]) -> tuple[ModelUsed, list[RankResult]]:
+    async def _ask_similar_recipes(
+        self, variant: Variant, queries: list[SimilarRecipeQuery]
+    ) -> tuple[ModelUsed, list[RankResult]]:
         return await self._ask(
+            variant,
             lambda backend: backend.similar_recipes(queries),
             "no model with recipe embeddings is available for similar recipes; try again later",
             similarity=True,
@@ -173,31 +223,54 @@ class RecommendationEngine:
     async def recommend(self, request: RecipeRequest) -> RecipeResponse:
         """Personal recommendations; raises ``UnknownUserError``."""
         started = time.perf_counter()
-        result = (await self._recommend_users([request.user_id], request.rank_options(), started))[request.user_id]
+        results = await self._recommend_users([request.user_id], request.rank_options(), started, request.variant)
+        result = results[request.user_id]
         if isinstance(result, UnknownUserError):
             raise result
+        self._shown("recipes", result)
         return result
 
     async def recommend_batch(self, request: BatchRequest) -> BatchResponse:
         """One result per user, in the request's order (a repeated id answers twice)."""
         started = time.perf_counter()
-        results = await self._recommend_users(request.user_ids, request.rank_options(), started)
+        results = await self._recommend_users(request.user_ids, request.rank_options(), started, request.variant)
+        for result in results.values():
+            if not isinstance(result, UnknownUserError):
+                self._shown("batch", result)
         return BatchResponse(
             results=[_batch_entry(uid, results[uid]) for uid in request.user_ids], latency_ms=elapsed_ms(started)
         )
 
     async def _recommend_users(
-        self, requested: Sequence[int], options: RankOptions, started: float
+        self, requested: Sequence[int], options: RankOptions, started: float, forced: str | None
     ) -> dict[int, RecipeResponse | UnknownUserError]:
-        """The answer (or the error) for each distinct user; hits come from the cache, misses are scored as one batch.
+        """The answer (or the error) for each distinct user, each user served by their variant."""
+        arms: dict[str, tuple[Variant, list[int]]] = {}
+        for user_id in dict.fromkeys(requested):
+            variant = self._arm(user_id, forced)
+            arms.setdefault(variant.name, (variant, []))[1].append(user_id)
+        if len(arms) == 1:
+            ((variant, user_ids),) = arms.values()
+            return await self._recommend_arm(variant, user_ids, options, started)
+        parts = await asyncio.gather(
+            *(self._recommend_arm(variant, user_ids, options, started) for variant, user_ids in arms.values())
+        )
+        return {user_id: result for part in parts for user_id, result in part.items()}
 
-        A user's answer is cached under the user and the options, whether it was asked alone or in a
-        batch. The cache and the live interactions are each read in one round trip for the whole batch.
+    async def _recommend_arm(
+        self, variant: Variant, user_ids: list[int], request_options: RankOptions, started: float
+    ) -> dict[int, RecipeResponse | UnknownUserError]:
+        """The answers of one variant's users; hits come from the cache, misses are scored as one batch.
+
+        A user's answer is cached under the user, the variant and the options, whether it was asked alone
+        or in a batch. The cache and the live interactions are each read in one round trip for the batch.
         """
         results: dict[int, RecipeResponse | UnknownUserError] = {}
-        user_ids = list(dict.fromkeys(requested))
+        options = _overridden(request_options, variant)
         serving = self.responses.serving()
-        keys = [self.responses.key("recipes", f"{user_id}:{options.key}", serving) for user_id in user_ids]
+        keys = [
+            self.responses.key("recipes", f"{user_id}:{variant.name}:{options.key}", serving) for user_id in user_ids
+        ]
         missed: list[tuple[int, str]] = []
         hits = await self.responses.read_many("recipes", keys, RecipeResponse, started)
         for user_id, key, hit in zip(user_ids, keys, hits, strict=True):
@@ -209,12 +282,14 @@ class RecommendationEngine:
             return results
         lives = await self._live([user_id for user_id, _ in missed])
         queries = [RankQuery.of(options, user_id, live) for (user_id, _), live in zip(missed, lives, strict=True)]
-        model_used, answers = await self._ask_rank(queries)
+        model_used, answers = await self._ask_rank(variant, queries)
         for (user_id, key), answer in zip(missed, answers, strict=True):
             if not answer.found:
                 results[user_id] = UnknownUserError(user_id)
                 continue
             response = RecipeResponse(
+                recommendation_id=new_recommendation_id(),
+                variant=variant.name,
                 user_id=user_id,
                 recommendations=answer.recommendations(),
                 model_used=model_used,
@@ -232,11 +307,22 @@ class RecommendationEngine:
         Not cached: trending moves with every interaction and this path is cheap.
         """
         started = time.perf_counter()
-        options = request.rank_options()
+        variant = self._arm(None, request.variant)
+        options = _overridden(request.rank_options(), variant)
+        response = await self._cold_start(request, variant, options, started)
+        self._shown("cold_start", response)
+        return response
+
+    async def _cold_start(
+        self, request: ColdStartRequest, variant: Variant, options: RankOptions, started: float
+    ) -> ColdStartResponse:
         if request.recent_recipe_ids:
-            model_used, (answer,) = await self._ask_rank([RankQuery.of(options, None, request.recent_recipe_ids)])
+            query = RankQuery.of(options, None, request.recent_recipe_ids)
+            model_used, (answer,) = await self._ask_rank(variant, [query])
             if answer.found:
                 return ColdStartResponse(
+                    recommendation_id=new_recommendation_id(),
+                    variant=variant.name,
                     recommendations=answer.recommendations(),
                     model_used=model_used,
                     personalized_by=answer.personalized_by,
@@ -247,6 +333,8 @@ class RecommendationEngine:
         unseen = replace(options, exclude_recipe_ids=[*options.exclude_recipe_ids, *request.recent_recipe_ids])
         (answer,) = await popularity.rank([RankQuery.of(unseen, None, [], boost=await self._trending_boost())])
         return ColdStartResponse(
+            recommendation_id=new_recommendation_id(),
+            variant=variant.name,
             recommendations=answer.recommendations(),
             model_used=cast(ModelUsed, popularity.name),
             personalized_by=answer.personalized_by,
@@ -257,17 +345,27 @@ class RecommendationEngine:
     async def similar_users(self, request: SimilarUsersRequest) -> SimilarUsersResponse:
         """Training users closest to this one in embedding space; raises ``UnknownUserError``."""
         started = time.perf_counter()
+        variant = self._arm(request.user_id, request.variant)
+        response = await self._similar_users(request, variant, started)
+        self._publish("users", response, request.user_id, [user.user_id for user in response.similar_users])
+        return response
+
+    async def _similar_users(
+        self, request: SimilarUsersRequest, variant: Variant, started: float
+    ) -> SimilarUsersResponse:
         serving = self.responses.serving()
-        key = self.responses.key("users", request.model_dump_json(), serving)
+        key = self.responses.key("users", f"{variant.name}:{request.model_dump_json()}", serving)
         hit = await self.responses.read("users", key, SimilarUsersResponse, started)
         if hit is not None:
             return hit
         (live,) = await self._live([request.user_id])
         query = SimilarQuery(user_id=request.user_id, live_recipe_ids=live, top_k=request.top_k)
-        model_used, (answer,) = await self._ask_similar([query])
+        model_used, (answer,) = await self._ask_similar(variant, [query])
         if not answer.found:
             raise UnknownUserError(request.user_id)
         response = SimilarUsersResponse(
+            recommendation_id=new_recommendation_id(),
+            variant=variant.name,
             user_id=request.user_id,
             similar_users=answer.similar_users(),
             model_used=model_used,
@@ -284,16 +382,27 @@ class RecommendationEngine:
         interaction invalidates it (it expires with the TTL or a new model version).
         """
         started = time.perf_counter()
+        variant = self._arm(None, request.variant)
+        response = await self._similar_recipes(request, variant, started)
+        self._shown("similar_recipes", response)
+        return response
+
+    async def _similar_recipes(
+        self, request: SimilarRecipesRequest, variant: Variant, started: float
+    ) -> SimilarRecipesResponse:
         serving = self.responses.serving()
-        key = self.responses.key("similar_recipes", request.model_dump_json(), serving)
+        options = _overridden(request.rank_options(), variant)
+        key = self.responses.key("similar_recipes", f"{variant.name}:{options.key}:{request.recipe_id}", serving)
         hit = await self.responses.read("similar_recipes", key, SimilarRecipesResponse, started)
         if hit is not None:
             return hit
-        query = SimilarRecipeQuery.of(request.rank_options(), request.recipe_id)
-        model_used, (answer,) = await self._ask_similar_recipes([query])
+        query = SimilarRecipeQuery.of(options, request.recipe_id)
+        model_used, (answer,) = await self._ask_similar_recipes(variant, [query])
         if not answer.found:
             raise UnknownRecipeError(request.recipe_id)
         response = SimilarRecipesResponse(
+            recommendation_id=new_recommendation_id(),
+            variant=variant.name,
             recipe_id=request.recipe_id,
             similar_recipes=answer.recommendations(),
             model_used=model_used,
@@ -343,7 +452,36 @@ class RecommendationEngine:
             personalization={b.name: b.personalization for b in self.chain},
             redis=redis,
             kafka=kafka,
+            experiment=self._active_experiment(),
         )
+
+    def _active_experiment(self) -> ActiveExperiment | None:
+        if self.experiment is NO_EXPERIMENT:
+            return None
+        variants = [
+            ExperimentVariant(
+                name=variant.name, weight=variant.weight, overrides=variant.overrides.model_dump(exclude_none=True)
+            )
+            for variant in self.experiment.variants
+        ]
+        return ActiveExperiment(name=self.experiment.name, variants=variants)
+
+
+def _chain_of(chain: list[Backend], variant: Variant) -> list[Backend]:
+    """The chain from the variant's ``first_model`` on (all of it when it names none, or a model not in it)."""
+    names = [backend.name for backend in chain]
+    first = variant.overrides.first_model
+    return chain[names.index(first) :] if first in names else chain
+
+
+def _overridden(options: RankOptions, variant: Variant) -> RankOptions:
+    """The request's options with what the variant overrides."""
+    overrides = variant.overrides
+    if overrides.diversity is not None:
+        options = replace(options, diversity=overrides.diversity)
+    if overrides.personalization is not None:
+        options = replace(options, personalization=overrides.personalization)
+    return options
 
 
 def _batch_entry(user_id: int, result: RecipeResponse | UnknownUserError) -> BatchRecipes | BatchError:

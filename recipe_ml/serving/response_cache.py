@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from recipe_ml.config import Settings
+from recipe_ml.events.schema import new_recommendation_id
 from recipe_ml.serving.backends import Backend
 from recipe_ml.serving.schemas import Body, RecipeResponse, SimilarRecipesResponse, SimilarUsersResponse
 from recipe_ml.serving.telemetry import CACHE
@@ -74,12 +75,12 @@ class CachedResponses:
 
     @staticmethod
     def _hit(endpoint: str, raw: bytes | None, response_type: type[R], started: float) -> R | None:
-        """The answer a lookup found, marked cached (counted as a hit or a miss)."""
+        """The answer a lookup found, marked cached, with an id of its own (counted as a hit or a miss)."""
         CACHE.labels(endpoint, "miss" if raw is None else "hit").inc()
         if raw is None:
             return None
         return response_type.model_validate_json(raw).model_copy(
-            update={"cached": True, "latency_ms": elapsed_ms(started)}
+            update={"cached": True, "latency_ms": elapsed_ms(started), "recommendation_id": new_recommendation_id()}
         )
 
     async def keep(

@@ -17,7 +17,7 @@ from typing import Annotated, Any, Literal, Self
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from recipe_ml.config import get_settings
-from recipe_ml.events.schema import MAX_REQUEST_ID
+from recipe_ml.events.schema import MAX_REQUEST_ID, RECOMMENDATION_ID
 from recipe_ml.serving.options import RankOptions
 
 MAX_ID_LIST = 1000
@@ -30,6 +30,8 @@ ignored, not an overflow."""
 Id = Annotated[int, Field(ge=0, le=MAX_REQUEST_ID)]
 MAX_LISTED_ERRORS = 20
 """Most invalid fields one problem lists; ``errors_omitted`` counts the others."""
+MAX_VARIANT_NAME = 40
+"""Longest variant name (``recipe_ml.experiments.VARIANT_NAME``): a longer forced one is refused before it is echoed."""
 COLD_START_PATH = "/api/recommendations/cold-start"
 """Where an unknown user is sent (named in the 404 body)."""
 
@@ -41,6 +43,11 @@ def _diversity_default() -> float:
 def _document_max_top_k(schema: dict[str, Any]) -> None:
     """The ``maximum`` of ``top_k`` is a setting (MAX_TOP_K), so the document shows the server's value."""
     schema["maximum"] = get_settings().max_top_k
+
+
+def _document_variants(schema: dict[str, Any]) -> None:
+    """The variants of the running experiment (EXPERIMENTS) are the only values the document allows."""
+    schema["anyOf"] = [{"type": "string", "enum": get_settings().experiment().names()}, {"type": "null"}]
 
 
 def _document_max_batch(schema: dict[str, Any]) -> None:
@@ -58,6 +65,25 @@ class _Request(BaseModel):
         description="How many results to return, at most MAX_TOP_K (100 by default).",
         json_schema_extra=_document_max_top_k,
     )
+
+    variant: str | None = Field(
+        default=None,
+        description=(
+            "Force this variant of the running experiment (QA); absent = the user's assigned variant. "
+            'Without an experiment the only variant is "default".'
+        ),
+        examples=["default"],
+        max_length=MAX_VARIANT_NAME,
+        json_schema_extra=_document_variants,
+    )
+
+    @field_validator("variant")
+    @classmethod
+    def _variant_exists(cls, value: str | None) -> str | None:
+        experiment = get_settings().experiment()
+        if value is not None and experiment.variant(value) is None:
+            raise ValueError(f"no variant {value!r} in the experiment; it has {', '.join(experiment.names())}")
+        return value
 
     @field_validator("top_k")
     @classmethod
@@ -213,6 +239,18 @@ shaped a list (that is ``personalized_by``): clients map this to an enum."""
 
 
 class _Timed(Body):
+    recommendation_id: str = Field(
+        pattern=RECOMMENDATION_ID,
+        description=(
+            "This answer's id (32 lower-case hex digits), new on every answer, cached ones too: send it back "
+            "as `recommendationId` with the interactions it led to."
+        ),
+        examples=["9f1c2b7e4d5a46b0a3c8e2f1d0b9a877"],
+    )
+    variant: str = Field(
+        description='The experiment variant that produced the answer; "default" without an experiment.',
+        examples=["default"],
+    )
     model_used: ModelUsed = Field(
         description="The model that answered: two_tower, else als, else popularity (the fallback chain)."
     )
@@ -365,6 +403,19 @@ Reachability = Literal["ok", "unreachable", "not configured"]
 """What health says of Redis and Kafka."""
 
 
+class ExperimentVariant(BaseModel):
+    name: str
+    weight: float = Field(description="Its share of users is weight / the sum of the weights.")
+    overrides: dict[str, float | str] = Field(description="What it changes (diversity, personalization, first_model).")
+
+
+class ActiveExperiment(BaseModel):
+    """The experiment of the EXPERIMENTS file."""
+
+    name: str
+    variants: list[ExperimentVariant]
+
+
 class Health(Body):
     """Degraded (not down) when anything but the popularity fallback is out: requests are still answered."""
 
@@ -379,3 +430,6 @@ class Health(Body):
     )
     redis: Reachability
     kafka: Reachability
+    experiment: ActiveExperiment | None = Field(
+        default=None, description='The running experiment; null without EXPERIMENTS (every answer is "default").'
+    )

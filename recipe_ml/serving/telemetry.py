@@ -52,6 +52,16 @@ BATCH_SIZE = Histogram(
     ["model", "api"],
     buckets=(1, 2, 4, 8, 16, 32, 64, 128),
 )
+IMPRESSIONS = Counter(
+    "recipe_impressions_total",
+    "Answers that reached a client (the impression log's records), by endpoint, experiment variant and model",
+    ["endpoint", "variant", "model"],
+)
+IMPRESSIONS_DROPPED = Counter(
+    "recipe_impressions_dropped_total",
+    "Impression records not published (queue_full, sink_error, broker); the answers were sent",
+    ["reason"],
+)
 
 MODEL_REFUSED = Gauge(
     "recipe_model_version_refused",

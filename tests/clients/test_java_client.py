@@ -13,6 +13,7 @@ and a posted interaction changing the next answer.
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 from pathlib import Path
 
@@ -21,6 +22,7 @@ import pytest
 from edge.model_store import load_from_store
 from harness.server import LocalServer
 from recipe_ml.config import REPO_ROOT
+from recipe_ml.events.schema import RECOMMENDATION_ID
 from tests.fixtures.tools import apt_install, require_file, require_tool
 
 pytestmark = pytest.mark.integration
@@ -95,6 +97,7 @@ def test_the_java_client_against_a_live_server(
     seen = json.loads(result.stdout.strip().splitlines()[-1])
     assert seen["health"] == "ok" and seen["model_used"] == "two_tower"
     assert seen["model_version"].startswith("recipe_two_tower:")
+    assert re.fullmatch(RECOMMENDATION_ID, seen["recommendation_id"]) and seen["variant"] == "default"
     assert len(seen["before"]) == 5
     assert seen["unknown"] == {
         "status": 404,

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from recipe_ml.events.schema import InteractionEvent, InteractionType, InvalidEvent, parse_event
+from recipe_ml.events.schema import InteractionEvent, InteractionType, InvalidEvent, new_recommendation_id, parse_event
 
 
 def raw(**fields: object) -> bytes:
@@ -83,3 +83,18 @@ def test_jackson_defaults_are_accepted() -> None:
     event = parse_event(b'{"userId":5,"recipeId":234,"interactionType":"view","rating":null,"timestamp":1764410400.5}')
     assert event.rating is None
     assert event.timestamp == datetime(2025, 11, 29, 10, 0, 0, 500000, tzinfo=UTC)
+
+
+def test_a_recommendation_id_travels_with_the_event_in_camel_case() -> None:
+    rid = new_recommendation_id()
+
+    event = parse_event(raw(userId=5, recipeId=234, interactionType="cook", recommendationId=rid))
+
+    assert event.recommendation_id == rid and len(rid) == 32
+    assert parse_event(raw(userId=5, recipeId=234, interactionType="cook")).recommendation_id is None
+
+
+@pytest.mark.parametrize("bad", ["not-an-id", "9F1C2B7E4D5A46B0A3C8E2F1D0B9A877", "ab" * 17, 12345, True])
+def test_a_recommendation_id_of_another_form_is_refused_naming_it(bad: object) -> None:
+    with pytest.raises(InvalidEvent, match=r"^validation failed: recommendationId: "):
+        parse_event(raw(userId=5, recipeId=234, interactionType="cook", recommendationId=bad))

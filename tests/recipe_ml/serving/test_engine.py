@@ -9,19 +9,22 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import json
+import re
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from edge.model_store import load_from_store
-from recipe_ml.config import Settings
+from recipe_ml.config import Settings, get_settings
 from recipe_ml.events.applier import EventApplier
-from recipe_ml.events.schema import InteractionEvent, InteractionType
+from recipe_ml.events.schema import RECOMMENDATION_ID, InteractionEvent, InteractionType
 from recipe_ml.models.base import Recommender
 from recipe_ml.serving.backends import LocalBackend
 from recipe_ml.serving.engine import RecommendationEngine
 from recipe_ml.serving.errors import NoModelError, UnknownRecipeError, UnknownUserError
+from recipe_ml.serving.impressions import Impression, MemorySink
 from recipe_ml.serving.ranker import ModelRanker
 from recipe_ml.serving.schemas import (
     BatchError,
@@ -463,6 +466,7 @@ async def test_health_reports_versions_and_unreachable_parts(als: LocalBackend, 
         },
         "redis": "not configured",
         "kafka": "not configured",
+        "experiment": None,
     }
     assert broken.status == "degraded"
     assert broken.models == {"broken": "unavailable", "als": als.version, "popularity": popularity.version}
@@ -514,3 +518,95 @@ async def test_a_two_tower_trained_without_a_personal_scorer_falls_back_and_says
 def test_an_empty_chain_is_refused() -> None:
     with pytest.raises(ValueError, match="at least one"):
         engine()
+
+
+def experiment_file(tmp_path: Path) -> Path:
+    path = tmp_path / "experiment.json"
+    path.write_text(
+        json.dumps(
+            {
+                "name": "shipped-vs-popularity",
+                "salt": "s1",
+                "variants": [
+                    {"name": "shipped", "weight": 1},
+                    {"name": "popular", "weight": 1, "overrides": {"first_model": "popularity", "diversity": 0.0}},
+                ],
+            }
+        )
+    )
+    return path
+
+
+def shown(eng: RecommendationEngine) -> list[Impression]:
+    sink = eng.impressions.sink
+    assert isinstance(sink, MemorySink)
+    eng.impressions.close()  # everything published is written
+    return sink.records()
+
+
+async def test_every_answer_has_its_own_id_and_is_logged_as_shown(als: LocalBackend, popularity: LocalBackend) -> None:
+    eng = engine(als, popularity)
+    user, other = known_user(als.slot.ranker.model), known_user(als.slot.ranker.model, 1)
+
+    answers = [
+        await eng.recommend(RecipeRequest(user_id=user)),
+        await eng.recommend(RecipeRequest(user_id=user)),  # a cache hit: a new id all the same
+        *(await eng.recommend_batch(BatchRequest(user_ids=[other, UNKNOWN_USER]))).results[:1],
+        await eng.cold_start(ColdStartRequest()),
+        await eng.similar_recipes(
+            SimilarRecipesRequest(recipe_id=ids(await eng.recommend(RecipeRequest(user_id=other)))[0])
+        ),
+    ]
+    records = shown(eng)
+
+    assert not any(isinstance(answer, BatchError) for answer in answers)
+    assert answers[1].cached  # type: ignore[union-attr]
+    rids = [answer.recommendation_id for answer in answers]  # type: ignore[union-attr]
+    assert len(set(rids)) == len(rids) and all(re.fullmatch(RECOMMENDATION_ID, rid) for rid in rids)
+    assert {answer.variant for answer in answers} == {"default"}  # type: ignore[union-attr]
+    by_id = {record.recommendation_id: record for record in records}
+    assert len(records) == 6 and set(rids) <= set(by_id)
+    assert [by_id[rid].endpoint for rid in rids] == ["recipes", "recipes", "batch", "cold_start", "similar_recipes"]
+    first = by_id[rids[0]]
+    assert (first.user_id, first.model, first.variant, list(first.recipe_ids)) == (
+        user,
+        "als",
+        "default",
+        ids(answers[0]),  # type: ignore[arg-type]
+    )
+
+
+async def test_each_user_is_served_by_the_variant_assigned_or_forced(
+    als: LocalBackend, popularity: LocalBackend, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = experiment_file(tmp_path)
+    eng = engine(als, popularity, experiments=path)
+    users = [known_user(als.slot.ranker.model, n) for n in range(12)]
+    monkeypatch.setenv("EXPERIMENTS", str(path))  # what requests are validated against
+    get_settings.cache_clear()
+    try:
+        forced_request = RecipeRequest(user_id=users[0], variant="popular")
+    finally:
+        monkeypatch.delenv("EXPERIMENTS")
+        get_settings.cache_clear()
+
+    batch = await eng.recommend_batch(BatchRequest(user_ids=users))
+    forced = await eng.recommend(forced_request)
+    health = await eng.health()
+    records = shown(eng)
+
+    expected = {user: eng.experiment.assign(user).name for user in users}
+    assert set(expected.values()) == {"shipped", "popular"}, "12 users fall in both halves"
+    for entry in batch.results:
+        assert isinstance(entry, BatchRecipes)
+        assert entry.variant == expected[entry.user_id]
+        assert entry.model_used == ("popularity" if entry.variant == "popular" else "als")
+    assert forced.variant == "popular" and forced.model_used == "popularity"
+    assert {(r.user_id, r.variant) for r in records if r.endpoint == "batch"} == set(expected.items())
+    assert health.experiment is not None and health.experiment.model_dump() == {
+        "name": "shipped-vs-popularity",
+        "variants": [
+            {"name": "shipped", "weight": 1.0, "overrides": {}},
+            {"name": "popular", "weight": 1.0, "overrides": {"first_model": "popularity", "diversity": 0.0}},
+        ],
+    }

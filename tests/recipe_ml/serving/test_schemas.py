@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict
+from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
@@ -94,7 +96,8 @@ def test_every_ranking_option_reaches_the_model_query() -> None:
         user_id=1, top_k=3, exclude_recipe_ids=[7], diversity=0.5, max_fsa_score=6.0, personalization=0.4
     )
     options = asdict(request.rank_options())
-    assert set(options) == set(RecipeRequest.model_fields) - {"user_id"}
+    # ``variant`` picks the variant whose overrides the engine applies to these options: not an option itself.
+    assert set(options) == set(RecipeRequest.model_fields) - {"user_id", "variant"}
     assert options["exclude_recipe_ids"] == [7] and options["diversity"] == 0.5 and options["personalization"] == 0.4
     query = RankQuery.of(request.rank_options(), 1, [])
     assert query.model_dump(include=set(options)) == options
@@ -122,3 +125,24 @@ def test_the_limits_and_defaults_are_the_settings_when_a_request_is_validated(mo
         assert schema["top_k"]["maximum"] == 5 and schema["user_ids"]["maxItems"] == 2
     finally:
         get_settings.cache_clear()  # the next reader sees the environment as it is restored
+
+
+def test_a_forced_variant_must_be_one_of_the_experiment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    with pytest.raises(ValidationError, match="no variant 'treatment' in the experiment; it has default") as exc:
+        RecipeRequest.model_validate({"user_id": 1, "variant": "treatment"})
+    assert error_fields(exc) == ["variant"]
+    assert RecipeRequest(user_id=1, variant="default").variant == "default"
+
+    experiment = tmp_path / "experiment.json"
+    experiment.write_text(
+        json.dumps({"name": "e", "salt": "s", "variants": [{"name": "a", "weight": 1}, {"name": "b", "weight": 1}]})
+    )
+    monkeypatch.setenv("EXPERIMENTS", str(experiment))
+    get_settings.cache_clear()
+    try:
+        assert SimilarRecipesRequest(recipe_id=1, variant="b").variant == "b"
+        with pytest.raises(ValidationError, match="no variant 'default' in the experiment; it has a, b") as unknown:
+            ColdStartRequest.model_validate({"variant": "default"})
+        assert error_fields(unknown) == ["variant"]
+    finally:
+        get_settings.cache_clear()

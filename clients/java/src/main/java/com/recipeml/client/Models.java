@@ -112,19 +112,20 @@ public final class Models {
     /**
      * {@code modelUsed}: two_tower, else als, else popularity (the fallback chain); {@code personalizedBy}: the
      * personal scorer of the personal positions ({@code "ease"}), or null; {@code modelVersion}: the store tag
-     * (name:version) of the version that answered.
+     * (name:version) of the version that answered; {@code recommendationId}: this answer's id, to send back as
+     * {@code recommendationId} with the interactions it led to; {@code variant}: the experiment arm that answered.
      */
     public record RecipeRecommendations(
-            @JsonProperty("model_used") ModelUsed modelUsed, @JsonProperty("model_version") String modelVersion, @JsonProperty("personalized_by") String personalizedBy, @JsonProperty("latency_ms") double latencyMs, boolean cached, @JsonProperty("user_id") long userId, List<Recommendation> recommendations) {}
+            @JsonProperty("recommendation_id") String recommendationId, String variant, @JsonProperty("model_used") ModelUsed modelUsed, @JsonProperty("model_version") String modelVersion, @JsonProperty("personalized_by") String personalizedBy, @JsonProperty("latency_ms") double latencyMs, boolean cached, @JsonProperty("user_id") long userId, List<Recommendation> recommendations) {}
 
     public record ColdStartRecommendations(
-            @JsonProperty("model_used") ModelUsed modelUsed, @JsonProperty("model_version") String modelVersion, @JsonProperty("personalized_by") String personalizedBy, @JsonProperty("latency_ms") double latencyMs, boolean cached, List<Recommendation> recommendations) {}
+            @JsonProperty("recommendation_id") String recommendationId, String variant, @JsonProperty("model_used") ModelUsed modelUsed, @JsonProperty("model_version") String modelVersion, @JsonProperty("personalized_by") String personalizedBy, @JsonProperty("latency_ms") double latencyMs, boolean cached, List<Recommendation> recommendations) {}
 
     public record SimilarUsers(
-            @JsonProperty("model_used") ModelUsed modelUsed, @JsonProperty("model_version") String modelVersion, @JsonProperty("latency_ms") double latencyMs, boolean cached, @JsonProperty("user_id") long userId, @JsonProperty("similar_users") List<SimilarUser> similarUsers) {}
+            @JsonProperty("recommendation_id") String recommendationId, String variant, @JsonProperty("model_used") ModelUsed modelUsed, @JsonProperty("model_version") String modelVersion, @JsonProperty("latency_ms") double latencyMs, boolean cached, @JsonProperty("user_id") long userId, @JsonProperty("similar_users") List<SimilarUser> similarUsers) {}
 
     public record SimilarRecipes(
-            @JsonProperty("model_used") ModelUsed modelUsed, @JsonProperty("model_version") String modelVersion, @JsonProperty("latency_ms") double latencyMs, boolean cached, @JsonProperty("recipe_id") long recipeId, @JsonProperty("similar_recipes") List<Recommendation> similarRecipes) {}
+            @JsonProperty("recommendation_id") String recommendationId, String variant, @JsonProperty("model_used") ModelUsed modelUsed, @JsonProperty("model_version") String modelVersion, @JsonProperty("latency_ms") double latencyMs, boolean cached, @JsonProperty("recipe_id") long recipeId, @JsonProperty("similar_recipes") List<Recommendation> similarRecipes) {}
 
     /** A batch entry: {@link BatchRecipes} ({@code status: "ok"}) or {@link BatchFailure} ({@code "error"}). */
     @JsonTypeInfo(use = JsonTypeInfo.Id.NAME, include = JsonTypeInfo.As.EXISTING_PROPERTY, property = "status", visible = true)
@@ -138,6 +139,8 @@ public final class Models {
 
     public record BatchRecipes(
             String status,
+            @JsonProperty("recommendation_id") String recommendationId,
+            String variant,
             @JsonProperty("model_used") ModelUsed modelUsed,
             @JsonProperty("model_version") String modelVersion,
             @JsonProperty("personalized_by") String personalizedBy,

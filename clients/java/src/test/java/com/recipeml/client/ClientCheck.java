@@ -31,6 +31,8 @@ public final class ClientCheck {
         seen.put("before", ids(before.recommendations()));
         seen.put("model_used", before.modelUsed());
         seen.put("model_version", before.modelVersion());
+        seen.put("recommendation_id", before.recommendationId());
+        seen.put("variant", before.variant());
 
         try {
             client.recommendRecipes(Models.RecipeRequest.of(unknown, 3));

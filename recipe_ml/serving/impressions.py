@@ -1,0 +1,259 @@
+"""The impression log: one record per answer a client received, for joining against what users did next.
+
+The request path only puts the record in a bounded queue and never waits: a
+full queue drops the record and counts it (``recipe_impressions_dropped_total``),
+so a stalled or down broker, or a slow disk, costs measurements, never
+answers. One background thread drains the queue into the sink: the Kafka
+topic ``KAFKA_RECOMMENDATIONS_TOPIC`` when Kafka is configured, else the
+rotating JSONL file ``IMPRESSION_LOG_PATH``, else an in-process buffer of the
+latest records. The record's keys are camelCase, as the interaction events'.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import queue
+import threading
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO, Any, Protocol
+
+from kafka import KafkaProducer
+from kafka.errors import KafkaError
+
+from recipe_ml.config import Settings
+from recipe_ml.events.consumer import kafka_security_config
+from recipe_ml.serving.telemetry import IMPRESSIONS, IMPRESSIONS_DROPPED
+
+logger = logging.getLogger(__name__)
+
+BATCH_LIMIT = 500
+"""Most records the publisher thread takes from the queue at once."""
+JSONL_BACKUPS = 5
+"""Rotated JSONL files kept beside the current one (``impressions.jsonl.1`` is the newest)."""
+MEMORY_RECORDS = 10_000
+"""Records the in-process buffer keeps (the newest)."""
+
+
+@dataclass(frozen=True)
+class Impression:
+    """What one answer showed: who, where, which arm and model, and the ids in rank order."""
+
+    recommendation_id: str
+    endpoint: str
+    variant: str
+    model: str
+    model_version: str
+    user_id: int | None
+    recipe_ids: Sequence[int]
+    """The recipes in rank order (for similar users: the users, in rank order, published as ``userIds``)."""
+    timestamp: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+    def record(self) -> dict[str, Any]:
+        """The published record (camelCase keys)."""
+        return {
+            "recommendationId": self.recommendation_id,
+            "endpoint": self.endpoint,
+            "variant": self.variant,
+            "model": self.model,
+            "modelVersion": self.model_version,
+            "userId": self.user_id,
+            # Similar users rank users, every other endpoint recipes.
+            ("userIds" if self.endpoint == "users" else "recipeIds"): list(self.recipe_ids),
+            "timestamp": self.timestamp.isoformat(),
+        }
+
+    def encoded(self) -> bytes:
+        return json.dumps(self.record(), separators=(",", ":")).encode()
+
+
+class Sink(Protocol):
+    """Where the publisher thread writes a batch; raising drops (and counts) the batch."""
+
+    def write(self, batch: Sequence[Impression]) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class MemorySink:
+    """The newest ``capacity`` records, in process (the embedded default, and what tests read)."""
+
+    def __init__(self, capacity: int = MEMORY_RECORDS) -> None:
+        self._records: deque[Impression] = deque(maxlen=capacity)
+        self._lock = threading.Lock()
+
+    def write(self, batch: Sequence[Impression]) -> None:
+        with self._lock:
+            self._records.extend(batch)
+
+    def records(self) -> list[Impression]:
+        with self._lock:
+            return list(self._records)
+
+    def close(self) -> None:
+        return None
+
+
+class JsonlSink:
+    """One JSON object a line, appended; past ``max_bytes`` the file rotates (``path.1`` … ``path.5``)."""
+
+    def __init__(self, path: Path, max_bytes: int, backups: int = JSONL_BACKUPS) -> None:
+        self.path = path
+        self._max_bytes = max_bytes
+        self._backups = backups
+        self._file: IO[bytes] | None = None
+
+    def write(self, batch: Sequence[Impression]) -> None:
+        for impression in batch:
+            file = self._open()
+            file.write(impression.encoded() + b"\n")
+            if file.tell() >= self._max_bytes:
+                self._rotate()
+        if self._file is not None:
+            self._file.flush()
+
+    def _open(self) -> IO[bytes]:
+        if self._file is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._file = self.path.open("ab")
+        return self._file
+
+    def _rotate(self) -> None:
+        self.close()
+        for number in range(self._backups - 1, 0, -1):
+            older = self.path.with_name(f"{self.path.name}.{number}")
+            if older.exists():
+                os.replace(older, self.path.with_name(f"{self.path.name}.{number + 1}"))
+        os.replace(self.path, self.path.with_name(f"{self.path.name}.1"))
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+
+class KafkaSink:
+    """The topic, keyed by user (one user's answers stay in order); the producer is made on first use.
+
+    A send the broker never acknowledges is dropped and counted by its
+    callback; a broker that cannot be reached fails the batch, and the next
+    batch tries again.
+    """
+
+    def __init__(self, settings: Settings, timeout_ms: int = 2000) -> None:
+        self._settings = settings
+        self._topic = settings.kafka_recommendations_topic
+        self._timeout_ms = timeout_ms
+        self._producer: KafkaProducer | None = None
+
+    def write(self, batch: Sequence[Impression]) -> None:
+        producer = self._connect()
+        for impression in batch:
+            key = None if impression.user_id is None else str(impression.user_id).encode()
+            future = producer.send(self._topic, value=impression.encoded(), key=key)
+            future.add_errback(_dropped_by_broker)
+
+    def _connect(self) -> KafkaProducer:
+        if self._producer is None:
+            self._producer = KafkaProducer(
+                bootstrap_servers=self._settings.kafka_bootstrap_servers,
+                acks=1,
+                linger_ms=20,
+                max_block_ms=self._timeout_ms,
+                request_timeout_ms=self._timeout_ms,
+                delivery_timeout_ms=5 * self._timeout_ms,
+                bootstrap_timeout_ms=self._timeout_ms,
+                reconnect_backoff_max_ms=1000,
+                **kafka_security_config(self._settings),
+            )
+        return self._producer
+
+    def close(self) -> None:
+        if self._producer is not None:
+            try:
+                self._producer.close(timeout=self._timeout_ms / 1000)
+            except KafkaError as exc:
+                logger.warning("impression producer closed with sends pending: %r", exc)
+            self._producer = None
+
+
+def _dropped_by_broker(_: BaseException) -> None:
+    IMPRESSIONS_DROPPED.labels("broker").inc()
+
+
+class ImpressionLog:
+    """The bounded queue in front of a sink, drained by one daemon thread."""
+
+    def __init__(self, sink: Sink, queue_size: int) -> None:
+        self.sink = sink
+        self._queue: queue.Queue[Impression | None] = queue.Queue(maxsize=queue_size)
+        self._failing = False
+        self._thread = threading.Thread(target=self._drain, name="impression-log", daemon=True)
+        self._thread.start()
+
+    def publish(self, impression: Impression) -> None:
+        """Count the impression and queue it; a full queue drops it (counted), never waits."""
+        IMPRESSIONS.labels(impression.endpoint, impression.variant, impression.model).inc()
+        try:
+            self._queue.put_nowait(impression)
+        except queue.Full:
+            IMPRESSIONS_DROPPED.labels("queue_full").inc()
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Write what is queued, then stop the thread and close the sink."""
+        try:
+            self._queue.put(None, timeout=timeout)
+        except queue.Full:
+            logger.warning("impression queue still full at close; its records are dropped")
+        self._thread.join(timeout)
+        self.sink.close()
+
+    def _drain(self) -> None:
+        while True:
+            batch: list[Impression] = []
+            item = self._queue.get()
+            while item is not None:
+                batch.append(item)
+                if len(batch) >= BATCH_LIMIT:
+                    break
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+            if batch:
+                self._write(batch)
+            if item is None:
+                return
+
+    def _write(self, batch: list[Impression]) -> None:
+        """Write one batch; a failure drops it, logged once per outage (not once per batch)."""
+        try:
+            self.sink.write(batch)
+        except Exception as exc:  # any sink failure drops the batch: publishing never stops answers
+            IMPRESSIONS_DROPPED.labels("sink_error").inc(len(batch))
+            if not self._failing:
+                logger.warning(
+                    "impression log failing (%s: %s); dropping records until it recovers", type(exc).__name__, exc
+                )
+            self._failing = True
+            return
+        if self._failing:
+            logger.info("impression log writing again")
+        self._failing = False
+
+
+def open_impression_log(settings: Settings) -> ImpressionLog:
+    """The impression log the settings name: Kafka, else the JSONL file, else the in-process buffer."""
+    sink: Sink
+    if settings.kafka_bootstrap_servers:
+        sink = KafkaSink(settings)
+    elif settings.impression_log_path is not None:
+        sink = JsonlSink(settings.impression_log_path, settings.impression_log_max_bytes)
+    else:
+        sink = MemorySink()
+    return ImpressionLog(sink, settings.impression_queue_size)

@@ -1,0 +1,177 @@
+"""The impression log: every sink receives what was published, and a stuck sink costs records, never a caller."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import pytest
+
+from recipe_ml.config import Settings
+from recipe_ml.events.schema import new_recommendation_id
+from recipe_ml.serving.impressions import (
+    Impression,
+    ImpressionLog,
+    JsonlSink,
+    KafkaSink,
+    MemorySink,
+    open_impression_log,
+)
+from recipe_ml.serving.telemetry import IMPRESSIONS, IMPRESSIONS_DROPPED
+from tests.fixtures.kafka import TansuBroker
+from tests.fixtures.wait import wait_until
+
+
+def impression(user_id: int, endpoint: str = "recipes") -> Impression:
+    return Impression(
+        recommendation_id=new_recommendation_id(),
+        endpoint=endpoint,
+        variant="default",
+        model="als",
+        model_version="recipe_als:v1",
+        user_id=user_id,
+        recipe_ids=[user_id, user_id + 1, user_id + 2],
+    )
+
+
+def dropped(reason: str) -> float:
+    value: float = IMPRESSIONS_DROPPED.labels(reason)._value.get()
+    return value
+
+
+class GatedSink(MemorySink):
+    """A sink that holds its first write until ``release`` (a stalled disk or broker)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.entered = threading.Event()
+        self.release = threading.Event()
+
+    def write(self, batch: Sequence[Impression]) -> None:
+        self.entered.set()
+        self.release.wait()
+        super().write(batch)
+
+
+class BrokenSink(MemorySink):
+    def write(self, batch: Sequence[Impression]) -> None:
+        raise OSError("disk full")
+
+
+@pytest.fixture
+def closing() -> Iterator[list[ImpressionLog]]:
+    logs: list[ImpressionLog] = []
+    yield logs
+    for log in logs:
+        log.close()
+
+
+def test_the_in_process_buffer_holds_every_record_in_order(closing: list[ImpressionLog]) -> None:
+    sink = MemorySink()
+    log = ImpressionLog(sink, queue_size=100)
+    closing.append(log)
+    published = [impression(user_id) for user_id in range(50)]
+    counted = IMPRESSIONS.labels("recipes", "default", "als")._value.get()
+
+    for record in published:
+        log.publish(record)
+
+    wait_until(lambda: len(sink.records()) == 50, 10, "the 50 records in the buffer")
+    assert sink.records() == published
+    assert IMPRESSIONS.labels("recipes", "default", "als")._value.get() == counted + 50
+
+
+def test_a_full_queue_drops_and_counts_instead_of_waiting(closing: list[ImpressionLog]) -> None:
+    sink = GatedSink()
+    log = ImpressionLog(sink, queue_size=10)
+    closing.append(log)
+    log.publish(impression(0))
+    assert sink.entered.wait(10), "the publisher thread took the first record"
+    before = dropped("queue_full")
+
+    for user_id in range(1, 16):  # 10 fit in the queue, 5 do not
+        log.publish(impression(user_id))
+
+    assert dropped("queue_full") == before + 5
+    sink.release.set()
+    wait_until(lambda: len(sink.records()) == 11, 10, "the first and the 10 queued records written")
+    assert [r.user_id for r in sink.records()] == list(range(11))
+
+
+def test_a_failing_sink_drops_the_batch_counted_and_the_log_goes_on(closing: list[ImpressionLog]) -> None:
+    log = ImpressionLog(BrokenSink(), queue_size=100)
+    closing.append(log)
+    before = dropped("sink_error")
+
+    for user_id in range(20):
+        log.publish(impression(user_id))
+
+    wait_until(lambda: dropped("sink_error") == before + 20, 10, "the 20 records counted as dropped")
+
+
+def test_the_jsonl_file_rotates_and_keeps_every_line(tmp_path: Path, closing: list[ImpressionLog]) -> None:
+    path = tmp_path / "log" / "impressions.jsonl"
+    log = ImpressionLog(JsonlSink(path, max_bytes=4096, backups=50), queue_size=1000)
+    closing.append(log)
+    published = [impression(user_id, "users" if user_id % 2 else "recipes") for user_id in range(200)]
+
+    for record in published:
+        log.publish(record)
+    log.close()
+
+    files = sorted(path.parent.iterdir(), key=lambda f: -int(f.suffix[1:]) if f.suffix[1:].isdigit() else 0)
+    assert len(files) > 2, "the log rotated"
+    lines = [json.loads(line) for file in files for line in file.read_text().splitlines()]
+    assert [line["recommendationId"] for line in lines] == [r.recommendation_id for r in published]
+    assert lines[0] == {
+        "recommendationId": published[0].recommendation_id,
+        "endpoint": "recipes",
+        "variant": "default",
+        "model": "als",
+        "modelVersion": "recipe_als:v1",
+        "userId": 0,
+        "recipeIds": [0, 1, 2],
+        "timestamp": published[0].timestamp.isoformat(),
+    }
+    assert lines[1]["userIds"] == [1, 2, 3] and "recipeIds" not in lines[1]
+
+
+def test_the_settings_pick_the_sink(tmp_path: Path, closing: list[ImpressionLog]) -> None:
+    kinds = []
+    for overrides in ({}, {"impression_log_path": tmp_path / "i.jsonl"}, {"kafka_bootstrap_servers": "127.0.0.1:1"}):
+        log = open_impression_log(Settings(_env_file=None, **overrides))  # type: ignore[call-arg]
+        closing.append(log)
+        kinds.append(type(log.sink))
+    assert kinds == [MemorySink, JsonlSink, KafkaSink]
+
+
+@pytest.mark.integration
+def test_kafka_receives_every_record_and_a_stopped_broker_costs_records_only(
+    kafka_broker: TansuBroker, closing: list[ImpressionLog]
+) -> None:
+    kafka_broker.create_topic("recommendations")
+    settings = Settings(_env_file=None, kafka_bootstrap_servers=kafka_broker.bootstrap)  # type: ignore[call-arg]
+    log = ImpressionLog(KafkaSink(settings, timeout_ms=500), queue_size=50)
+    closing.append(log)
+    published = [impression(user_id) for user_id in range(30)]
+
+    for record in published:
+        log.publish(record)
+
+    records = kafka_broker.read_all("recommendations", 30)
+    assert sorted(json.loads(r.value)["recommendationId"] for r in records) == sorted(
+        r.recommendation_id for r in published
+    )
+    assert {r.key for r in records} == {str(user_id).encode() for user_id in range(30)}
+
+    kafka_broker.stop()
+    before = sum(dropped(reason) for reason in ("queue_full", "sink_error", "broker"))
+    for user_id in range(2000):  # every call returns: publishing never waits for the broker
+        log.publish(impression(user_id))
+    wait_until(
+        lambda: sum(dropped(reason) for reason in ("queue_full", "sink_error", "broker")) > before,
+        60,
+        "records dropped (and counted) while the broker is down",
+    )
