@@ -27,7 +27,6 @@ from kafka import KafkaProducer
 from kafka.errors import KafkaError
 
 from recipe_ml.config import Settings
-from recipe_ml.events.consumer import kafka_security_config
 from recipe_ml.serving.telemetry import IMPRESSIONS, IMPRESSIONS_DROPPED
 
 logger = logging.getLogger(__name__)
@@ -160,6 +159,10 @@ class KafkaSink:
 
     def _connect(self) -> KafkaProducer:
         if self._producer is None:
+            # The consumer's module brings the Redis client: imported only where Kafka is configured, so
+            # the embedded default's API process never loads it (tests/recipe_ml/storage/test_open.py).
+            from recipe_ml.events.consumer import kafka_security_config
+
             self._producer = KafkaProducer(
                 bootstrap_servers=self._settings.kafka_bootstrap_servers,
                 acks=1,
