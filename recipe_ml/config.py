@@ -134,6 +134,10 @@ class Settings(BaseSettings):
     """A YAML or JSON file declaring the running experiment (``recipe_ml.experiments``); unset = none."""
     kafka_recommendations_topic: str = "recommendations"
     """Where the impression log goes when KAFKA_BOOTSTRAP_SERVERS is set."""
+    kafka_attributions_topic: str = "attributions"
+    """Where the attributed interactions go when KAFKA_BOOTSTRAP_SERVERS is set (without Kafka: the impression log)."""
+    attribution_window_hours: float = Field(default=24.0, gt=0, le=24 * 30)
+    """How long after an answer an interaction carrying its ``recommendationId`` is attributed to it."""
     impression_log_path: Path | None = None
     """Without Kafka: the rotating JSONL file of the impression log; unset = an in-process buffer only."""
     impression_log_max_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)

@@ -4,16 +4,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from recipe_ml.events.attribution import Attributor
 from recipe_ml.events.schema import InteractionEvent
 from recipe_ml.storage.base import InteractionStore, ResponseCache
 
 
 @dataclass(frozen=True)
 class EventApplier:
-    """Records an event, then drops the user's cached responses."""
+    """Records an event, drops the user's cached responses, and attributes a new one to the answer it names."""
 
     store: InteractionStore
     cache: ResponseCache
+    attributor: Attributor | None = None
 
     def apply(self, event: InteractionEvent) -> bool:
         """True when the event is new, False for a duplicate.
@@ -24,5 +26,7 @@ class EventApplier:
         answers 503 (the API).
         """
         new = self.store.apply(event)
+        if new and self.attributor is not None:
+            self.attributor.attribute(event)  # before anything that can raise: a retry is a duplicate
         self.cache.invalidate_user(event.user_id)
         return new

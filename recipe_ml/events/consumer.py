@@ -30,6 +30,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from recipe_ml.config import Settings
 from recipe_ml.events.applier import EventApplier
+from recipe_ml.events.attribution import AttributionMetrics
 from recipe_ml.events.lag import LagTracker
 from recipe_ml.events.schema import InteractionEvent, InvalidEvent, parse_event
 
@@ -85,6 +86,7 @@ class ConsumerMetrics:
         )
         self.lag = LagTracker()
         reg.register(self.lag)
+        self.attribution = AttributionMetrics(reg)
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ from typing import TypeVar, cast
 
 from recipe_ml.config import Settings
 from recipe_ml.events.applier import EventApplier
+from recipe_ml.events.attribution import Attributor
 from recipe_ml.events.schema import InteractionEvent, new_recommendation_id
 from recipe_ml.experiments import NO_EXPERIMENT, Variant
 from recipe_ml.serving.backends import Backend
@@ -53,7 +54,7 @@ from recipe_ml.serving.schemas import (
     SimilarUsersRequest,
     SimilarUsersResponse,
 )
-from recipe_ml.serving.telemetry import FALLBACKS
+from recipe_ml.serving.telemetry import ATTRIBUTION, FALLBACKS
 from recipe_ml.serving.wire import RankQuery, RankResult, SimilarQuery, SimilarRecipeQuery, SimilarResult
 from recipe_ml.storage.base import InteractionStore, ResponseCache
 from recipe_ml.storage.offload import StorageCalls
@@ -99,11 +100,14 @@ class RecommendationEngine:
         """How async code calls ``cache`` and ``store``: in a thread pool when remote, never on the event loop."""
         self.responses = CachedResponses(cache, self.offload, self.chain, settings)
         """The response cache as the endpoints use it (keys, hits, which answers are kept)."""
-        self._applier = EventApplier(store=store, cache=cache)
         self.experiment = settings.experiment()
         self._chains = {variant.name: _chain_of(self.chain, variant) for variant in self.experiment.variants}
         """Each variant's chain: the whole chain, or from the variant's ``first_model`` on."""
-        self.impressions = impressions if impressions is not None else open_impression_log(settings)
+        self.impressions = impressions if impressions is not None else open_impression_log(settings, store)
+        attributor = Attributor(
+            store, self.impressions.publish_attribution, ATTRIBUTION, settings.attribution_window_hours * 3600
+        )
+        self._applier = EventApplier(store=store, cache=cache, attributor=attributor)
 
     def _arm(self, user_id: int | None, forced: str | None) -> Variant:
         """The variant serving ``user_id``: the one the request forces (validated), else the assigned one."""

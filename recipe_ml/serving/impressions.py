@@ -7,12 +7,21 @@ answers. One background thread drains the queue into the sink: the Kafka
 topic ``KAFKA_RECOMMENDATIONS_TOPIC`` when Kafka is configured, else the
 rotating JSONL file ``IMPRESSION_LOG_PATH``, else an in-process buffer of the
 latest records. The record's keys are camelCase, as the interaction events'.
+
+The same log carries the attributed interactions (``recipe_ml.events.attribution``),
+each record saying its ``kind``: on Kafka in their own topic,
+``KAFKA_ATTRIBUTIONS_TOPIC``, elsewhere beside the impressions. With a store,
+the thread also keeps each answer's ranked recipes there for
+``ATTRIBUTION_WINDOW_HOURS`` (``InteractionStore.remember_shown``), so that an
+interaction naming the answer can be attributed by whichever process applies
+it; a batch the store refuses is counted in ``recipe_shown_lists_dropped_total``.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import queue
 import threading
@@ -21,13 +30,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Any, Protocol
+from typing import IO, Any, ClassVar, Protocol
 
 from kafka import KafkaProducer
 from kafka.errors import KafkaError
 
 from recipe_ml.config import Settings
-from recipe_ml.serving.telemetry import IMPRESSIONS, IMPRESSIONS_DROPPED
+from recipe_ml.events.attribution import Attribution
+from recipe_ml.serving.telemetry import IMPRESSIONS, IMPRESSIONS_DROPPED, SHOWN_LISTS_DROPPED
+from recipe_ml.storage.base import InteractionStore, ShownList
 
 logger = logging.getLogger(__name__)
 
@@ -43,6 +54,7 @@ MEMORY_RECORDS = 10_000
 class Impression:
     """What one answer showed: who, where, which arm and model, and the ids in rank order."""
 
+    kind: ClassVar[str] = "impression"
     recommendation_id: str
     endpoint: str
     variant: str
@@ -56,6 +68,7 @@ class Impression:
     def record(self) -> dict[str, Any]:
         """The published record (camelCase keys)."""
         return {
+            "kind": self.kind,
             "recommendationId": self.recommendation_id,
             "endpoint": self.endpoint,
             "variant": self.variant,
@@ -70,11 +83,28 @@ class Impression:
     def encoded(self) -> bytes:
         return json.dumps(self.record(), separators=(",", ":")).encode()
 
+    def shown_list(self) -> ShownList | None:
+        """The ranked recipes to keep for attribution; None for similar users (they rank users)."""
+        if self.endpoint == "users":
+            return None
+        return ShownList(
+            recommendation_id=self.recommendation_id,
+            endpoint=self.endpoint,
+            variant=self.variant,
+            model=self.model,
+            recipe_ids=tuple(self.recipe_ids),
+            shown_at=self.timestamp.timestamp(),
+        )
+
+
+LogRecord = Impression | Attribution
+"""What the log publishes: what an answer showed, and what a user then did with it."""
+
 
 class Sink(Protocol):
     """Where the publisher thread writes a batch; raising drops (and counts) the batch."""
 
-    def write(self, batch: Sequence[Impression]) -> None: ...
+    def write(self, batch: Sequence[LogRecord]) -> None: ...
 
     def close(self) -> None: ...
 
@@ -83,14 +113,14 @@ class MemorySink:
     """The newest ``capacity`` records, in process (the embedded default, and what tests read)."""
 
     def __init__(self, capacity: int = MEMORY_RECORDS) -> None:
-        self._records: deque[Impression] = deque(maxlen=capacity)
+        self._records: deque[LogRecord] = deque(maxlen=capacity)
         self._lock = threading.Lock()
 
-    def write(self, batch: Sequence[Impression]) -> None:
+    def write(self, batch: Sequence[LogRecord]) -> None:
         with self._lock:
             self._records.extend(batch)
 
-    def records(self) -> list[Impression]:
+    def records(self) -> list[LogRecord]:
         with self._lock:
             return list(self._records)
 
@@ -107,10 +137,10 @@ class JsonlSink:
         self._backups = backups
         self._file: IO[bytes] | None = None
 
-    def write(self, batch: Sequence[Impression]) -> None:
-        for impression in batch:
+    def write(self, batch: Sequence[LogRecord]) -> None:
+        for record in batch:
             file = self._open()
-            file.write(impression.encoded() + b"\n")
+            file.write(record.encoded() + b"\n")
             if file.tell() >= self._max_bytes:
                 self._rotate()
         if self._file is not None:
@@ -137,7 +167,7 @@ class JsonlSink:
 
 
 class KafkaSink:
-    """The topic, keyed by user (one user's answers stay in order); the producer is made on first use.
+    """Each record to its kind's topic, keyed by user (a user's records stay in order); the producer made on first use.
 
     A send the broker never acknowledges is dropped and counted by its
     callback; a broker that cannot be reached fails the batch, and the next
@@ -146,15 +176,18 @@ class KafkaSink:
 
     def __init__(self, settings: Settings, timeout_ms: int = 2000) -> None:
         self._settings = settings
-        self._topic = settings.kafka_recommendations_topic
+        self._topics = {
+            Impression.kind: settings.kafka_recommendations_topic,
+            Attribution.kind: settings.kafka_attributions_topic,
+        }
         self._timeout_ms = timeout_ms
         self._producer: KafkaProducer | None = None
 
-    def write(self, batch: Sequence[Impression]) -> None:
+    def write(self, batch: Sequence[LogRecord]) -> None:
         producer = self._connect()
-        for impression in batch:
-            key = None if impression.user_id is None else str(impression.user_id).encode()
-            future = producer.send(self._topic, value=impression.encoded(), key=key)
+        for record in batch:
+            key = None if record.user_id is None else str(record.user_id).encode()
+            future = producer.send(self._topics[record.kind], value=record.encoded(), key=key)
             future.add_errback(_dropped_by_broker)
 
     def _connect(self) -> KafkaProducer:
@@ -190,11 +223,15 @@ def _dropped_by_broker(_: BaseException) -> None:
 
 
 class ImpressionLog:
-    """The bounded queue in front of a sink, drained by one daemon thread."""
+    """The bounded queue in front of a sink (and the store of shown lists), drained by one daemon thread."""
 
-    def __init__(self, sink: Sink, queue_size: int) -> None:
+    def __init__(
+        self, sink: Sink, queue_size: int, store: InteractionStore | None = None, shown_ttl_seconds: int = 0
+    ) -> None:
         self.sink = sink
-        self._queue: queue.Queue[Impression | None] = queue.Queue(maxsize=queue_size)
+        self._store = store
+        self._shown_ttl = shown_ttl_seconds
+        self._queue: queue.Queue[LogRecord | None] = queue.Queue(maxsize=queue_size)
         self._failing = False
         self._thread = threading.Thread(target=self._drain, name="impression-log", daemon=True)
         self._thread.start()
@@ -202,8 +239,15 @@ class ImpressionLog:
     def publish(self, impression: Impression) -> None:
         """Count the impression and queue it; a full queue drops it (counted), never waits."""
         IMPRESSIONS.labels(impression.endpoint, impression.variant, impression.model).inc()
+        self._put(impression)
+
+    def publish_attribution(self, attribution: Attribution) -> None:
+        """Queue an attributed interaction's record (counted by the attributor); never waits."""
+        self._put(attribution)
+
+    def _put(self, record: LogRecord) -> None:
         try:
-            self._queue.put_nowait(impression)
+            self._queue.put_nowait(record)
         except queue.Full:
             IMPRESSIONS_DROPPED.labels("queue_full").inc()
 
@@ -218,7 +262,7 @@ class ImpressionLog:
 
     def _drain(self) -> None:
         while True:
-            batch: list[Impression] = []
+            batch: list[LogRecord] = []
             item = self._queue.get()
             while item is not None:
                 batch.append(item)
@@ -229,11 +273,25 @@ class ImpressionLog:
                 except queue.Empty:
                     break
             if batch:
+                self._remember(batch)
                 self._write(batch)
             if item is None:
                 return
 
-    def _write(self, batch: list[Impression]) -> None:
+    def _remember(self, batch: list[LogRecord]) -> None:
+        """Keep the batch's shown lists in the store, for attribution; a failure loses them (counted)."""
+        if self._store is None:
+            return
+        shown = [entry for r in batch if isinstance(r, Impression) and (entry := r.shown_list()) is not None]
+        if not shown:
+            return
+        try:
+            self._store.remember_shown(shown, self._shown_ttl)
+        except Exception as exc:  # any store failure: attribution loses these lists, answers lose nothing
+            SHOWN_LISTS_DROPPED.inc(len(shown))
+            logger.warning("cannot keep %d shown lists for attribution: %r", len(shown), exc)
+
+    def _write(self, batch: list[LogRecord]) -> None:
         """Write one batch; a failure drops it, logged once per outage (not once per batch)."""
         try:
             self.sink.write(batch)
@@ -250,8 +308,12 @@ class ImpressionLog:
         self._failing = False
 
 
-def open_impression_log(settings: Settings) -> ImpressionLog:
-    """The impression log the settings name: Kafka, else the JSONL file, else the in-process buffer."""
+def open_impression_log(settings: Settings, store: InteractionStore | None = None) -> ImpressionLog:
+    """The impression log the settings name: Kafka, else the JSONL file, else the in-process buffer.
+
+    ``store``: where the shown lists are kept for attribution (the API's); None keeps none (a consumer,
+    which publishes attributions only).
+    """
     sink: Sink
     if settings.kafka_bootstrap_servers:
         sink = KafkaSink(settings)
@@ -259,4 +321,5 @@ def open_impression_log(settings: Settings) -> ImpressionLog:
         sink = JsonlSink(settings.impression_log_path, settings.impression_log_max_bytes)
     else:
         sink = MemorySink()
-    return ImpressionLog(sink, settings.impression_queue_size)
+    shown_ttl = math.ceil(settings.attribution_window_hours * 3600)
+    return ImpressionLog(sink, settings.impression_queue_size, store, shown_ttl)

@@ -22,6 +22,8 @@ from prometheus_client import (
 )
 from prometheus_client.multiprocess import MultiProcessCollector
 
+from recipe_ml.events.attribution import AttributionMetrics
+
 LATENCY_BUCKETS = (
     0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01,
     0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
@@ -66,6 +68,13 @@ DROP_REASONS = ("queue_full", "sink_error", "broker")
 """The reasons of ``IMPRESSIONS_DROPPED``, each counted from 0, so the dashboard's panel has data before a drop."""
 for _reason in DROP_REASONS:
     IMPRESSIONS_DROPPED.labels(_reason)
+
+SHOWN_LISTS_DROPPED = Counter(
+    "recipe_shown_lists_dropped_total",
+    "Answers whose ranked recipes could not be kept for attribution (the store refused them)",
+)
+ATTRIBUTION = AttributionMetrics(REGISTRY)
+"""The API process's attribution counters (a consumer has its own, in its registry)."""
 
 MODEL_REFUSED = Gauge(
     "recipe_model_version_refused",

@@ -6,14 +6,17 @@ in-process memory, the embedded default. Both backends pass the same tests.
 
 from __future__ import annotations
 
+import json
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import ClassVar, Protocol
 
 DEDUPE_TTL_SECONDS = 7 * 24 * 3600
 """How long an applied event id is remembered: far beyond any redelivery."""
+MAX_SHOWN_LISTS = 100_000
+"""Shown lists the in-process store keeps (the newest); Redis keeps each for its TTL instead."""
 MAX_RECENT_ITEMS = 500
 """Recipes kept per user in the recent list (newest first, each once)."""
 INVALIDATION_GUARD_SECONDS = 5.0
@@ -62,6 +65,28 @@ class RecordedInteraction:
     rating: int | None
     timestamp: float
     """Epoch seconds: the event's time, else when it was applied."""
+
+
+@dataclass(frozen=True)
+class ShownList:
+    """A ranked list of recipes an answer showed, kept to attribute the interactions that follow it."""
+
+    recommendation_id: str
+    endpoint: str
+    variant: str
+    model: str
+    recipe_ids: tuple[int, ...]
+    """In rank order: a recipe's rank is its index plus one."""
+    shown_at: float
+    """Epoch seconds."""
+
+    def encoded(self) -> bytes:
+        return json.dumps(asdict(self), separators=(",", ":")).encode()
+
+    @classmethod
+    def decoded(cls, raw: bytes) -> ShownList:
+        fields = json.loads(raw)
+        return cls(**{**fields, "recipe_ids": tuple(fields["recipe_ids"])})
 
 
 class ResponseCache(ABC):
@@ -133,6 +158,20 @@ class InteractionStore(ABC):
         """Every interaction applied so far, each once, in the order applied: what a retrain learns from.
 
         Raises on a backend outage (a retrain then says it trained without them).
+        """
+
+    @abstractmethod
+    def remember_shown(self, shown: Sequence[ShownList], ttl_seconds: int) -> None:
+        """Keep each list for ``ttl_seconds`` under its recommendation id (a newer list of an id replaces it).
+
+        Raises on a backend outage (the caller counts the lists it lost).
+        """
+
+    @abstractmethod
+    def shown(self, recommendation_id: str) -> ShownList | None:
+        """The list kept under ``recommendation_id``; None when it was never kept, or has expired.
+
+        Raises on a backend outage.
         """
 
     @abstractmethod

@@ -9,17 +9,19 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from recipe_ml.config import Settings
 from recipe_ml.storage.base import (
     DEDUPE_TTL_SECONDS,
     INVALIDATION_GUARD_SECONDS,
     MAX_RECENT_ITEMS,
+    MAX_SHOWN_LISTS,
     Interaction,
     InteractionStore,
     RecordedInteraction,
     ResponseCache,
+    ShownList,
 )
 from recipe_ml.storage.decay import RESCALE_AFTER_HALF_LIVES, decayed, event_seconds
 
@@ -122,6 +124,7 @@ class MemoryInteractionStore(InteractionStore):
         max_recent: int = MAX_RECENT_ITEMS,
         max_users: int = DEFAULT_MAX_USERS,
         max_recipes: int = DEFAULT_MAX_RECIPES,
+        max_shown: int = MAX_SHOWN_LISTS,
         dedupe_ttl_seconds: float = DEDUPE_TTL_SECONDS,
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -133,6 +136,7 @@ class MemoryInteractionStore(InteractionStore):
         self._max_recent = max_recent
         self._max_users = max_users
         self._max_recipes = max_recipes
+        self._max_shown = max_shown
         self._dedupe_ttl = dedupe_ttl_seconds
         self._clock = clock
         self._lock = threading.Lock()
@@ -142,6 +146,8 @@ class MemoryInteractionStore(InteractionStore):
         """user → recent recipes, the least recently updated user first."""
         self._counters: OrderedDict[int, float] = OrderedDict()
         """recipe → trending counter, the least recently updated recipe first."""
+        self._shown: OrderedDict[str, tuple[float, ShownList]] = OrderedDict()
+        """recommendation id → (expiry, list), the oldest first (the TTL is one setting: expiries grow)."""
         self._landmark: float | None = None
         self._log: list[RecordedInteraction] = []
 
@@ -182,6 +188,22 @@ class MemoryInteractionStore(InteractionStore):
     def interactions(self) -> list[RecordedInteraction]:
         with self._lock:
             return list(self._log)
+
+    def remember_shown(self, shown: Sequence[ShownList], ttl_seconds: int) -> None:
+        with self._lock:
+            now = self._clock()
+            while self._shown and next(iter(self._shown.values()))[0] <= now:
+                self._shown.popitem(last=False)
+            for entry in shown:
+                self._shown.pop(entry.recommendation_id, None)
+                self._shown[entry.recommendation_id] = (now + ttl_seconds, entry)
+            while len(self._shown) > self._max_shown:
+                self._shown.popitem(last=False)
+
+    def shown(self, recommendation_id: str) -> ShownList | None:
+        with self._lock:
+            expiry, entry = self._shown.get(recommendation_id, (0.0, None))
+            return entry if expiry > self._clock() else None
 
     def trending(self, limit: int) -> list[tuple[int, float]]:
         with self._lock:

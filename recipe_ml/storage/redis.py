@@ -25,6 +25,7 @@ from recipe_ml.storage.base import (
     InteractionStore,
     RecordedInteraction,
     ResponseCache,
+    ShownList,
 )
 from recipe_ml.storage.decay import RESCALE_AFTER_HALF_LIVES, decayed, event_seconds
 
@@ -321,6 +322,21 @@ class RedisInteractionStore(InteractionStore):
             if len(chunk) < LOG_READ_CHUNK:
                 return records
 
+    def remember_shown(self, shown: Sequence[ShownList], ttl_seconds: int) -> None:
+        """One pipelined round trip of ``SET … EX`` for the lists (the impression log's batch)."""
+        if not shown:
+            return
+        pipe = self._client.pipeline(transaction=False)
+        for entry in shown:
+            pipe.set(self._shown(entry.recommendation_id), entry.encoded(), ex=ttl_seconds)
+        with self._breaker.call():
+            pipe.execute()
+
+    def shown(self, recommendation_id: str) -> ShownList | None:
+        with self._breaker.call():
+            raw = self._client.get(self._shown(recommendation_id))
+        return None if raw is None else ShownList.decoded(raw)
+
     def trending(self, limit: int) -> list[tuple[int, float]]:
         if limit <= 0:
             return []
@@ -339,3 +355,6 @@ class RedisInteractionStore(InteractionStore):
 
     def _recent(self, user_id: int) -> str:
         return f"{self._prefix}recent:{user_id}"
+
+    def _shown(self, recommendation_id: str) -> str:
+        return f"{self._prefix}shown:{recommendation_id}"

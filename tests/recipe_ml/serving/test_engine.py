@@ -541,7 +541,7 @@ def shown(eng: RecommendationEngine) -> list[Impression]:
     sink = eng.impressions.sink
     assert isinstance(sink, MemorySink)
     eng.impressions.close()  # everything published is written
-    return sink.records()
+    return [record for record in sink.records() if isinstance(record, Impression)]
 
 
 async def test_every_answer_has_its_own_id_and_is_logged_as_shown(als: LocalBackend, popularity: LocalBackend) -> None:

@@ -10,16 +10,20 @@ from pathlib import Path
 import pytest
 
 from recipe_ml.config import Settings
+from recipe_ml.events.attribution import Attribution
 from recipe_ml.events.schema import new_recommendation_id
 from recipe_ml.serving.impressions import (
     Impression,
     ImpressionLog,
     JsonlSink,
     KafkaSink,
+    LogRecord,
     MemorySink,
     open_impression_log,
 )
-from recipe_ml.serving.telemetry import IMPRESSIONS, IMPRESSIONS_DROPPED
+from recipe_ml.serving.telemetry import IMPRESSIONS, IMPRESSIONS_DROPPED, SHOWN_LISTS_DROPPED
+from recipe_ml.storage.memory import MemoryInteractionStore
+from recipe_ml.storage.redis import RedisInteractionStore
 from tests.fixtures.kafka import TansuBroker
 from tests.fixtures.wait import wait_until
 
@@ -36,6 +40,19 @@ def impression(user_id: int, endpoint: str = "recipes") -> Impression:
     )
 
 
+def attribution(shown: Impression, rank: int = 1) -> Attribution:
+    return Attribution(
+        recommendation_id=shown.recommendation_id,
+        endpoint=shown.endpoint,
+        variant=shown.variant,
+        model=shown.model,
+        user_id=shown.user_id,
+        recipe_id=shown.recipe_ids[rank - 1],
+        interaction_type="cook",
+        rank=rank,
+    )
+
+
 def dropped(reason: str) -> float:
     value: float = IMPRESSIONS_DROPPED.labels(reason)._value.get()
     return value
@@ -49,14 +66,14 @@ class GatedSink(MemorySink):
         self.entered = threading.Event()
         self.release = threading.Event()
 
-    def write(self, batch: Sequence[Impression]) -> None:
+    def write(self, batch: Sequence[LogRecord]) -> None:
         self.entered.set()
         self.release.wait()
         super().write(batch)
 
 
 class BrokenSink(MemorySink):
-    def write(self, batch: Sequence[Impression]) -> None:
+    def write(self, batch: Sequence[LogRecord]) -> None:
         raise OSError("disk full")
 
 
@@ -126,6 +143,7 @@ def test_the_jsonl_file_rotates_and_keeps_every_line(tmp_path: Path, closing: li
     lines = [json.loads(line) for file in files for line in file.read_text().splitlines()]
     assert [line["recommendationId"] for line in lines] == [r.recommendation_id for r in published]
     assert lines[0] == {
+        "kind": "impression",
         "recommendationId": published[0].recommendation_id,
         "endpoint": "recipes",
         "variant": "default",
@@ -136,6 +154,65 @@ def test_the_jsonl_file_rotates_and_keeps_every_line(tmp_path: Path, closing: li
         "timestamp": published[0].timestamp.isoformat(),
     }
     assert lines[1]["userIds"] == [1, 2, 3] and "recipeIds" not in lines[1]
+
+
+def test_attributions_are_written_beside_the_impressions_saying_their_kind(
+    tmp_path: Path, closing: list[ImpressionLog]
+) -> None:
+    path = tmp_path / "impressions.jsonl"
+    log = ImpressionLog(JsonlSink(path, max_bytes=1 << 20), queue_size=100)
+    closing.append(log)
+    shown = impression(3)
+
+    log.publish(shown)
+    log.publish_attribution(attribution(shown, rank=2))
+    log.close()
+
+    lines = [json.loads(line) for line in path.read_text().splitlines()]
+    assert [(line["kind"], line["recommendationId"]) for line in lines] == [
+        ("impression", shown.recommendation_id),
+        ("attribution", shown.recommendation_id),
+    ]
+    assert (lines[1]["rank"], lines[1]["recipeId"], lines[1]["interactionType"]) == (2, 4, "cook")
+
+
+@pytest.mark.parametrize("backend", ["memory", "redis"])
+def test_with_a_store_the_ranked_recipes_of_each_answer_are_kept_for_attribution(
+    backend: str, closing: list[ImpressionLog], request: pytest.FixtureRequest
+) -> None:
+    store = (
+        MemoryInteractionStore(24.0)
+        if backend == "memory"
+        else RedisInteractionStore(request.getfixturevalue("redis_url"), 24.0)
+    )
+    log = ImpressionLog(MemorySink(), queue_size=100, store=store, shown_ttl_seconds=600)
+    closing.append(log)
+    recipes, users = impression(5), impression(6, endpoint="users")
+
+    log.publish(recipes)
+    log.publish(users)
+
+    wait_until(lambda: store.shown(recipes.recommendation_id) is not None, 10, "the recipes list kept")
+    kept = store.shown(recipes.recommendation_id)
+    assert kept is not None and (kept.recipe_ids, kept.variant, kept.model) == ((5, 6, 7), "default", "als")
+    log.close()
+    assert store.shown(users.recommendation_id) is None, "similar users rank users: nothing to attribute"
+
+
+def test_a_store_that_refuses_the_shown_lists_costs_them_counted_and_the_records_still_go_out(
+    closing: list[ImpressionLog],
+) -> None:
+    sink = MemorySink()
+    store = RedisInteractionStore("redis://127.0.0.1:1/0", 24.0)  # nothing listens on port 1
+    log = ImpressionLog(sink, queue_size=100, store=store, shown_ttl_seconds=600)
+    closing.append(log)
+    before = SHOWN_LISTS_DROPPED._value.get()
+
+    for user_id in range(10):
+        log.publish(impression(user_id))
+
+    wait_until(lambda: len(sink.records()) == 10, 30, "the 10 records written")
+    assert SHOWN_LISTS_DROPPED._value.get() == before + 10
 
 
 def test_the_settings_pick_the_sink(tmp_path: Path, closing: list[ImpressionLog]) -> None:
@@ -152,6 +229,7 @@ def test_kafka_receives_every_record_and_a_stopped_broker_costs_records_only(
     kafka_broker: TansuBroker, closing: list[ImpressionLog]
 ) -> None:
     kafka_broker.create_topic("recommendations")
+    kafka_broker.create_topic("attributions")
     settings = Settings(_env_file=None, kafka_bootstrap_servers=kafka_broker.bootstrap)  # type: ignore[call-arg]
     log = ImpressionLog(KafkaSink(settings, timeout_ms=500), queue_size=50)
     closing.append(log)
@@ -165,6 +243,9 @@ def test_kafka_receives_every_record_and_a_stopped_broker_costs_records_only(
         r.recommendation_id for r in published
     )
     assert {r.key for r in records} == {str(user_id).encode() for user_id in range(30)}
+    log.publish_attribution(attribution(published[4], rank=3))
+    [attributed] = kafka_broker.read_all("attributions", 1)
+    assert json.loads(attributed.value)["kind"] == "attribution" and attributed.key == b"4"
 
     kafka_broker.stop()
     before = sum(dropped(reason) for reason in ("queue_full", "sink_error", "broker"))

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import pytest
 
 from recipe_ml.events.schema import InteractionEvent, InteractionType
-from recipe_ml.storage.base import InteractionStore, RecordedInteraction, ResponseCache
+from recipe_ml.storage.base import InteractionStore, RecordedInteraction, ResponseCache, ShownList
 from recipe_ml.storage.decay import RESCALE_AFTER_HALF_LIVES
 from recipe_ml.storage.memory import MemoryCache, MemoryInteractionStore
 from recipe_ml.storage.redis import LOG_READ_CHUNK, RedisCache, RedisInteractionStore
@@ -231,6 +231,42 @@ def test_trending_survives_the_landmark_rescale(store: InteractionStore, clock: 
     top = dict(store.trending(5))
     assert top[400] == pytest.approx(1.0)
     assert top[300] == pytest.approx(2.0**-1000, rel=1e-9, abs=0.0)
+
+
+def shown_list(recommendation_id: str, recipes: tuple[int, ...] = (5, 3, 9)) -> ShownList:
+    return ShownList(recommendation_id, "recipes", "control", "two_tower", recipes, START)
+
+
+def test_shown_reads_back_the_list_remembered_under_its_id(store: InteractionStore) -> None:
+    store.remember_shown([shown_list("a" * 32), shown_list("b" * 32, (1,))], ttl_seconds=60)
+
+    assert store.shown("a" * 32) == shown_list("a" * 32)
+    assert store.shown("b" * 32) == shown_list("b" * 32, (1,))
+    assert store.shown("c" * 32) is None
+    store.remember_shown([], ttl_seconds=60)  # an empty batch is nothing to do
+
+
+def test_a_newer_list_under_the_same_id_replaces_the_older(store: InteractionStore) -> None:
+    store.remember_shown([shown_list("a" * 32)], ttl_seconds=60)
+    store.remember_shown([shown_list("a" * 32, (7, 8))], ttl_seconds=60)
+    assert store.shown("a" * 32) == shown_list("a" * 32, (7, 8))
+
+
+def test_a_shown_list_is_forgotten_after_its_ttl(backend: str, store: InteractionStore, clock: FakeClock) -> None:
+    store.remember_shown([shown_list("a" * 32)], ttl_seconds=1)
+    store.remember_shown([shown_list("b" * 32)], ttl_seconds=3600)
+    assert store.shown("a" * 32) is not None
+    if backend == "memory":
+        clock.now += 2
+    wait_until(lambda: store.shown("a" * 32) is None, timeout=30, what="the 1 s shown list expires")
+    assert store.shown("b" * 32) == shown_list("b" * 32)
+
+
+def test_memory_store_keeps_at_most_max_shown_lists(clock: FakeClock) -> None:
+    store = MemoryInteractionStore(HALF_LIFE_HOURS, max_shown=2, clock=clock)
+    store.remember_shown([shown_list(f"{n:032x}") for n in range(3)], ttl_seconds=60)
+    assert store.shown(f"{0:032x}") is None, "the oldest list goes"
+    assert store.shown(f"{2:032x}") is not None
 
 
 def test_stores_reject_a_non_positive_half_life(backend: str, request: pytest.FixtureRequest) -> None:
