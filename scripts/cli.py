@@ -6,6 +6,7 @@
     recipe-ml trainer    # train --live --promote-if-better every RETRAIN_INTERVAL
     recipe-ml bentofile  # the bentofile of `make build`: the promoted versions
     recipe-ml evaluate   # offline evaluation report (training_artifacts/reports/)
+    recipe-ml experiment report  # the online experiment: per variant, cook rate with its interval
     recipe-ml consume    # the Kafka sidecar consumer
     recipe-ml produce    # demo interaction events drawn from the real data
 
@@ -32,6 +33,7 @@ COMMANDS = {
     "trainer": ("scripts.trainer", "retrain on live data and promote if better, every RETRAIN_INTERVAL"),
     "bentofile": ("scripts.bentofile", "bentofile.yaml with the promoted model versions (make build)"),
     "evaluate": ("scripts.evaluate", "offline evaluation on the validation split; writes the report"),
+    "experiment": ("scripts.experiment", "the online experiment's report from the impression log"),
     "consume": ("scripts.consume", "consume interaction events from Kafka into Redis"),
     "produce": ("scripts.produce_events", "send demo interaction events to Kafka or the HTTP API"),
 }
@@ -44,7 +46,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         prog="recipe-ml",
         description="Recipe ML Backend commands; `recipe-ml COMMAND --help` for each.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="\n".join(f"  {name:<9} {text}" for name, (_, text) in COMMANDS.items()),
+        epilog="\n".join(f"  {name:<10} {text}" for name, (_, text) in COMMANDS.items()),
     )
     parser.add_argument("command", choices=list(COMMANDS), metavar="COMMAND", help=", ".join(COMMANDS))
     if not args or args[0] in {"-h", "--help"}:

@@ -1,7 +1,7 @@
-"""The offline evaluation report's figures: ``evaluation.png`` (metrics per model) and ``frontier.png``.
+"""The reports' figures: ``evaluation.png`` (metrics per model), ``frontier.png``, ``experiment.png``.
 
 matplotlib is imported when a figure is drawn, not with the module: only
-``recipe-ml evaluate`` draws.
+``recipe-ml evaluate`` and ``recipe-ml experiment report`` draw.
 """
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+from recipe_ml.evaluation.online import ExperimentReport
 from recipe_ml.evaluation.policy import PolicyFit
 from recipe_ml.evaluation.results import (
     BASELINE,
@@ -120,4 +121,34 @@ def render_frontier(results: Sequence[ModelResult], sweeps: Sweeps, fit: PolicyF
     axes[1].legend(fontsize=7, loc="lower left")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def render_experiment(report: ExperimentReport, path: Path) -> None:
+    """Cook rate (left) and click-through (right) per variant, with their 95% intervals."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    names = [v.variant for v in report.variants]
+    for ax, title, rates in (
+        (axes[0], "cook rate", [v.cook_rate for v in report.variants]),
+        (axes[1], "click-through", [v.click_through for v in report.variants]),
+    ):
+        values = [r.value for r in rates]
+        errors = [[r.value - r.low for r in rates], [r.high - r.value for r in rates]]
+        ax.bar(names, values, yerr=errors, capsize=6, color="tab:blue")
+        for i, (rate, result) in enumerate(zip(rates, report.variants, strict=True)):
+            note = f"{rate.value:.1%}\nn={result.impressions}"
+            if result.variant != report.reference:
+                note += f"\np={rate.p_value:.3f}"
+            ax.annotate(note, (i, rate.high), ha="center", va="bottom", fontsize=8)
+        ax.set_ylim(0, max([r.high for r in rates] + [0.01]) * 1.35)
+        ax.yaxis.set_major_formatter(lambda y, _: f"{y:.0%}")
+        ax.set_title(f"{title} per variant (answers of {report.endpoint!r}, 95% CI)")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
     plt.close(fig)
