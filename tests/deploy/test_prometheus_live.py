@@ -5,8 +5,9 @@ and a ``recipe-ml consume`` process (on a tansu broker), with the shipped
 configuration (its jobs pointed at these two) and the shipped rules. The test
 makes the service do what the expressions count (traffic on every endpoint,
 cache hits, a runner frozen into a fallback, a Redis outage with its 503s and
-retried events, a message for the DLQ), then asks Prometheus's HTTP API, until
-a generous deadline, for:
+retried events, a message for the DLQ, interactions naming the answer that
+showed their recipe, through the API and the consumer, so that they are
+attributed), then asks Prometheus's HTTP API, until a generous deadline, for:
 
 - every dashboard query: at least one number (NaN is no data: a panel shows nothing);
 - every alert: each of its signals (what it compares with its threshold, see
@@ -121,17 +122,24 @@ class Traffic:
             with httpx.Client(base_url=self._base_url, timeout=30) as api:
                 while not self._stop.wait(0.2):  # a pace, not a wait for a condition
                     user = self._users[round_ % 5]  # a few users: the cache answers most requests
-                    api.post("/api/recommendations/recipes", json={"user_id": user, "top_k": 5})
+                    answer = api.post("/api/recommendations/recipes", json={"user_id": user, "top_k": 5})
                     api.post("/api/recommendations/batch", json={"user_ids": self._users[:3], "top_k": 5})
                     api.post("/api/recommendations/users", json={"user_id": user, "top_k": 3})
                     api.post("/api/recommendations/similar-recipes", json={"recipe_id": self._recipe, "top_k": 3})
                     api.post("/api/recommendations/cold-start", json={"top_k": 5})
-                    event = {**INTERACTION, "userId": user, "recipeId": self._recipe}
+                    event = {**INTERACTION, "userId": user, **self._attributed(answer)}
                     api.post("/api/interactions", json=event)  # 503 while Redis is out: counted, not checked
                     self._producer.send(self._topic, json.dumps({**event, "interactionType": "cook"}).encode())
                     round_ += 1
         except Exception as exc:  # reported by running(): a failed request is a failed test
             self.failures.append(exc)
+
+    def _attributed(self, answer: httpx.Response) -> dict[str, Any]:
+        """The answer's first recipe and its id, so the events are attributed to it; no answer: the fixed recipe."""
+        body = answer.json() if answer.status_code == 200 else {}
+        if not body.get("recommendations"):
+            return {"recipeId": self._recipe}
+        return {"recipeId": body["recommendations"][0]["recipe_id"], "recommendationId": body["recommendation_id"]}
 
 
 def metric_text(url: str) -> str:
@@ -204,15 +212,17 @@ def consumer_process(
     kafka_broker: TansuBroker, private_redis: RedisServer, unique_name: Callable[[str], str]
 ) -> Iterator[tuple[str, str]]:
     """``recipe-ml consume`` on its own topic and group; yields (topic, metrics address)."""
-    topic, dlq = unique_name("interactions"), unique_name("dlq")
+    topic, dlq, attributions = unique_name("interactions"), unique_name("dlq"), unique_name("attributions")
     kafka_broker.create_topic(topic, partitions=2)
     kafka_broker.create_topic(dlq)
+    kafka_broker.create_topic(attributions)
     port = free_port()
     env = {key: val for key, val in os.environ.items() if key not in {"REDIS_URL", "KAFKA_BOOTSTRAP_SERVERS"}}
     env.update(
         KAFKA_BOOTSTRAP_SERVERS=kafka_broker.bootstrap,
         KAFKA_TOPIC=topic,
         KAFKA_DLQ_TOPIC=dlq,
+        KAFKA_ATTRIBUTIONS_TOPIC=attributions,
         KAFKA_GROUP_ID=unique_name("group"),
         REDIS_URL=private_redis.url(),
         CONSUMER_METRICS_PORT=str(port),
