@@ -6,7 +6,13 @@
 Starts ``bentoml serve`` (the API and its runners) and ``harness.peer`` (the
 same stored Two-Tower vectors and ranking work in one FastAPI process) in its
 two forms: its handler on the event loop (``async``) and in Starlette's thread
-pool (``threads``). Drives them all with wrk (``harness/wrk_recipes.lua``) on
+pool (``threads``). The API runs with what measures it online: an experiment of
+two arms that rank alike, and the impression log in a JSONL file (with each
+answer's shown list kept for attribution); a second API without them
+(``IMPRESSION_LOG_ENABLED=false``, no experiment) runs right after it in each
+phase (the two in the order A B B A, each at its better run), so the
+measurement's cost is printed side by side. Drives them all with wrk
+(``harness/wrk_recipes.lua``) on
 ``POST /api/recommendations/recipes``, user ids rotating over every training
 user: uncached (each request excludes a recipe id never sent before, so the
 model scores it) and cached (a few warmed requests repeated), at 1, 16 and 64
@@ -52,10 +58,14 @@ WRK_SCRIPT = Path(__file__).with_name("wrk_recipes.lua")
 CONNECTIONS = (1, 16, 64)
 MODES = ("uncached", "cached")
 WARM_USERS = 20
+"""Users of the cached phases (their answers are cached before the phase)."""
 PEER_FORMS = {"async": False, "threads": True}
 """The peer's handler forms: name -> runs in Starlette's thread pool (``harness.peer --thread-pool``)."""
-"""Users of the cached phases (their answers are cached before the phase)."""
 RECIPES_PATH = "/api/recommendations/recipes"
+BENCH_EXPERIMENT = "name: bench\nsalt: bench\nvariants:\n  - {name: a, weight: 1}\n  - {name: b, weight: 1}\n"
+"""Two arms doing the same ranking work: what is measured is the assignment and the logging, not a policy."""
+COST_TARGET = 1.05
+"""The measurement's most: requests/s without it over requests/s with it, at 16 connections, uncached."""
 _RUNS = itertools.count()
 """Numbers the wrk runs of this process, so uncached bodies never repeat across runs."""
 
@@ -236,6 +246,8 @@ class Phase:
     mode: str
     connections: int
     api: WrkResult
+    off: WrkResult
+    """The API with the impression log off and no experiment (``IMPRESSION_LOG_ENABLED=false``)."""
     peers: dict[str, WrkResult]
     batches: str
     fallbacks: dict[str, float]
@@ -255,6 +267,33 @@ class Phase:
         return max(result.rps for result in self.peers.values())
 
 
+COST_NAME = "measurement cost (id, assignment, impression log, shown lists)"
+
+
+def measurement_cost(phases: list[Phase]) -> list[str]:
+    """The uncached phases' ratios of the API without the measurement over the API with it.
+
+    req/s off/on (above 1: the measurement costs throughput) and p50 on/off (above 1: it costs latency), each
+    connection count; the target is the issue's, on req/s at 16 connections.
+    """
+    by = {phase.connections: phase for phase in phases if phase.mode == "uncached"}
+    order = sorted(by, key=lambda connections: (connections != 16, connections))
+    lines = []
+    for connections in order:
+        off, on = by[connections].off, by[connections].api
+        target = f" (target <= {COST_TARGET:.2f}x)" if connections == 16 else ""
+        lines.append(
+            f"{COST_NAME}: req/s off/on at {connections} connections uncached = {ratio(off.rps, on.rps).strip()}"
+            + target
+        )
+    lines += [
+        f"{COST_NAME}: p50 on/off at {connections} connections uncached = "
+        + ratio(by[connections].api.p50_ms, by[connections].off.p50_ms).strip()
+        for connections in order
+    ]
+    return lines
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--bentoml-home", type=Path, required=True, help="model store home of both servers")
@@ -268,41 +307,69 @@ def main() -> None:
     users_file = Path(tempfile.mkdtemp(prefix="bench_users_")) / "users.txt"
     users_file.write_text("\n".join(str(u) for u in users) + "\n")
     env = {"REDIS_URL": args.redis_url} if args.redis_url else {}
+    scratch = Path(tempfile.mkdtemp(prefix="bench_measured_"))
+    (scratch / "experiment.yaml").write_text(BENCH_EXPERIMENT)
+    measured = {
+        **env,
+        "EXPERIMENTS": str(scratch / "experiment.yaml"),
+        "IMPRESSION_LOG_ENABLED": "true",
+        "IMPRESSION_LOG_PATH": str(scratch / "impressions.jsonl"),
+    }
+    # The servers inherit this process's environment: an experiment set there would run on the API meant
+    # to run without one (an empty value cannot unset it: it is no path).
+    os.environ.pop("EXPERIMENTS", None)
+    # BentoML keeps a server's metrics under its BENTOML_HOME and clears them when a server starts: the second
+    # API gets a home of its own, sharing the model store.
+    off_home = scratch / "bentoml_home"
+    off_home.mkdir()
+    (off_home / "models").symlink_to((home / "models").resolve(), target_is_directory=True)
     phases: list[Phase] = []
 
-    with running_api(home, users[0], env) as (server, api_cold), ExitStack() as stack:
+    with (
+        running_api(home, users[0], measured) as (server, api_cold),
+        running_api(off_home, users[0], {**env, "IMPRESSION_LOG_ENABLED": "false"}) as (off_server, _),
+        ExitStack() as stack,
+    ):
         peers = {
             form: stack.enter_context(running_peer(home, users[0], in_thread_pool))
             for form, in_thread_pool in PEER_FORMS.items()
         }
         print(
-            f"API {server.base_url} (log {server.log_path}), peers "
+            f"API {server.base_url} (log {server.log_path}; experiment {BENCH_EXPERIMENT.split()[1]}, "
+            f"impression log {scratch / 'impressions.jsonl'}), measurement off {off_server.base_url}, peers "
             + ", ".join(f"{form} {peer.base_url}" for form, peer in peers.items())
             + f"; {len(users)} users, {args.seconds:g} s a run"
         )
         for mode in MODES:
             if mode == "cached":
-                for user in users[:WARM_USERS]:
-                    httpx.post(f"{server.base_url}{RECIPES_PATH}", json={"user_id": user}, timeout=30)
+                for base_url in (server.base_url, off_server.base_url):
+                    for user in users[:WARM_USERS]:
+                        httpx.post(f"{base_url}{RECIPES_PATH}", json={"user_id": user}, timeout=30)
             for connections in CONNECTIONS:
+                # The two APIs in the order A B B A, each at the better of its two runs: drift in the machine's
+                # load favours neither.
                 before = metric_values(server.base_url)
-                api = run_wrk(server.base_url, users_file, mode, connections, args.seconds)
+                api_runs = [run_wrk(server.base_url, users_file, mode, connections, args.seconds)]
                 after = metric_values(server.base_url)
+                off_runs = [run_wrk(off_server.base_url, users_file, mode, connections, args.seconds) for _ in "ab"]
+                api_runs.append(run_wrk(server.base_url, users_file, mode, connections, args.seconds))
+                api, off = (max(runs, key=lambda run: run.rps) for runs in (api_runs, off_runs))
                 results = {
                     form: run_wrk(peer.base_url, users_file, mode, connections, args.seconds)
                     for form, peer in peers.items()
                 }
                 phases.append(
-                    Phase(mode, connections, api, results, batch_sizes(before, after), fallbacks(before, after))
+                    Phase(mode, connections, api, off, results, batch_sizes(before, after), fallbacks(before, after))
                 )
                 print(f"  done: {mode} at {connections} connection(s)", flush=True)
         rss = {name: value / 2**20 for name, value in server.rss_by_process().items()}
+        off_rss = {name: value / 2**20 for name, value in off_server.rss_by_process().items()}
         peer_rss = {form: peer.process.memory_info().rss / 2**20 for form, peer in peers.items()}
 
     print()
     columns = "".join(f" | {form + ' p50':>13}{'p99':>9}{'req/s':>8}{'err':>5}" for form in PEER_FORMS)
     print(
-        f"{'phase':<18}{'API p50':>9}{'p99':>9}{'req/s':>8}{'err':>5}{columns}"
+        f"{'phase':<18}{'API p50':>9}{'p99':>9}{'req/s':>8}{'err':>5} | {'off p50':>8}{'p99':>9}{'req/s':>8}{columns}"
         f" | {'p50 API/peer':>12}{'req/s API/peer':>15}"
     )
     for phase in phases:
@@ -310,12 +377,16 @@ def main() -> None:
             f" | {peer.p50_ms:12.2f} {peer.p99_ms:8.2f} {peer.rps:7.0f} {peer.errors:4d}"
             for peer in phase.peers.values()
         )
-        api = phase.api
+        api, off = phase.api, phase.off
         print(
-            f"{phase.name:<18}{api.p50_ms:8.2f} {api.p99_ms:8.2f} {api.rps:7.0f} {api.errors:4d}{cells} |"
+            f"{phase.name:<18}{api.p50_ms:8.2f} {api.p99_ms:8.2f} {api.rps:7.0f} {api.errors:4d}"
+            f" | {off.p50_ms:7.2f} {off.p99_ms:8.2f} {off.rps:7.0f}{cells} |"
             f" {ratio(api.p50_ms, phase.peer_p50_ms):>12}{ratio(api.rps, phase.peer_rps):>15}"
         )
-    print("(API/peer ratios against the better peer form of each phase)")
+    print("(API/peer ratios against the better peer form of each phase; off: the API without the measurement)")
+    print()
+    for line in measurement_cost(phases):
+        print(line)
     print()
     print(
         "Two-Tower runner batch sizes, and fallbacks ('overloaded': BentoML shed the request, the next model answered):"
@@ -330,6 +401,11 @@ def main() -> None:
         + ", ".join(f"{name} {mb:.0f}" for name, mb in rss.items())
         + f"; all API processes {total:.0f}; peer "
         + ", ".join(f"{form} {mb:.0f}" for form, mb in peer_rss.items())
+    )
+    print(
+        "resident memory of the API without the measurement (MB): "
+        + ", ".join(f"{name} {mb:.0f}" for name, mb in off_rss.items())
+        + f"; all its processes {sum(off_rss.values()):.0f}"
     )
     print(
         f"cold start (process start to first 200): API {api_cold:.1f} s, peer "
@@ -359,6 +435,11 @@ def main() -> None:
             "req/s at 64 connections, uncached >= 1.2x peer",
             by[("uncached", 64)].api.rps >= 1.2 * by[("uncached", 64)].peer_rps,
             ratio(by[("uncached", 64)].api.rps, by[("uncached", 64)].peer_rps).strip(),
+        ),
+        (
+            f"measurement cost at 16 connections, uncached: req/s off/on <= {COST_TARGET:.2f}x",
+            by[("uncached", 16)].off.rps <= COST_TARGET * by[("uncached", 16)].api.rps,
+            ratio(by[("uncached", 16)].off.rps, by[("uncached", 16)].api.rps).strip(),
         ),
         ("all API processes <= 500 MB", total <= 500.0, f"{total:.0f} MB"),
         ("cold start <= 5 s", api_cold <= 5.0, f"{api_cold:.1f} s"),

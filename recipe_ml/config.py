@@ -138,6 +138,12 @@ class Settings(BaseSettings):
     """Where the attributed interactions go when KAFKA_BOOTSTRAP_SERVERS is set (without Kafka: the impression log)."""
     attribution_window_hours: float = Field(default=24.0, gt=0, le=24 * 30)
     """How long after an answer an interaction carrying its ``recommendationId`` is attributed to it."""
+    impression_log_enabled: bool = True
+    """False: no impression records and no shown lists kept, for a deployment that must not record what each
+    user was shown, or that runs no experiment and wants no per-answer logging work. Nothing is attributed
+    then: an interaction carrying a ``recommendationId`` is applied and counted unattributed, ``unknown``
+    (a consumer with it false publishes no attribution records either: set it alike for both). Answers keep
+    their ``recommendation_id`` and ``variant``."""
     impression_log_path: Path | None = None
     """Without Kafka: the rotating JSONL file of the impression log; unset = an in-process buffer only."""
     impression_log_max_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)

@@ -127,6 +127,8 @@ class RecommendationEngine:
         user_id: int | None,
         ranked: list[int],
     ) -> None:
+        if not self.impressions.enabled:  # IMPRESSION_LOG_ENABLED=false: not even the record is built
+            return
         self.impressions.publish(
             Impression(
                 recommendation_id=response.recommendation_id,

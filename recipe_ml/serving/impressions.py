@@ -15,6 +15,9 @@ the thread also keeps each answer's ranked recipes there for
 ``ATTRIBUTION_WINDOW_HOURS`` (``InteractionStore.remember_shown``), so that an
 interaction naming the answer can be attributed by whichever process applies
 it; a batch the store refuses is counted in ``recipe_shown_lists_dropped_total``.
+
+``IMPRESSION_LOG_ENABLED=false`` opens a disabled log instead: no thread, no
+record queued or written, no shown list kept, so an answer costs nothing for it.
 """
 
 from __future__ import annotations
@@ -223,27 +226,54 @@ def _dropped_by_broker(_: BaseException) -> None:
 
 
 class ImpressionLog:
-    """The bounded queue in front of a sink (and the store of shown lists), drained by one daemon thread."""
+    """The bounded queue in front of a sink (and the store of shown lists), drained by one daemon thread.
+
+    Disabled (``ImpressionLog.disabled()``, what ``IMPRESSION_LOG_ENABLED=false`` opens), it starts no thread
+    and publishing returns at once, having counted, queued and written nothing: the same type either way, so
+    the engine and the consumer hold one kind of log and only ask ``enabled``.
+    """
 
     def __init__(
-        self, sink: Sink, queue_size: int, store: InteractionStore | None = None, shown_ttl_seconds: int = 0
+        self,
+        sink: Sink,
+        queue_size: int,
+        store: InteractionStore | None = None,
+        shown_ttl_seconds: int = 0,
+        *,
+        enabled: bool = True,
     ) -> None:
         self.sink = sink
+        self._enabled = enabled
         self._store = store
         self._shown_ttl = shown_ttl_seconds
         self._queue: queue.Queue[LogRecord | None] = queue.Queue(maxsize=queue_size)
         self._failing = False
-        self._thread = threading.Thread(target=self._drain, name="impression-log", daemon=True)
-        self._thread.start()
+        self._thread: threading.Thread | None = None
+        if enabled:
+            self._thread = threading.Thread(target=self._drain, name="impression-log", daemon=True)
+            self._thread.start()
+
+    @classmethod
+    def disabled(cls) -> ImpressionLog:
+        """A log that publishes nothing and runs no thread; its in-process buffer stays empty."""
+        return cls(MemorySink(), queue_size=1, enabled=False)
+
+    @property
+    def enabled(self) -> bool:
+        """False: ``publish`` does nothing, so a caller can skip building the record at all."""
+        return self._enabled
 
     def publish(self, impression: Impression) -> None:
         """Count the impression and queue it; a full queue drops it (counted), never waits."""
+        if not self._enabled:
+            return
         IMPRESSIONS.labels(impression.endpoint, impression.variant, impression.model).inc()
         self._put(impression)
 
     def publish_attribution(self, attribution: Attribution) -> None:
         """Queue an attributed interaction's record (counted by the attributor); never waits."""
-        self._put(attribution)
+        if self._enabled:
+            self._put(attribution)
 
     def _put(self, record: LogRecord) -> None:
         try:
@@ -253,6 +283,9 @@ class ImpressionLog:
 
     def close(self, timeout: float = 5.0) -> None:
         """Write what is queued, then stop the thread and close the sink."""
+        if self._thread is None:
+            self.sink.close()
+            return
         try:
             self._queue.put(None, timeout=timeout)
         except queue.Full:
@@ -312,8 +345,11 @@ def open_impression_log(settings: Settings, store: InteractionStore | None = Non
     """The impression log the settings name: Kafka, else the JSONL file, else the in-process buffer.
 
     ``store``: where the shown lists are kept for attribution (the API's); None keeps none (a consumer,
-    which publishes attributions only).
+    which publishes attributions only). With ``IMPRESSION_LOG_ENABLED=false``: a disabled log, whatever
+    else is set (no producer made, no file opened).
     """
+    if not settings.impression_log_enabled:
+        return ImpressionLog.disabled()
     sink: Sink
     if settings.kafka_bootstrap_servers:
         sink = KafkaSink(settings)

@@ -8,7 +8,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from edge.model_store import load_from_store
-from harness.bench_api import parse_wrk, run_wrk
+from harness.bench_api import Phase, WrkResult, measurement_cost, parse_wrk, run_wrk
 from harness.peer import create_app
 from harness.server import LocalServer
 from recipe_ml.models.base import Recommender
@@ -48,6 +48,29 @@ def test_parse_wrk_reads_the_result_line_and_rejects_output_without_one() -> Non
     assert (result.p50_ms, result.p99_ms, result.requests, result.errors, result.rps) == (1.5, 9.0, 200, 3, 100.0)
     with pytest.raises(RuntimeError, match="no RESULT line"):
         parse_wrk("wrk: connection refused")
+
+
+def test_the_measurement_cost_is_off_over_on_per_uncached_phase_its_target_on_16_connections() -> None:
+    def run(rps: float, p50_ms: float) -> WrkResult:
+        return WrkResult(p50_ms=p50_ms, p99_ms=2 * p50_ms, requests=int(rps * 10), seconds=10.0, errors=0)
+
+    phases = [
+        Phase(mode, connections, run(100.0, 2.0), run(105.0, 1.6), {"async": run(1.0, 1.0)}, "", {})
+        for mode in ("uncached", "cached")
+        for connections in (1, 16, 64)
+    ]
+
+    lines = measurement_cost(phases)
+
+    name = "measurement cost (id, assignment, impression log, shown lists)"
+    assert lines == [
+        f"{name}: req/s off/on at 16 connections uncached = 1.05x (target <= 1.05x)",
+        f"{name}: req/s off/on at 1 connections uncached = 1.05x",
+        f"{name}: req/s off/on at 64 connections uncached = 1.05x",
+        f"{name}: p50 on/off at 16 connections uncached = 1.25x",
+        f"{name}: p50 on/off at 1 connections uncached = 1.25x",
+        f"{name}: p50 on/off at 64 connections uncached = 1.25x",
+    ]
 
 
 @pytest.mark.parametrize("in_thread_pool", [False, True], ids=["async", "threads"])

@@ -32,6 +32,7 @@ def fresh_settings() -> Iterator[None]:
         ("RETRAIN_INTERVAL", "weekly", "RETRAIN_INTERVAL: Value error, 'weekly' is not a duration"),
         ("MODEL_WATCH_SECONDS", "-1", "MODEL_WATCH_SECONDS: Input should be greater than or equal to 0"),
         ("GATE_NDCG_TOLERANCE", "1", "GATE_NDCG_TOLERANCE: Input should be less than 1"),
+        ("IMPRESSION_LOG_ENABLED", "sometimes", "IMPRESSION_LOG_ENABLED: Input should be a valid boolean"),
     ],
 )
 def test_a_bad_setting_is_an_error_naming_the_variable(
@@ -100,3 +101,15 @@ def test_real_secrets_pass(monkeypatch: pytest.MonkeyPatch, fresh_settings: None
 )
 def test_durations_are_seconds_or_a_number_with_a_unit(text: str, seconds: float) -> None:
     assert parse_duration(text) == seconds
+
+
+@pytest.mark.parametrize(("value", "enabled"), [(None, True), ("false", False), ("0", False), ("true", True)])
+def test_the_impression_log_is_on_unless_turned_off(
+    value: str | None, enabled: bool, monkeypatch: pytest.MonkeyPatch, fresh_settings: None
+) -> None:
+    if value is None:
+        monkeypatch.delenv("IMPRESSION_LOG_ENABLED", raising=False)
+    else:
+        monkeypatch.setenv("IMPRESSION_LOG_ENABLED", value)
+
+    assert get_settings().impression_log_enabled is enabled

@@ -576,6 +576,19 @@ async def test_every_answer_has_its_own_id_and_is_logged_as_shown(als: LocalBack
     )
 
 
+async def test_with_the_impression_log_off_nothing_is_logged_or_kept_and_answers_keep_their_ids(
+    als: LocalBackend, popularity: LocalBackend
+) -> None:
+    eng = engine(als, popularity, impression_log_enabled=False)
+    user = known_user(als.slot.ranker.model)
+
+    answer = await eng.recommend(RecipeRequest(user_id=user))
+
+    assert re.fullmatch(RECOMMENDATION_ID, answer.recommendation_id) and answer.variant == "default"
+    assert shown(eng) == []
+    assert eng.store.shown(answer.recommendation_id) is None, "no list kept: nothing to attribute"
+
+
 async def test_each_user_is_served_by_the_variant_assigned_or_forced(
     als: LocalBackend, popularity: LocalBackend, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

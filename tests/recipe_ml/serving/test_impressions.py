@@ -224,6 +224,32 @@ def test_the_settings_pick_the_sink(tmp_path: Path, closing: list[ImpressionLog]
     assert kinds == [MemorySink, JsonlSink, KafkaSink]
 
 
+def test_turned_off_the_log_writes_nothing_keeps_no_shown_list_and_runs_no_thread(
+    tmp_path: Path, closing: list[ImpressionLog]
+) -> None:
+    path = tmp_path / "impressions.jsonl"
+    store = MemoryInteractionStore(24.0)
+    settings = Settings(_env_file=None, impression_log_enabled=False, impression_log_path=path)  # type: ignore[call-arg]
+    threads = sum(thread.name == "impression-log" for thread in threading.enumerate())
+    counted = IMPRESSIONS.labels("recipes", "default", "als")._value.get()
+
+    log = open_impression_log(settings, store)
+    shown = [impression(user_id) for user_id in range(20)]
+    for record in shown:
+        log.publish(record)
+    log.publish_attribution(attribution(shown[0]))
+
+    assert not log.enabled
+    assert sum(thread.name == "impression-log" for thread in threading.enumerate()) == threads
+    log.close()
+    assert not path.exists(), "no file opened"
+    assert isinstance(log.sink, MemorySink) and log.sink.records() == []
+    assert all(store.shown(record.recommendation_id) is None for record in shown), "nothing kept to attribute"
+    assert IMPRESSIONS.labels("recipes", "default", "als")._value.get() == counted
+    closing.append(open_impression_log(Settings(_env_file=None), store))  # type: ignore[call-arg]
+    assert closing[0].enabled, "on by default"
+
+
 @pytest.mark.integration
 def test_kafka_receives_every_record_and_a_stopped_broker_costs_records_only(
     kafka_broker: TansuBroker, closing: list[ImpressionLog]
