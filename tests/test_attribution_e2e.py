@@ -196,6 +196,17 @@ def test_an_interaction_naming_its_answer_is_attributed_once_to_its_rank(
     )
 
 
+def applied_and_counted_unattributed(
+    response: httpx.Response, before: str, after: str, reason: str, not_as: str
+) -> None:
+    """The interaction was applied (202), and counted once as unattributed for ``reason``, not for ``not_as``."""
+    assert response.status_code == 202, response.text
+    assert response.json()["applied"] is True
+    name = "recipe_unattributed_interactions_total"
+    assert metric(after, name, reason=reason) - metric(before, name, reason=reason) == 1
+    assert metric(after, name, reason=not_as) == metric(before, name, reason=not_as)
+
+
 def test_an_unknown_recommendation_id_is_applied_and_counted_as_unknown(embedded: Embedded, model: Recommender) -> None:
     answer = embedded.shown(user(model, 11))
     unknown = Answer(uuid.uuid4().hex, answer.variant, answer.model, answer.user_id, answer.recipe_ids)
@@ -204,12 +215,7 @@ def test_an_unknown_recommendation_id_is_applied_and_counted_as_unknown(embedded
 
     response = embedded.post(event(unknown, cooked, f"unknown-{uuid.uuid4()}"))
 
-    assert response.status_code == 202, response.text
-    assert response.json()["applied"] is True
-    after = embedded.metrics()
-    name = "recipe_unattributed_interactions_total"
-    assert metric(after, name, reason="unknown") - metric(before, name, reason="unknown") == 1
-    assert metric(after, name, reason="not_shown") == metric(before, name, reason="not_shown")
+    applied_and_counted_unattributed(response, before, embedded.metrics(), "unknown", not_as="not_shown")
     assert cooked not in ask(embedded.api, answer.user_id).recipe_ids  # applied: the user's own recipe now
     embedded.shown(user(model, 21))
     assert not embedded.of(unknown.recommendation_id, "attribution")
@@ -222,12 +228,7 @@ def test_a_recipe_the_answer_did_not_show_is_counted_as_not_shown(embedded: Embe
 
     response = embedded.post(event(answer, elsewhere, f"not-shown-{uuid.uuid4()}"))
 
-    assert response.status_code == 202, response.text
-    assert response.json()["applied"] is True
-    after = embedded.metrics()
-    name = "recipe_unattributed_interactions_total"
-    assert metric(after, name, reason="not_shown") - metric(before, name, reason="not_shown") == 1
-    assert metric(after, name, reason="unknown") == metric(before, name, reason="unknown")
+    applied_and_counted_unattributed(response, before, embedded.metrics(), "not_shown", not_as="unknown")
     embedded.shown(user(model, 22))
     assert not embedded.of(answer.recommendation_id, "attribution")
 

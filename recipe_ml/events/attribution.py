@@ -61,6 +61,22 @@ class AttributionMetrics:
             self.unattributed.labels(reason)
 
 
+def answer_keys(kind: str, recommendation_id: str, endpoint: str, variant: str, model: str) -> dict[str, Any]:
+    """The keys every record of the impression log starts with: what it is, and the answer it is about."""
+    return {
+        "kind": kind,
+        "recommendationId": recommendation_id,
+        "endpoint": endpoint,
+        "variant": variant,
+        "model": model,
+    }
+
+
+def encoded(record: dict[str, Any]) -> bytes:
+    """A record as the log publishes it: compact JSON, one line."""
+    return json.dumps(record, separators=(",", ":")).encode()
+
+
 @dataclass(frozen=True)
 class Attribution:
     """An interaction joined to the answer that showed its recipe: the record the report reads."""
@@ -80,11 +96,7 @@ class Attribution:
     def record(self) -> dict[str, Any]:
         """The published record (camelCase keys, as the impression's)."""
         return {
-            "kind": self.kind,
-            "recommendationId": self.recommendation_id,
-            "endpoint": self.endpoint,
-            "variant": self.variant,
-            "model": self.model,
+            **answer_keys(self.kind, self.recommendation_id, self.endpoint, self.variant, self.model),
             "userId": self.user_id,
             "recipeId": self.recipe_id,
             "interactionType": self.interaction_type,
@@ -93,7 +105,7 @@ class Attribution:
         }
 
     def encoded(self) -> bytes:
-        return json.dumps(self.record(), separators=(",", ":")).encode()
+        return encoded(self.record())
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,6 @@ record queued or written, no shown list kept, so an answer costs nothing for it.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import os
@@ -39,7 +38,7 @@ from kafka import KafkaProducer
 from kafka.errors import KafkaError
 
 from recipe_ml.config import Settings
-from recipe_ml.events.attribution import Attribution
+from recipe_ml.events.attribution import Attribution, answer_keys, encoded
 from recipe_ml.serving.telemetry import IMPRESSIONS, IMPRESSIONS_DROPPED, SHOWN_LISTS_DROPPED
 from recipe_ml.storage.base import InteractionStore, ShownList
 
@@ -71,11 +70,7 @@ class Impression:
     def record(self) -> dict[str, Any]:
         """The published record (camelCase keys)."""
         return {
-            "kind": self.kind,
-            "recommendationId": self.recommendation_id,
-            "endpoint": self.endpoint,
-            "variant": self.variant,
-            "model": self.model,
+            **answer_keys(self.kind, self.recommendation_id, self.endpoint, self.variant, self.model),
             "modelVersion": self.model_version,
             "userId": self.user_id,
             # Similar users rank users, every other endpoint recipes.
@@ -84,7 +79,7 @@ class Impression:
         }
 
     def encoded(self) -> bytes:
-        return json.dumps(self.record(), separators=(",", ":")).encode()
+        return encoded(self.record())
 
     def shown_list(self) -> ShownList | None:
         """The ranked recipes to keep for attribution; None for similar users (they rank users)."""
