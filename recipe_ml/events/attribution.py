@@ -129,9 +129,9 @@ class Attributor:
         except self.store.unavailable as exc:
             logger.warning("cannot attribute an interaction, the store is unreachable: %r", exc)
             return self._unattributed("store_error")
-        when = (event.timestamp or datetime.now(UTC)).timestamp()
         if shown is None:
             return self._unattributed("unknown")
+        when = (event.timestamp or datetime.now(UTC)).timestamp()
         if when - shown.shown_at > self.window_seconds:
             return self._unattributed("expired")
         if event.recipe_id not in shown.recipe_ids:
