@@ -11,6 +11,8 @@ from recipe_ml.retrieval.usearch_index import USearchGraph
 
 N_ITEMS, DIM, NEED = 5000, 16, 50
 NOTHING = np.zeros(0, dtype=np.int64)
+RECALL_AT_10 = 0.95
+"""What ``IndexParams``' defaults are chosen for (docs/benchmarks.md); the test's smaller graph holds it too."""
 
 
 @pytest.fixture(scope="module")
@@ -37,11 +39,15 @@ def test_an_unfiltered_query_gets_few_candidates_holding_its_best(
     banned = np.arange(0, N_ITEMS, 97)
     found = retrieve(index, queries, [CandidateQuery(NEED, None, banned, NOTHING)] * len(queries))
 
+    held = 0
     for got, query in zip(found, queries, strict=True):
         assert not got.exact and got.columns is not None
         assert len(got.columns) < N_ITEMS // 10
         assert not set(got.columns.tolist()) & set(banned.tolist()), "banned recipes are not candidates"
-        assert len(best_allowed(query @ rows.T, None, banned, 10) - set(got.columns.tolist())) == 0
+        held += len(best_allowed(query @ rows.T, None, banned, 10) & set(got.columns.tolist()))
+    # The graph is approximate and built on every core (its links depend on the threads' timing), so a
+    # rare query misses one of its best: the check is the recall the index's parameters promise.
+    assert held / (10 * len(queries)) >= RECALL_AT_10
 
 
 def test_a_small_allowed_set_is_scored_exactly(catalogue: tuple[RecipeIndex, np.ndarray, np.ndarray]) -> None:
