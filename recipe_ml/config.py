@@ -130,6 +130,15 @@ class Settings(BaseSettings):
     memory_max_recipes: int = Field(default=50_000, ge=1)
     """In-process store only: recipes with a trending counter, least recently interacted with forgotten first."""
 
+    kafka_recipes_topic: str = "recipes"
+    """Catalogue changes the platform publishes (``recipe_ml.catalogue.records``), applied by ``recipe-ml consume``
+    beside the interactions; invalid records go to KAFKA_DLQ_TOPIC."""
+    catalogue_max_recipes: int = Field(default=1_000_000, ge=1)
+    """Most recipes the catalogue holds: past it a new recipe is refused (409, or the DLQ), so no stream of
+    new ids grows it without end. Existing recipes can always be updated."""
+    catalogue_bulk_limit: int = Field(default=1000, ge=1)
+    """Most records one ``POST /api/recipes/bulk`` takes (applied all or none)."""
+
     experiments: Path | None = None
     """A YAML or JSON file declaring the running experiment (``recipe_ml.experiments``); unset = none."""
     kafka_recommendations_topic: str = "recommendations"

@@ -11,6 +11,7 @@ import hashlib
 import secrets
 from datetime import UTC, datetime
 from enum import StrEnum
+from typing import TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 from pydantic.alias_generators import to_camel
@@ -148,10 +149,18 @@ class InteractionEvent(BaseModel):
         return "sha256:" + hashlib.sha256(content.encode()).hexdigest()
 
 
+M = TypeVar("M", bound=BaseModel)
+
+
 def parse_event(raw: bytes) -> InteractionEvent:
     """The event in ``raw`` (JSON); ``InvalidEvent`` with a readable reason otherwise."""
+    return parse_record(InteractionEvent, raw)
+
+
+def parse_record(model: type[M], raw: bytes) -> M:
+    """The ``model`` record in ``raw`` (JSON), as a Kafka topic carries it; ``InvalidEvent`` saying why otherwise."""
     try:
-        return InteractionEvent.model_validate_json(raw)
+        return model.model_validate_json(raw)
     except ValidationError as exc:
         errors = exc.errors(include_url=False)
         if any(error["type"] == "json_invalid" for error in errors):

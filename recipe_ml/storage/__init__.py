@@ -1,14 +1,21 @@
 """Where the cache and the interaction state live, chosen by ``REDIS_URL``.
 
-Open the backends through ``open_cache`` / ``open_interaction_store`` so that
+Open the backends through ``open_cache``, ``open_interaction_store`` and ``open_catalogue`` so that
 the choice stays in one place.
 """
 
 from __future__ import annotations
 
 from recipe_ml.config import Settings, check_redis_url
-from recipe_ml.storage.base import InteractionStore, ResponseCache
-from recipe_ml.storage.memory import DEFAULT_MAX_RECIPES, DEFAULT_MAX_USERS, MemoryCache, MemoryInteractionStore
+from recipe_ml.storage.base import CatalogueStore, InteractionStore, ResponseCache
+from recipe_ml.storage.memory import (
+    DEFAULT_CATALOGUE_MAX,
+    DEFAULT_MAX_RECIPES,
+    DEFAULT_MAX_USERS,
+    MemoryCache,
+    MemoryCatalogue,
+    MemoryInteractionStore,
+)
 
 DEFAULT_HALF_LIFE_HOURS: float = Settings.model_fields["popularity_half_life_hours"].default
 
@@ -40,4 +47,22 @@ def open_interaction_store(
     return RedisInteractionStore(redis_url, half_life_hours)
 
 
-__all__ = ["InteractionStore", "ResponseCache", "open_cache", "open_interaction_store"]
+def open_catalogue(url: str | None, max_recipes: int = DEFAULT_CATALOGUE_MAX) -> CatalogueStore:
+    """The recipe catalogue for ``REDIS_URL`` (None: in-process), at most ``max_recipes`` records
+    (CATALOGUE_MAX_RECIPES)."""
+    redis_url = check_redis_url(url)
+    if redis_url is None:
+        return MemoryCatalogue(max_recipes)
+    from recipe_ml.storage.redis import RedisCatalogue
+
+    return RedisCatalogue(redis_url, max_recipes)
+
+
+__all__ = [
+    "CatalogueStore",
+    "InteractionStore",
+    "ResponseCache",
+    "open_cache",
+    "open_catalogue",
+    "open_interaction_store",
+]

@@ -89,6 +89,108 @@ class ShownList:
         return cls(**{**fields, "recipe_ids": tuple(fields["recipe_ids"])})
 
 
+@dataclass(frozen=True)
+class RecipeRecord:
+    """A recipe as the platform's catalogue describes it (``recipe_ml.catalogue.records`` validates the input).
+
+    ``updated_at`` orders the writes of one recipe: the latest wins, whatever
+    order they arrive in, and a write of the same time as the stored one wins
+    only when its encoding sorts after the stored one's (so any order of the
+    same writes, redeliveries included, leaves the same catalogue).
+    """
+
+    recipe_id: int
+    tags: tuple[str, ...]
+    """Sorted, each once."""
+    available: bool
+    published_at: float | None
+    """Epoch seconds."""
+    title: str | None
+    updated_at: float
+    """Epoch seconds, with microseconds."""
+
+    def encoded(self) -> bytes:
+        return json.dumps(asdict(self), separators=(",", ":"), sort_keys=True).encode()
+
+    @classmethod
+    def decoded(cls, raw: bytes) -> RecipeRecord:
+        fields = json.loads(raw)
+        return cls(**{**fields, "tags": tuple(fields["tags"])})
+
+    @property
+    def stamp(self) -> int:
+        """``updated_at`` in whole microseconds: compared exactly by every backend (Redis's Lua too)."""
+        return round(self.updated_at * 1_000_000)
+
+    @property
+    def filtered_as(self) -> str:
+        """What filters read of the record (availability and tags): a change of it changes answers."""
+        return ("1" if self.available else "0") + "|" + ",".join(self.tags)
+
+    def wins_over(self, stored: RecipeRecord | None) -> bool:
+        """True when this write replaces ``stored`` (the last write by ``updated_at``, ties by encoding)."""
+        if stored is None:
+            return True
+        return (self.stamp, self.encoded()) > (stored.stamp, stored.encoded())
+
+
+class CatalogueFullError(ValueError):
+    """A write that would add recipes beyond the catalogue's bound (``CATALOGUE_MAX_RECIPES``); nothing applied."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"the catalogue holds its most recipes ({limit}, CATALOGUE_MAX_RECIPES); no new recipe added")
+        self.limit = limit
+
+
+@dataclass(frozen=True)
+class CatalogueSnapshot:
+    """Every record of the catalogue at one ``version``."""
+
+    version: int
+    records: tuple[RecipeRecord, ...]
+
+
+class CatalogueStore(ABC):
+    """The recipe records the platform owns, shared by every replica and the consumer.
+
+    ``version`` counts the writes that changed what filters read (a new
+    record, availability, tags): answers cached under one version are never
+    served under another, and a process holding a ``snapshot`` knows when it
+    is stale by reading the version alone.
+    """
+
+    remote: ClassVar[bool] = False
+    """True when calls go over the network: async code must not make them on its event loop."""
+    unavailable: ClassVar[tuple[type[Exception], ...]] = (OSError,)
+    """What a call raises when the store cannot be reached."""
+
+    @abstractmethod
+    def put(self, records: Sequence[RecipeRecord]) -> list[bool]:
+        """Apply ``records`` all at once (atomically): for each, True when it replaced the stored one.
+
+        A record loses to a stored one that ``wins_over`` it (False: an older
+        or redelivered write). Raises ``CatalogueFullError`` (and applies
+        nothing) when the new recipes would exceed the store's bound, and on
+        a backend outage.
+        """
+
+    @abstractmethod
+    def get(self, recipe_ids: Sequence[int]) -> list[RecipeRecord | None]:
+        """The record of each id (None: no record), in one round trip."""
+
+    @abstractmethod
+    def version(self) -> int:
+        """The catalogue's version (0 when empty and never written)."""
+
+    @abstractmethod
+    def snapshot(self) -> CatalogueSnapshot:
+        """Every record, consistent with the version it is read at."""
+
+    @abstractmethod
+    def ping(self) -> bool:
+        """True when the backend answers."""
+
+
 class ResponseCache(ABC):
     """Serialized API responses with a TTL, invalidated per user."""
 
@@ -172,6 +274,13 @@ class InteractionStore(ABC):
         """The list kept under ``recommendation_id``; None when it was never kept, or has expired.
 
         Raises on a backend outage.
+        """
+
+    @abstractmethod
+    def interaction_counts(self, recipe_ids: Sequence[int]) -> list[int]:
+        """Live interactions applied with each recipe so far (0 for one with none), in one round trip.
+
+        The in-process store counts the recipes it keeps a trending counter for (MEMORY_MAX_RECIPES).
         """
 
     @abstractmethod

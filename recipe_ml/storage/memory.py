@@ -17,8 +17,12 @@ from recipe_ml.storage.base import (
     INVALIDATION_GUARD_SECONDS,
     MAX_RECENT_ITEMS,
     MAX_SHOWN_LISTS,
+    CatalogueFullError,
+    CatalogueSnapshot,
+    CatalogueStore,
     Interaction,
     InteractionStore,
+    RecipeRecord,
     RecordedInteraction,
     ResponseCache,
     ShownList,
@@ -27,6 +31,7 @@ from recipe_ml.storage.decay import RESCALE_AFTER_HALF_LIVES, decayed, event_sec
 
 DEFAULT_MAX_USERS: int = Settings.model_fields["memory_max_users"].default
 DEFAULT_MAX_RECIPES: int = Settings.model_fields["memory_max_recipes"].default
+DEFAULT_CATALOGUE_MAX: int = Settings.model_fields["catalogue_max_recipes"].default
 
 
 class MemoryCache(ResponseCache):
@@ -146,6 +151,8 @@ class MemoryInteractionStore(InteractionStore):
         """user → recent recipes, the least recently updated user first."""
         self._counters: OrderedDict[int, float] = OrderedDict()
         """recipe → trending counter, the least recently updated recipe first."""
+        self._counts: dict[int, int] = {}
+        """recipe → live interactions, for the recipes that have a trending counter (forgotten with it)."""
         self._shown: OrderedDict[str, tuple[float, ShownList]] = OrderedDict()
         """recommendation id → (expiry, list), the oldest first (the TTL is one setting: expiries grow)."""
         self._landmark: float | None = None
@@ -177,8 +184,10 @@ class MemoryInteractionStore(InteractionStore):
                 self._counters = OrderedDict((recipe, score * scale) for recipe, score in self._counters.items())
                 self._landmark, exponent = t, 0.0
             self._counters[event.recipe_id] = self._counters.pop(event.recipe_id, 0.0) + 2.0**exponent
+            self._counts[event.recipe_id] = self._counts.get(event.recipe_id, 0) + 1
             if len(self._counters) > self._max_recipes:
-                self._counters.popitem(last=False)
+                forgotten, _ = self._counters.popitem(last=False)
+                self._counts.pop(forgotten, None)
             return True
 
     def recent_items(self, user_id: int, limit: int = 200) -> list[int]:
@@ -205,6 +214,10 @@ class MemoryInteractionStore(InteractionStore):
             expiry, entry = self._shown.get(recommendation_id, (0.0, None))
             return entry if expiry > self._clock() else None
 
+    def interaction_counts(self, recipe_ids: Sequence[int]) -> list[int]:
+        with self._lock:
+            return [self._counts.get(recipe_id, 0) for recipe_id in recipe_ids]
+
     def trending(self, limit: int) -> list[tuple[int, float]]:
         with self._lock:
             if self._landmark is None or limit <= 0:
@@ -212,6 +225,50 @@ class MemoryInteractionStore(InteractionStore):
             landmark, now = self._landmark, self._clock()
             top = sorted(self._counters.items(), key=lambda item: (-item[1], item[0]))[:limit]
         return [(recipe, decayed(score, landmark, now, self._half_life)) for recipe, score in top]
+
+    def ping(self) -> bool:
+        return True
+
+
+class MemoryCatalogue(CatalogueStore):
+    """The catalogue in one process (the embedded default), at most ``max_recipes`` records."""
+
+    def __init__(self, max_recipes: int = DEFAULT_CATALOGUE_MAX) -> None:
+        if max_recipes < 1:
+            raise ValueError(f"max_recipes must be >= 1, got {max_recipes}")
+        self._max_recipes = max_recipes
+        self._lock = threading.Lock()
+        self._records: dict[int, RecipeRecord] = {}
+        self._version = 0
+
+    def put(self, records: Sequence[RecipeRecord]) -> list[bool]:
+        with self._lock:
+            new = {r.recipe_id for r in records} - self._records.keys()
+            if new and len(self._records) + len(new) > self._max_recipes:
+                raise CatalogueFullError(self._max_recipes)
+            applied, changed = [], False
+            for record in records:  # in order: a recipe written twice in one call ends as if written twice
+                stored = self._records.get(record.recipe_id)
+                wins = record.wins_over(stored)
+                if wins:
+                    changed |= stored is None or stored.filtered_as != record.filtered_as
+                    self._records[record.recipe_id] = record
+                applied.append(wins)
+            if changed:
+                self._version += 1
+            return applied
+
+    def get(self, recipe_ids: Sequence[int]) -> list[RecipeRecord | None]:
+        with self._lock:
+            return [self._records.get(recipe_id) for recipe_id in recipe_ids]
+
+    def version(self) -> int:
+        with self._lock:
+            return self._version
+
+    def snapshot(self) -> CatalogueSnapshot:
+        with self._lock:
+            return CatalogueSnapshot(self._version, tuple(self._records.values()))
 
     def ping(self) -> bool:
         return True

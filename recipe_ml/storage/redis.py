@@ -21,8 +21,12 @@ from recipe_ml.storage.base import (
     DEDUPE_TTL_SECONDS,
     INVALIDATION_GUARD_SECONDS,
     MAX_RECENT_ITEMS,
+    CatalogueFullError,
+    CatalogueSnapshot,
+    CatalogueStore,
     Interaction,
     InteractionStore,
+    RecipeRecord,
     RecordedInteraction,
     ResponseCache,
     ShownList,
@@ -51,12 +55,13 @@ redis.call('SET', KEYS[2], '1', 'PX', ARGV[1])
 return #keys
 """
 
-# KEYS: dedupe id, user's recent list, trending counters, trending landmark, interaction log.
+# KEYS: dedupe id, user's recent list, trending counters, trending landmark, interaction log, recipe counts.
 # ARGV: dedupe ttl, recipe id, max recent, event time, half-life seconds, rescale after, log record.
 # The forward-decay arithmetic is the one of ``recipe_ml.storage.decay``.
 _STORE_APPLY = """
 if not redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[1]) then return 0 end
 redis.call('RPUSH', KEYS[5], ARGV[7])
+redis.call('HINCRBY', KEYS[6], ARGV[2], 1)
 redis.call('LREM', KEYS[2], 0, ARGV[2])
 redis.call('LPUSH', KEYS[2], ARGV[2])
 redis.call('LTRIM', KEYS[2], 0, tonumber(ARGV[3]) - 1)
@@ -74,6 +79,36 @@ if exponent > tonumber(ARGV[6]) then
 end
 redis.call('ZINCRBY', KEYS[3], string.format('%.17g', 2 ^ exponent), ARGV[2])
 return 1
+"""
+
+# KEYS: records (id -> encoding), stamps (id -> microseconds), filter views (id -> what filters read), version.
+# ARGV: the bound on the records, then per record: id, stamp, encoding, filter view.
+# A write wins over the stored one as ``RecipeRecord.wins_over`` says: a later stamp, or the same stamp and an
+# encoding that sorts after (Lua compares strings bytewise, as Python compares bytes).
+_CATALOGUE_PUT = """
+local new = {}
+for i = 2, #ARGV, 4 do
+  if redis.call('HEXISTS', KEYS[1], ARGV[i]) == 0 then new[ARGV[i]] = true end
+end
+local count = 0
+for _ in pairs(new) do count = count + 1 end
+if count > 0 and redis.call('HLEN', KEYS[1]) + count > tonumber(ARGV[1]) then return false end
+local applied, changed = {}, false
+for i = 2, #ARGV, 4 do
+  local id, stamp, encoding, view = ARGV[i], tonumber(ARGV[i + 1]), ARGV[i + 2], ARGV[i + 3]
+  local stored = tonumber(redis.call('HGET', KEYS[2], id))
+  local wins = stored == nil or stamp > stored
+  if not wins and stamp == stored then wins = encoding > redis.call('HGET', KEYS[1], id) end
+  if wins then
+    if redis.call('HGET', KEYS[3], id) ~= view then changed = true end
+    redis.call('HSET', KEYS[1], id, encoding)
+    redis.call('HSET', KEYS[2], id, ARGV[i + 1])
+    redis.call('HSET', KEYS[3], id, view)
+  end
+  applied[#applied + 1] = wins and 1 or 0
+end
+if changed then redis.call('INCR', KEYS[4]) end
+return applied
 """
 
 
@@ -276,6 +311,7 @@ class RedisInteractionStore(InteractionStore):
         self._counters = f"{prefix}trending:{half_life_hours:g}h"
         self._landmark = f"{self._counters}:landmark"
         self._log = f"{prefix}interactions"
+        self._counts = f"{prefix}recipe-interactions"
 
     def apply(self, event: Interaction) -> bool:
         keys = [
@@ -284,6 +320,7 @@ class RedisInteractionStore(InteractionStore):
             self._counters,
             self._landmark,
             self._log,
+            self._counts,
         ]
         seconds = event_seconds(event.timestamp, self._clock())
         args = [
@@ -337,6 +374,13 @@ class RedisInteractionStore(InteractionStore):
             raw = self._client.get(self._shown(recommendation_id))
         return None if raw is None else ShownList.decoded(raw)
 
+    def interaction_counts(self, recipe_ids: Sequence[int]) -> list[int]:
+        if not recipe_ids:
+            return []
+        with self._breaker.call():
+            counts = self._client.hmget(self._counts, [str(recipe_id) for recipe_id in recipe_ids])
+        return [0 if count is None else int(count) for count in counts]
+
     def trending(self, limit: int) -> list[tuple[int, float]]:
         if limit <= 0:
             return []
@@ -358,3 +402,58 @@ class RedisInteractionStore(InteractionStore):
 
     def _shown(self, recommendation_id: str) -> str:
         return f"{self._prefix}shown:{recommendation_id}"
+
+
+class RedisCatalogue(CatalogueStore):
+    """The catalogue in three hashes and a version counter, written by one Lua script per call."""
+
+    remote = True
+    unavailable = (redis.RedisError, OSError)
+
+    def __init__(
+        self, url: str, max_recipes: int, *, prefix: str = DEFAULT_PREFIX, timeout_seconds: float = 2.0
+    ) -> None:
+        if max_recipes < 1:
+            raise ValueError(f"max_recipes must be >= 1, got {max_recipes}")
+        self._client = _client(url, timeout_seconds)
+        self._breaker = OutageBreaker("catalogue")
+        self._max_recipes = max_recipes
+        self._keys = [f"{prefix}catalogue:{part}" for part in ("records", "stamps", "filtered", "version")]
+        self._put = self._client.register_script(_CATALOGUE_PUT)
+
+    def put(self, records: Sequence[RecipeRecord]) -> list[bool]:
+        if not records:
+            return []
+        args: list[str | int | bytes] = [self._max_recipes]
+        for record in records:
+            args += [str(record.recipe_id), record.stamp, record.encoded(), record.filtered_as]
+        with self._breaker.call():
+            applied = self._put(keys=self._keys, args=args)
+        if applied is None:
+            raise CatalogueFullError(self._max_recipes)
+        return [bool(flag) for flag in applied]
+
+    def get(self, recipe_ids: Sequence[int]) -> list[RecipeRecord | None]:
+        if not recipe_ids:
+            return []
+        with self._breaker.call():
+            raws = self._client.hmget(self._keys[0], [str(recipe_id) for recipe_id in recipe_ids])
+        return [None if raw is None else RecipeRecord.decoded(raw) for raw in raws]
+
+    def version(self) -> int:
+        with self._breaker.call():
+            raw = self._client.get(self._keys[3])
+        return 0 if raw is None else int(raw)
+
+    def snapshot(self) -> CatalogueSnapshot:
+        """The version and the records in one transaction (``MULTI``): no write falls between them."""
+        pipe = self._client.pipeline(transaction=True)
+        pipe.get(self._keys[3])
+        pipe.hvals(self._keys[0])
+        with self._breaker.call():
+            version, raws = pipe.execute()
+        records = tuple(RecipeRecord.decoded(raw) for raw in raws)
+        return CatalogueSnapshot(0 if version is None else int(version), records)
+
+    def ping(self) -> bool:
+        return _ping(self._client, self._breaker)

@@ -1,0 +1,1 @@
+"""The recipe catalogue the platform owns: records (tags, availability), and the filters answers obey."""
