@@ -30,7 +30,7 @@ from recipe_ml.models import CHAIN, KINDS, REGISTRY
 from recipe_ml.serving.backends import Backend, LocalBackend
 from recipe_ml.serving.engine import RecommendationEngine
 from recipe_ml.serving.slot import SlotWatcher
-from recipe_ml.storage import open_cache, open_interaction_store
+from recipe_ml.storage import open_cache, open_catalogue, open_interaction_store
 from runners.als import ALSRunner
 from runners.two_tower import TwoTowerRunner
 
@@ -94,7 +94,8 @@ class RecipeService:
             max_users=settings.memory_max_users,
             max_recipes=settings.memory_max_recipes,
         )
-        self.engine = RecommendationEngine(chain, cache=cache, store=store, settings=settings)
+        catalogue = open_catalogue(settings.redis_url, settings.catalogue_max_recipes)
+        self.engine = RecommendationEngine(chain, cache=cache, store=store, settings=settings, catalogue=catalogue)
         self._watch: asyncio.Task[None] | None = None
         freeze_after_load()
 

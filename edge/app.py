@@ -29,14 +29,14 @@ from starlette.routing import BaseRoute, Match, Route
 
 from edge.middleware import LimitRequestBody, RequestMetrics, RequireApiKey, ResponseHeaders
 from edge.problems import EXCEPTION_HANDLERS, method_not_allowed_problem, not_found_problem, problem_response
-from edge.routes import health, interactions, recommendations
+from edge.routes import health, interactions, recipes, recommendations
 from edge.routes.deps import DOCUMENTED_AUTH
 from recipe_ml.config import Settings
 
 CORS_METHODS = ["GET", "POST"]
 CORS_HEADERS = ["Authorization", "Content-Type", "X-API-Key"]
 ALL_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "TRACE"]
-PROTECTED_ROUTERS = (recommendations.router, interactions.router)
+PROTECTED_ROUTERS = (recommendations.router, recipes.router, interactions.router)
 """The routes behind the API key (when API_KEYS is set)."""
 API_HEADERS = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"}
 """On every /api answer: recommendations are personal (no shared cache keeps one, nor a browser's), and a

@@ -18,6 +18,7 @@ from starlette.responses import JSONResponse, Response
 
 from recipe_ml.serving.errors import NoModelError, StoreUnavailableError, UnknownRecipeError, UnknownUserError
 from recipe_ml.serving.schemas import MAX_LISTED_ERRORS, FieldError, Problem
+from recipe_ml.storage.base import CatalogueFullError
 
 logger = logging.getLogger("recipe_ml.service")
 
@@ -106,6 +107,9 @@ UNKNOWN_USER: dict[int | str, dict[str, Any]] = {
     404: problem_doc("The user is unknown to the models and has no interactions: use cold-start.")
 }
 UNKNOWN_RECIPE: dict[int | str, dict[str, Any]] = {404: problem_doc("The recipe is unknown to the models.")}
+CATALOGUE_FULL: dict[int | str, dict[str, Any]] = {
+    409: problem_doc("The catalogue holds CATALOGUE_MAX_RECIPES recipes: a new one is refused (nothing applied).")
+}
 
 
 async def _on_invalid_request(request: Request, exc: Exception) -> Response:
@@ -127,6 +131,11 @@ async def _on_unavailable(request: Request, exc: Exception) -> Response:
     return problem_response(unavailable_problem(str(exc)), request.url.path, {"Retry-After": "1"})
 
 
+async def _on_catalogue_full(request: Request, exc: Exception) -> Response:
+    problem = Problem(type="urn:recipe-ml:problem:catalogue-full", title="Catalogue full", status=409, detail=str(exc))
+    return problem_response(problem, request.url.path)
+
+
 async def _on_bug(request: Request, exc: Exception) -> Response:
     """Still a problem+json body, so a client's error mapping holds; the traceback goes to the log only."""
     logger.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
@@ -141,6 +150,7 @@ EXCEPTION_HANDLERS: dict[int | type[Exception], Callable[[Request, Any], Corouti
     UnknownRecipeError: _on_unknown,
     NoModelError: _on_unavailable,
     StoreUnavailableError: _on_unavailable,
+    CatalogueFullError: _on_catalogue_full,
     Exception: _on_bug,
 }
 """Exception → problem response, for ``FastAPI(exception_handlers=...)``."""

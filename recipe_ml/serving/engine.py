@@ -17,12 +17,14 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict, replace
 from typing import TypeVar, cast
 
+from recipe_ml.catalogue.filters import CatalogueView, LiveCatalogue
 from recipe_ml.config import Settings
 from recipe_ml.events.applier import EventApplier
 from recipe_ml.events.attribution import Attributor
 from recipe_ml.events.schema import InteractionEvent, new_recommendation_id
 from recipe_ml.experiments import NO_EXPERIMENT, Variant
-from recipe_ml.serving.backends import Backend
+from recipe_ml.serving.backends import Backend, LocalBackend
+from recipe_ml.serving.catalogue import CatalogueEndpoints
 from recipe_ml.serving.errors import (
     BackendOverloadedError,
     NoModelError,
@@ -39,6 +41,7 @@ from recipe_ml.serving.schemas import (
     BatchRecipes,
     BatchRequest,
     BatchResponse,
+    CatalogueHealth,
     ColdStartRequest,
     ColdStartResponse,
     ExperimentVariant,
@@ -54,9 +57,10 @@ from recipe_ml.serving.schemas import (
     SimilarUsersRequest,
     SimilarUsersResponse,
 )
-from recipe_ml.serving.telemetry import ATTRIBUTION, FALLBACKS
+from recipe_ml.serving.telemetry import ATTRIBUTION, FALLBACKS, FILTERED
 from recipe_ml.serving.wire import RankQuery, RankResult, SimilarQuery, SimilarRecipeQuery, SimilarResult
-from recipe_ml.storage.base import InteractionStore, ResponseCache
+from recipe_ml.storage.base import CatalogueStore, InteractionStore, ResponseCache
+from recipe_ml.storage.memory import MemoryCatalogue
 from recipe_ml.storage.offload import StorageCalls
 
 logger = logging.getLogger(__name__)
@@ -89,6 +93,7 @@ class RecommendationEngine:
         store: InteractionStore,
         settings: Settings,
         impressions: ImpressionLog | None = None,
+        catalogue: CatalogueStore | None = None,
     ) -> None:
         if not chain:
             raise ValueError("the model chain needs at least one backend")
@@ -96,10 +101,15 @@ class RecommendationEngine:
         self.cache = cache
         self.store = store
         self.settings = settings
-        self.offload = StorageCalls(offload=cache.remote or store.remote)
+        catalogue = catalogue if catalogue is not None else MemoryCatalogue(settings.catalogue_max_recipes)
+        self.offload = StorageCalls(offload=cache.remote or store.remote or catalogue.remote)
         """How async code calls ``cache`` and ``store``: in a thread pool when remote, never on the event loop."""
         self.responses = CachedResponses(cache, self.offload, self.chain, settings)
         """The response cache as the endpoints use it (keys, hits, which answers are kept)."""
+        self.catalogue = LiveCatalogue(catalogue, self.offload)
+        """The catalogue's current version, whose filters every answer obeys (and whose version keys the cache)."""
+        self.recipes = CatalogueEndpoints(catalogue, store, self.offload, self._known_recipe)
+        """The catalogue routes."""
         self.experiment = settings.experiment()
         self._chains = {variant.name: _chain_of(self.chain, variant) for variant in self.experiment.variants}
         """Each variant's chain: the whole chain, or from the variant's ``first_model`` on."""
@@ -108,6 +118,12 @@ class RecommendationEngine:
             store, self.impressions.publish_attribution, ATTRIBUTION, settings.attribution_window_hours * 3600
         )
         self._applier = EventApplier(store=store, cache=cache, attributor=attributor)
+
+    def _known_recipe(self, recipe_id: int) -> bool:
+        """True when the models were trained on the recipe (the in-process model's recipes: all were trained on
+        the same ratings)."""
+        local = next((b for b in self.chain if isinstance(b, LocalBackend)), None)
+        return local is not None and recipe_id in local.slot.ranker.model.items
 
     def _arm(self, user_id: int | None, forced: str | None) -> Variant:
         """The variant serving ``user_id``: the one the request forces (validated), else the assigned one."""
@@ -273,7 +289,8 @@ class RecommendationEngine:
         """
         results: dict[int, RecipeResponse | UnknownUserError] = {}
         options = _overridden(request_options, variant)
-        serving = self.responses.serving()
+        view = await self.catalogue.view()
+        serving = self.responses.serving(view.version)
         keys = [
             self.responses.key("recipes", f"{user_id}:{variant.name}:{options.key}", serving) for user_id in user_ids
         ]
@@ -287,7 +304,8 @@ class RecommendationEngine:
         if not missed:
             return results
         lives = await self._live([user_id for user_id, _ in missed])
-        queries = [RankQuery.of(options, user_id, live) for (user_id, _), live in zip(missed, lives, strict=True)]
+        filtered = _filtered(view, options)
+        queries = [RankQuery.of(filtered, user_id, live) for (user_id, _), live in zip(missed, lives, strict=True)]
         model_used, answers = await self._ask_rank(variant, queries)
         for (user_id, key), answer in zip(missed, answers, strict=True):
             if not answer.found:
@@ -298,6 +316,7 @@ class RecommendationEngine:
                 variant=variant.name,
                 user_id=user_id,
                 recommendations=answer.recommendations(),
+                exhausted=len(answer.recipe_ids) < options.top_k,
                 model_used=model_used,
                 personalized_by=answer.personalized_by,
                 model_version=self._version(model_used, answer),
@@ -314,7 +333,7 @@ class RecommendationEngine:
         """
         started = time.perf_counter()
         variant = self._arm(None, request.variant)
-        options = _overridden(request.rank_options(), variant)
+        options = _filtered(await self.catalogue.view(), _overridden(request.rank_options(), variant))
         response = await self._cold_start(request, variant, options, started)
         self._shown("cold_start", response)
         return response
@@ -330,6 +349,7 @@ class RecommendationEngine:
                     recommendation_id=new_recommendation_id(),
                     variant=variant.name,
                     recommendations=answer.recommendations(),
+                    exhausted=len(answer.recipe_ids) < options.top_k,
                     model_used=model_used,
                     personalized_by=answer.personalized_by,
                     model_version=self._version(model_used, answer),
@@ -342,6 +362,7 @@ class RecommendationEngine:
             recommendation_id=new_recommendation_id(),
             variant=variant.name,
             recommendations=answer.recommendations(),
+            exhausted=len(answer.recipe_ids) < options.top_k,
             model_used=cast(ModelUsed, popularity.name),
             personalized_by=answer.personalized_by,
             model_version=answer.model_version or popularity.version,
@@ -359,7 +380,7 @@ class RecommendationEngine:
     async def _similar_users(
         self, request: SimilarUsersRequest, variant: Variant, started: float
     ) -> SimilarUsersResponse:
-        serving = self.responses.serving()
+        serving = self.responses.serving(None)
         key = self.responses.key("users", f"{variant.name}:{request.model_dump_json()}", serving)
         hit = await self.responses.read("users", key, SimilarUsersResponse, started)
         if hit is not None:
@@ -396,13 +417,14 @@ class RecommendationEngine:
     async def _similar_recipes(
         self, request: SimilarRecipesRequest, variant: Variant, started: float
     ) -> SimilarRecipesResponse:
-        serving = self.responses.serving()
+        view = await self.catalogue.view()
+        serving = self.responses.serving(view.version)
         options = _overridden(request.rank_options(), variant)
         key = self.responses.key("similar_recipes", f"{variant.name}:{options.key}:{request.recipe_id}", serving)
         hit = await self.responses.read("similar_recipes", key, SimilarRecipesResponse, started)
         if hit is not None:
             return hit
-        query = SimilarRecipeQuery.of(options, request.recipe_id)
+        query = SimilarRecipeQuery.of(_filtered(view, options), request.recipe_id)
         model_used, (answer,) = await self._ask_similar_recipes(variant, [query])
         if not answer.found:
             raise UnknownRecipeError(request.recipe_id)
@@ -411,6 +433,7 @@ class RecommendationEngine:
             variant=variant.name,
             recipe_id=request.recipe_id,
             similar_recipes=answer.recommendations(),
+            exhausted=len(answer.recipe_ids) < options.top_k,
             model_used=model_used,
             model_version=self._version(model_used, answer),
             latency_ms=elapsed_ms(started),
@@ -451,6 +474,7 @@ class RecommendationEngine:
             reachable = await asyncio.to_thread(tcp_reachable, settings.kafka_bootstrap_servers)
             kafka = "ok" if reachable else "unreachable"
         degraded = "unavailable" in models.values() or "unreachable" in (redis, kafka)
+        view = await self.catalogue.view()
         return Health(
             status="degraded" if degraded else "ok",
             models=models,
@@ -459,6 +483,7 @@ class RecommendationEngine:
             redis=redis,
             kafka=kafka,
             experiment=self._active_experiment(),
+            catalogue=CatalogueHealth(recipes=view.size, hidden=view.hidden, version=view.version),
         )
 
     def _active_experiment(self) -> ActiveExperiment | None:
@@ -488,6 +513,15 @@ def _overridden(options: RankOptions, variant: Variant) -> RankOptions:
     if overrides.personalization is not None:
         options = replace(options, personalization=overrides.personalization)
     return options
+
+
+def _filtered(view: CatalogueView, options: RankOptions) -> RankOptions:
+    """``options`` with the catalogue's filters as recipe ids, and what they kept out counted."""
+    filtered, resolved = view.apply(options)
+    for name, count in resolved.kept_out.items():
+        if count:
+            FILTERED.labels(name).inc(count)
+    return filtered
 
 
 def _batch_entry(user_id: int, result: RecipeResponse | UnknownUserError) -> BatchRecipes | BatchError:

@@ -10,7 +10,7 @@ never changes shape on its way down, and no option is validated twice.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from functools import cached_property
 
 
@@ -29,6 +29,10 @@ class RankOptions:
     max_fsa_score: float | None
     personalization: float | None = None
     """Similar recipes have none (no user to personalise for)."""
+    require_tags: list[str] = field(default_factory=list)
+    exclude_tags: list[str] = field(default_factory=list)
+    """The catalogue filters, as the request names them: part of the key; ``recipe_ml.catalogue.filters``
+    turns them into recipe ids (the exclusions and candidates) when the answer is ranked."""
 
     @cached_property
     def key(self) -> str:

@@ -52,9 +52,13 @@ class CachedResponses:
         self._settings = settings
         self._chain = list(chain)
 
-    def serving(self) -> Serving:
-        """The versions serving now, as this process last heard (a swap changes them): take it once per request."""
-        versions = "|".join(f"{b.name}={b.version}" for b in self._chain)
+    def serving(self, catalogue_version: int | None) -> Serving:
+        """The versions serving now, as this process last heard (a swap changes them): take it once per request.
+
+        ``catalogue_version`` is the catalogue's an answer was filtered with (None: an answer of users, which
+        no catalogue change touches): an answer cached before a recipe was hidden or retagged is never read.
+        """
+        versions = "|".join(f"{b.name}={b.version}" for b in self._chain) + f"|catalogue={catalogue_version}"
         return Serving(hashlib.sha1(versions.encode()).hexdigest()[:12], self._chain[0].version)
 
     @staticmethod

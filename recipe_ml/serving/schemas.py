@@ -11,14 +11,17 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import fields
+from datetime import UTC, datetime
 from functools import cached_property
 from typing import Annotated, Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from recipe_ml.catalogue.records import MAX_TAGS, RecipeUpsert, Tag
 from recipe_ml.config import get_settings
 from recipe_ml.events.schema import MAX_REQUEST_ID, RECOMMENDATION_ID
 from recipe_ml.serving.options import RankOptions
+from recipe_ml.storage.base import RecipeRecord
 
 MAX_ID_LIST = 1000
 """Upper bound on client-given recipe id lists (exclusions, cold-start history)."""
@@ -52,6 +55,10 @@ def _document_variants(schema: dict[str, Any]) -> None:
 
 def _document_max_batch(schema: dict[str, Any]) -> None:
     schema["maxItems"] = get_settings().max_batch_size
+
+
+def _document_bulk_limit(schema: dict[str, Any]) -> None:
+    schema["maxItems"] = get_settings().catalogue_bulk_limit
 
 
 class _Request(BaseModel):
@@ -119,6 +126,22 @@ class _RankingOptions(_Request):
         ge=4.0,
         le=12.0,
         description="Only recipes with a known FSA health score at most this (4 = healthiest, 12 = least).",
+    )
+    require_tags: list[Tag] = Field(
+        default_factory=list,
+        max_length=MAX_TAGS,
+        description=(
+            "Only recipes carrying every one of these catalogue tags (PUT /api/recipes/{recipe_id}). A recipe "
+            'without a catalogue record carries none, so `["nut-free"]` is the safe way to honour an allergy. '
+            "Never broken, by any model or cached answer; a tag no recipe has matches nothing."
+        ),
+        examples=[["vegetarian"]],
+    )
+    exclude_tags: list[Tag] = Field(
+        default_factory=list,
+        max_length=MAX_TAGS,
+        description="Never a recipe carrying any of these catalogue tags (e.g. `contains:peanut`).",
+        examples=[["contains:peanut"]],
     )
 
     def rank_options(self) -> RankOptions:
@@ -273,12 +296,22 @@ class _Timed(Body):
     cached: bool = Field(default=False, description="True when the answer came from the response cache.")
 
 
-class RecipeResponse(_Timed):
+class _Listed(_Timed):
+    exhausted: bool = Field(
+        default=False,
+        description=(
+            "True when fewer than top_k recipes were left to return (the tag filters, include_recipe_ids, the "
+            "health filter or the user's history allowed no more): the list is shorter than asked, not padded."
+        ),
+    )
+
+
+class RecipeResponse(_Listed):
     user_id: int
     recommendations: list[Recommendation]
 
 
-class ColdStartResponse(_Timed):
+class ColdStartResponse(_Listed):
     recommendations: list[Recommendation]
 
 
@@ -287,7 +320,7 @@ class SimilarUsersResponse(_Timed):
     similar_users: list[SimilarUser]
 
 
-class SimilarRecipesResponse(_Timed):
+class SimilarRecipesResponse(_Listed):
     recipe_id: int
     similar_recipes: list[Recommendation]
 
@@ -433,3 +466,93 @@ class Health(Body):
     experiment: ActiveExperiment | None = Field(
         default=None, description='The running experiment; null without EXPERIMENTS (every answer is "default").'
     )
+    catalogue: CatalogueHealth
+
+
+class BulkRecipesRequest(BaseModel):
+    """Several catalogue records, applied all or none."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+    recipes: list[RecipeUpsert] = Field(
+        min_length=1,
+        description="At most CATALOGUE_BULK_LIMIT (1000 by default) records; one invalid record refuses them all.",
+        json_schema_extra=_document_bulk_limit,
+    )
+
+    @field_validator("recipes")
+    @classmethod
+    def _bulk_bounded(cls, value: list[RecipeUpsert]) -> list[RecipeUpsert]:
+        limit = get_settings().catalogue_bulk_limit
+        if len(value) > limit:
+            raise ValueError(f"at most {limit} recipes per bulk request (CATALOGUE_BULK_LIMIT)")
+        return value
+
+
+def _instant(seconds: float | None) -> datetime | None:
+    return None if seconds is None else datetime.fromtimestamp(seconds, UTC)
+
+
+class RecipeDetails(Body):
+    """A recipe as the service sees it: its catalogue record (if any), whether the models know it, its activity."""
+
+    recipe_id: int
+    in_catalogue: bool = Field(description="False: no record yet (untagged, available, as every unrecorded recipe).")
+    tags: list[str]
+    available: bool
+    published_at: datetime | None = None
+    title: str | None = None
+    updated_at: datetime | None = Field(default=None, description="The record's updated_at (null: no record).")
+    known_to_models: bool = Field(description="True when the models were trained on this recipe.")
+    live_interactions: int = Field(ge=0, description="Interactions with it applied since training (HTTP or Kafka).")
+
+    @classmethod
+    def of(cls, recipe_id: int, record: RecipeRecord | None, known: bool, live: int, **extra: Any) -> Self:
+        if record is None:
+            return cls(
+                recipe_id=recipe_id,
+                in_catalogue=False,
+                tags=[],
+                available=True,
+                known_to_models=known,
+                live_interactions=live,
+                **extra,
+            )
+        return cls(
+            recipe_id=recipe_id,
+            in_catalogue=True,
+            tags=list(record.tags),
+            available=record.available,
+            published_at=_instant(record.published_at),
+            title=record.title,
+            updated_at=_instant(record.updated_at),
+            known_to_models=known,
+            live_interactions=live,
+            **extra,
+        )
+
+
+class RecipeWritten(RecipeDetails):
+    """The recipe after a PUT."""
+
+    applied: bool = Field(
+        description="False when the stored record was written later (by updated_at) or is this same write: "
+        "nothing changed, and the body shows the record that stands."
+    )
+
+
+class BulkResult(BaseModel):
+    recipe_id: int
+    applied: bool
+
+
+class BulkRecipesWritten(Body):
+    applied: int = Field(ge=0, description="Records that changed the catalogue.")
+    stale: int = Field(ge=0, description="Records older than (or the same as) the stored ones: nothing changed.")
+    results: list[BulkResult] = Field(description="One per record, in the request's order.")
+
+
+class CatalogueHealth(BaseModel):
+    recipes: int = Field(ge=0, description="Recipes with a catalogue record.")
+    hidden: int = Field(ge=0, description="Of them, those with available: false.")
+    version: int = Field(description="The catalogue version the answers are filtered with (-1: not read yet).")

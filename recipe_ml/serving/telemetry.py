@@ -22,6 +22,7 @@ from prometheus_client import (
 )
 from prometheus_client.multiprocess import MultiProcessCollector
 
+from recipe_ml.catalogue.writer import CatalogueMetrics
 from recipe_ml.events.attribution import AttributionMetrics
 
 LATENCY_BUCKETS = (
@@ -73,6 +74,15 @@ SHOWN_LISTS_DROPPED = Counter(
     "recipe_shown_lists_dropped_total",
     "Answers whose ranked recipes could not be kept for attribution (the store refused them)",
 )
+FILTERED = Counter(
+    "recipe_filtered_candidates_total",
+    "Recipes the catalogue kept out of the queries' candidates, by filter (unavailable, exclude_tags, require_tags)",
+    ["filter"],
+)
+for _filter in ("unavailable", "exclude_tags", "require_tags"):
+    FILTERED.labels(_filter)
+CATALOGUE = CatalogueMetrics(REGISTRY)
+"""The API process's catalogue update counters (a consumer has its own, in its registry)."""
 ATTRIBUTION = AttributionMetrics(REGISTRY)
 """The API process's attribution counters (a consumer has its own, in its registry)."""
 

@@ -1,0 +1,189 @@
+"""The catalogue's hard filters through the engine, with the trained models and real storage (no server)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from edge.model_store import load_from_store
+from recipe_ml.catalogue.records import RecipeFields, RecipeUpsert
+from recipe_ml.config import Settings
+from recipe_ml.serving.backends import LocalBackend
+from recipe_ml.serving.engine import RecommendationEngine
+from recipe_ml.serving.errors import UnknownRecipeError
+from recipe_ml.serving.ranker import ModelRanker
+from recipe_ml.serving.schemas import (
+    BatchRecipes,
+    BatchRequest,
+    BulkRecipesRequest,
+    ColdStartRequest,
+    RecipeRequest,
+    SimilarRecipesRequest,
+)
+from recipe_ml.serving.slot import ModelSlot
+from recipe_ml.storage import open_cache, open_catalogue, open_interaction_store
+from tests.fixtures.models import known_user
+
+pytestmark = [pytest.mark.anyio, pytest.mark.integration]
+
+PEANUT = "contains:peanut"
+
+
+class FailingBackend:
+    """A Two-Tower runner that is down: every call errors, so the chain falls through."""
+
+    name = "two_tower"
+    version = "two_tower:down"
+    refused = None
+    supports_similarity = True
+    personalization = "unknown"
+
+    async def rank(self, queries: object) -> object:
+        raise ConnectionError("runner is down")
+
+    similar_users = similar_recipes = ping = rank
+
+
+@pytest.fixture(scope="module")
+def als(model_store: Path) -> LocalBackend:
+    model, tag = load_from_store("recipe_als", home=model_store)
+    return LocalBackend(ModelSlot(ModelRanker(model, tag)))
+
+
+@pytest.fixture(scope="module")
+def popularity(model_store: Path) -> LocalBackend:
+    model, tag = load_from_store("recipe_popularity", home=model_store)
+    return LocalBackend(ModelSlot(ModelRanker(model, tag)))
+
+
+def engine(*chain: object, redis_url: str | None = None) -> RecommendationEngine:
+    settings = Settings(_env_file=None, redis_url=redis_url)  # type: ignore[call-arg]
+    return RecommendationEngine(
+        chain,  # type: ignore[arg-type]
+        cache=open_cache(redis_url),
+        store=open_interaction_store(redis_url),
+        settings=settings,
+        catalogue=open_catalogue(redis_url),
+    )
+
+
+def hide(recipe_id: int, available: bool = False) -> RecipeFields:
+    return RecipeFields(available=available, updated_at=datetime.now(UTC))
+
+
+async def tag_share(eng: RecommendationEngine, recipe_ids: np.ndarray, tag: str, every: int) -> set[int]:
+    """Tag every ``every``-th recipe with ``tag`` through the bulk route's logic; the tagged ids."""
+    tagged = [int(r) for r in recipe_ids[::every]]
+    for start in range(0, len(tagged), 1000):
+        chunk = [RecipeUpsert(recipe_id=r, tags=[tag]) for r in tagged[start : start + 1000]]
+        await eng.recipes.bulk(BulkRecipesRequest(recipes=chunk))
+    return set(tagged)
+
+
+async def test_hiding_a_users_top_recipe_removes_it_from_the_next_answer_cached_or_not(
+    als: LocalBackend, popularity: LocalBackend
+) -> None:
+    eng = engine(als, popularity)
+    user = known_user(als.slot.ranker.model)
+    before = await eng.recommend(RecipeRequest(user_id=user))
+    top = before.recommendations[0].recipe_id
+    assert (await eng.recommend(RecipeRequest(user_id=user))).cached, "the answer was cached"
+
+    written = await eng.recipes.put(top, hide(top))
+    after = await eng.recommend(RecipeRequest(user_id=user))
+    await eng.recipes.put(top, hide(top, available=True))
+    again = await eng.recommend(RecipeRequest(user_id=user))
+
+    assert written.applied and not written.available
+    assert top not in [r.recipe_id for r in after.recommendations] and not after.cached
+    assert len(after.recommendations) == 10
+    assert again.recommendations[0].recipe_id == top, "available again, it comes back"
+
+
+async def test_two_engines_on_one_redis_agree_on_a_hidden_recipe(
+    als: LocalBackend, popularity: LocalBackend, redis_url: str
+) -> None:
+    first, second = engine(als, popularity, redis_url=redis_url), engine(als, popularity, redis_url=redis_url)
+    user = known_user(als.slot.ranker.model, 3)
+    top = (await second.recommend(RecipeRequest(user_id=user))).recommendations[0].recipe_id
+
+    await first.recipes.put(top, hide(top))
+    answer = await second.recommend(RecipeRequest(user_id=user))
+    await first.recipes.put(top, hide(top, available=True))
+
+    assert top not in [r.recipe_id for r in answer.recommendations]
+
+
+async def test_exclude_tags_hold_for_training_users_even_with_the_first_model_down(
+    als: LocalBackend, popularity: LocalBackend
+) -> None:
+    model = als.slot.ranker.model
+    eng = engine(FailingBackend(), als, popularity)
+    peanut = await tag_share(eng, model.items.ids, PEANUT, 10)
+    users = [int(u) for u in model.users.ids[::7]]  # every user: tests/test_distributed.py, over HTTP
+    answered_by: set[str] = set()
+
+    for start in range(0, len(users), 100):
+        batch = await eng.recommend_batch(
+            BatchRequest(user_ids=users[start : start + 100], exclude_tags=[PEANUT], diversity=0.0)
+        )
+        for entry in batch.results:
+            assert isinstance(entry, BatchRecipes)
+            assert not {r.recipe_id for r in entry.recommendations} & peanut
+            answered_by.add(entry.model_used)
+
+    assert answered_by == {"als"}
+    cold = await eng.cold_start(ColdStartRequest(exclude_tags=[PEANUT], top_k=50))
+    assert cold.model_used == "popularity" and not {r.recipe_id for r in cold.recommendations} & peanut
+
+
+async def test_require_tags_rank_only_tagged_recipes_and_say_when_the_list_is_short(
+    als: LocalBackend, popularity: LocalBackend
+) -> None:
+    model = als.slot.ranker.model
+    eng = engine(als, popularity)
+    user = known_user(model, 5)
+    vegan = [int(r) for r in model.items.ids[:3]]
+    await eng.recipes.bulk(BulkRecipesRequest(recipes=[RecipeUpsert(recipe_id=r, tags=["vegan"]) for r in vegan]))
+
+    answer = await eng.recommend(RecipeRequest(user_id=user, require_tags=["vegan"]))
+    nothing = await eng.recommend(RecipeRequest(user_id=user, require_tags=["no-such-tag"]))
+    unfiltered = await eng.recommend(RecipeRequest(user_id=user, exclude_tags=["no-such-tag"]))
+
+    assert {r.recipe_id for r in answer.recommendations} <= set(vegan) and answer.exhausted
+    assert nothing.recommendations == [] and nothing.exhausted
+    assert len(unfiltered.recommendations) == 10 and not unfiltered.exhausted
+
+
+async def test_similar_recipes_obey_the_filters(als: LocalBackend, popularity: LocalBackend) -> None:
+    model = als.slot.ranker.model
+    eng = engine(als, popularity)
+    recipe = int(model.items.ids[0])
+    plain = await eng.similar_recipes(SimilarRecipesRequest(recipe_id=recipe, top_k=20))
+    hidden = plain.similar_recipes[0].recipe_id
+    peanut = {r.recipe_id for r in plain.similar_recipes[1:5]}
+    await eng.recipes.put(hidden, hide(hidden))
+    await eng.recipes.bulk(BulkRecipesRequest(recipes=[RecipeUpsert(recipe_id=r, tags=[PEANUT]) for r in peanut]))
+
+    filtered = await eng.similar_recipes(SimilarRecipesRequest(recipe_id=recipe, top_k=20, exclude_tags=[PEANUT]))
+
+    shown = {r.recipe_id for r in filtered.similar_recipes}
+    assert hidden not in shown and not shown & peanut and len(shown) == 20
+
+
+async def test_describe_says_what_the_models_and_the_live_interactions_know(
+    als: LocalBackend, popularity: LocalBackend
+) -> None:
+    eng = engine(als, popularity)
+    known = int(popularity.slot.ranker.model.items.ids[0])
+
+    untracked = await eng.recipes.describe(known)
+    with pytest.raises(UnknownRecipeError):
+        await eng.recipes.describe(2**53 - 1)
+    health = await eng.health()
+
+    assert not untracked.in_catalogue and untracked.known_to_models and untracked.live_interactions == 0
+    assert health.catalogue.recipes == 0 and health.catalogue.hidden == 0
