@@ -52,7 +52,7 @@ class RecipeFields(BaseModel):
         max_length=MAX_TAGS,
         description=(
             f"At most {MAX_TAGS} tags of at most {MAX_TAG_LENGTH} characters, lower-case letters, digits and "
-            "`: . _ -` (`vegetarian`, `gluten-free`, `contains:peanut`, `course:dessert`). Repeats count once."
+            "`: . _ -` (`vegetarian`, `gluten-free`, `contains:peanut`, `course:dessert`). A repeated tag is kept once."
         ),
     )
     available: bool = Field(default=True, description="false = never recommend it (withdrawn, out of season).")

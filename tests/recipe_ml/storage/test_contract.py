@@ -2,16 +2,26 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+import itertools
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import pytest
 
 from recipe_ml.events.schema import InteractionEvent, InteractionType
-from recipe_ml.storage.base import InteractionStore, RecordedInteraction, ResponseCache, ShownList
+from recipe_ml.storage.base import (
+    CatalogueFullError,
+    CatalogueStore,
+    InteractionStore,
+    RecipeRecord,
+    RecordedInteraction,
+    ResponseCache,
+    ShownList,
+)
 from recipe_ml.storage.decay import RESCALE_AFTER_HALF_LIVES
-from recipe_ml.storage.memory import MemoryCache, MemoryInteractionStore
-from recipe_ml.storage.redis import LOG_READ_CHUNK, RedisCache, RedisInteractionStore
+from recipe_ml.storage.memory import MemoryCache, MemoryCatalogue, MemoryInteractionStore
+from recipe_ml.storage.redis import LOG_READ_CHUNK, RedisCache, RedisCatalogue, RedisInteractionStore
 from tests.fixtures.wait import wait_until
 
 HALF_LIFE_HOURS = 1.0
@@ -318,3 +328,251 @@ def test_memory_store_keeps_at_most_max_recipes_counters(clock: FakeClock) -> No
     assert dict(store.trending(10)).keys() == {100, 300}, "the recipe interacted with least recently goes"
     with pytest.raises(ValueError, match="max_users and max_recipes must be >= 1"):
         MemoryInteractionStore(HALF_LIFE_HOURS, max_recipes=0)
+
+
+def test_interaction_counts_count_each_recipes_applied_interactions_in_order(store: InteractionStore) -> None:
+    assert store.interaction_counts([10, 20]) == [0, 0]
+    store.apply(event(1, 10, event_id="a"))
+    store.apply(event(2, 10, event_id="b"))
+    store.apply(event(1, 20, event_id="c"))
+    store.apply(event(1, 10, event_id="a"))  # a redelivery: not counted twice
+
+    assert store.interaction_counts([20, 404, 10]) == [1, 0, 2]
+    assert store.interaction_counts([10, 10]) == [2, 2]
+    assert store.interaction_counts([]) == []
+
+
+def test_memory_interaction_count_is_forgotten_with_the_trending_counter(clock: FakeClock) -> None:
+    """Past ``max_recipes`` the recipe interacted with least recently loses its counter and its count together."""
+    store = MemoryInteractionStore(HALF_LIFE_HOURS, max_recipes=2, clock=clock)
+    for number, recipe in enumerate((100, 200, 100, 300)):
+        store.apply(event(number, recipe, event_id=f"e{number}"))
+    assert store.interaction_counts([100, 200, 300]) == [2, 0, 1], "200 went with its counter"
+
+    store.apply(event(9, 200, event_id="again"))  # 100 is now the least recently interacted with
+    assert dict(store.trending(10)).keys() == {300, 200}
+    assert store.interaction_counts([100, 200, 300]) == [0, 1, 1], "a forgotten recipe counts again from 0"
+
+
+# Catalogue
+CATALOGUE_MAX = 5
+
+
+def recipe(
+    recipe_id: int,
+    *,
+    tags: tuple[str, ...] = ("vegetarian",),
+    available: bool = True,
+    published_at: float | None = None,
+    title: str | None = None,
+    at: float = START,
+) -> RecipeRecord:
+    return RecipeRecord(recipe_id, tags, available, published_at, title, at)
+
+
+@pytest.fixture
+def make_catalogue(backend: str, request: pytest.FixtureRequest) -> Callable[..., CatalogueStore]:
+    """A fresh catalogue of ``backend`` for each ``prefix`` (Redis: its own keys in the emptied test database)."""
+
+    def make(max_recipes: int = CATALOGUE_MAX, prefix: str = "test-catalogue:") -> CatalogueStore:
+        if backend == "memory":
+            return MemoryCatalogue(max_recipes=max_recipes)
+        return RedisCatalogue(request.getfixturevalue("redis_url"), max_recipes, prefix=prefix)
+
+    return make
+
+
+@pytest.fixture
+def catalogue(make_catalogue: Callable[..., CatalogueStore]) -> CatalogueStore:
+    return make_catalogue()
+
+
+def by_id(records: Sequence[RecipeRecord]) -> list[RecipeRecord]:
+    return sorted(records, key=lambda record: record.recipe_id)
+
+
+def test_catalogue_get_returns_what_put_stored_in_the_order_of_the_ids(catalogue: CatalogueStore) -> None:
+    first = recipe(1, tags=("contains:peanut", "course:dessert"), published_at=START - HOUR, title="Brownies")
+    second = recipe(2, tags=(), available=False, at=START + 0.123456)
+    assert catalogue.get([1]) == [None]
+
+    assert catalogue.put([first, second]) == [True, True]
+    assert catalogue.get([2, 404, 1]) == [second, None, first]
+    assert catalogue.get([1, 1]) == [first, first]
+    assert catalogue.get([]) == []
+    assert catalogue.ping() is True
+
+
+def test_catalogue_a_later_write_replaces_and_an_older_one_is_refused(catalogue: CatalogueStore) -> None:
+    original = recipe(1, tags=("vegan",), title="v1")
+    later = recipe(1, tags=("vegetarian",), title="v2", at=START + 60)
+    older = recipe(1, tags=("meat",), available=False, title="v0", at=START - 60)
+    catalogue.put([original])
+
+    assert catalogue.put([later]) == [True]
+    assert catalogue.get([1]) == [later]
+    version = catalogue.version()
+    assert catalogue.put([older]) == [False]
+    assert catalogue.get([1]) == [later], "the refused write leaves the record"
+    assert catalogue.version() == version
+    assert catalogue.put([original]) == [False], "the replaced write, redelivered late, is refused too"
+    assert catalogue.get([1]) == [later]
+
+
+def test_catalogue_a_redelivered_record_is_refused_and_does_not_move_the_version(catalogue: CatalogueStore) -> None:
+    stored = recipe(1, tags=("vegan",), title="Dal", published_at=START - HOUR, at=START + 0.5)
+    assert catalogue.put([stored]) == [True]
+    version = catalogue.version()
+
+    assert catalogue.put([stored]) == [False]
+    assert catalogue.put([replace(stored)]) == [False], "an equal record, however built, is the same write"
+    assert catalogue.version() == version
+    assert catalogue.get([1]) == [stored]
+
+
+# Same-time writes of one recipe (the tie is broken by the encoding, bytewise: ``"a-b"`` sorts after ``"a","b"``,
+# lower-case ``apple`` after upper-case ``Banana``), and an older write of each, in every order.
+ORDERED_WRITES = (
+    recipe(1, tags=("a", "b"), at=START + 1),
+    recipe(1, tags=("a-b",), at=START + 1),
+    recipe(1, tags=("z",), title="older", at=START),
+    recipe(2, title="Banana", at=START + 2),
+    recipe(2, title="apple", at=START + 2),
+)
+ORDER_INDEPENDENT_RESULT = [ORDERED_WRITES[1], ORDERED_WRITES[4]]
+
+
+def test_catalogue_any_order_of_the_same_writes_leaves_the_same_records(
+    make_catalogue: Callable[..., CatalogueStore],
+) -> None:
+    """The documented rule: the latest ``updated_at`` wins, a tie goes to the encoding that sorts last.
+
+    Both backends are held to the same expected records, so they agree with each other whatever the order.
+    """
+    assert ORDERED_WRITES[1].encoded() > ORDERED_WRITES[0].encoded(), "the tie the expected result assumes"
+    assert ORDERED_WRITES[4].encoded() > ORDERED_WRITES[3].encoded(), "the tie the expected result assumes"
+    for number, order in enumerate(itertools.permutations(ORDERED_WRITES)):
+        one_by_one = make_catalogue(prefix=f"order-{number}-single:")
+        for write in order:
+            one_by_one.put([write])
+        in_one_call = make_catalogue(prefix=f"order-{number}-batch:")
+        in_one_call.put(order)
+        for catalogue in (one_by_one, in_one_call):
+            assert by_id(catalogue.snapshot().records) == ORDER_INDEPENDENT_RESULT, order
+            assert catalogue.put(order) == [False] * len(order), "redelivered, every write is refused"
+            assert by_id(catalogue.snapshot().records) == ORDER_INDEPENDENT_RESULT
+
+
+def test_catalogue_version_moves_only_when_what_filters_read_changes(catalogue: CatalogueStore) -> None:
+    assert catalogue.version() == 0
+    assert catalogue.snapshot().version == 0
+
+    def moved(record: RecipeRecord) -> bool:
+        before = catalogue.version()
+        assert catalogue.put([record]) == [True]
+        after = catalogue.version()
+        assert after >= before, "the version never goes back"
+        return after != before
+
+    assert moved(recipe(1, tags=("vegan",), title="Dal", at=START)), "a new record"
+    assert not moved(recipe(1, tags=("vegan",), title="Tarka dal", at=START + 1)), "a title-only change"
+    assert not moved(recipe(1, tags=("vegan",), title="Tarka dal", published_at=START, at=START + 2)), "published_at"
+    assert moved(recipe(1, tags=("gluten-free", "vegan"), title="Tarka dal", published_at=START, at=START + 3)), "tags"
+    assert moved(
+        recipe(1, tags=("gluten-free", "vegan"), available=False, title="Tarka dal", published_at=START, at=START + 4)
+    ), "availability"
+    assert moved(
+        recipe(1, tags=("gluten-free", "vegan"), available=True, title="Tarka dal", published_at=START, at=START + 5)
+    ), "availability back"
+    assert moved(recipe(2, at=START)), "a second new record"
+    assert not moved(recipe(2, at=START + 5)), "only updated_at changed"
+
+
+def test_catalogue_two_writes_of_one_recipe_in_one_call_act_as_two_puts(
+    make_catalogue: Callable[..., CatalogueStore],
+) -> None:
+    old = recipe(1, tags=("vegan",), at=START)
+    new = recipe(1, tags=("vegetarian",), at=START + 1)
+    cases = {
+        "older then newer": ([old, new], [True, True], new),
+        "newer then older": ([new, old], [True, False], new),
+        "the same twice": ([old, old], [True, False], old),
+    }
+    for case, (writes, applied, result) in cases.items():
+        together = make_catalogue(prefix=f"{case}-together:")
+        apart = make_catalogue(prefix=f"{case}-apart:")
+        assert together.put(writes) == applied, case
+        assert [apart.put([write])[0] for write in writes] == applied, case
+        assert together.get([1]) == apart.get([1]) == [result], case
+        assert together.version() > 0, case
+        assert apart.version() > 0, case
+
+
+def test_catalogue_put_past_max_recipes_raises_and_applies_nothing(
+    make_catalogue: Callable[..., CatalogueStore],
+) -> None:
+    catalogue = make_catalogue(max_recipes=3)
+    first, second = recipe(1, tags=("vegan",)), recipe(2)
+    catalogue.put([first, second])
+    version = catalogue.version()
+    update = recipe(1, tags=("vegetarian",), at=START + 1)
+
+    with pytest.raises(CatalogueFullError) as raised:
+        catalogue.put([update, recipe(3), recipe(4)])  # two new recipes: one too many
+    assert raised.value.limit == 3
+    assert catalogue.get([1, 2, 3, 4]) == [first, second, None, None], "all or nothing: not even the update"
+    assert catalogue.version() == version
+    assert by_id(catalogue.snapshot().records) == [first, second]
+
+    assert catalogue.put([update, recipe(3), recipe(3, at=START + 1)]) == [True, True, True], "one new recipe fits"
+    assert catalogue.put([recipe(2, title="at the bound", at=START + 1)]) == [True], "updates still work at the bound"
+    full = by_id(catalogue.snapshot().records)
+    with pytest.raises(CatalogueFullError):
+        catalogue.put([recipe(2, title="lost", at=START + 2), recipe(5)])
+    with pytest.raises(CatalogueFullError):
+        catalogue.put([recipe(6)])
+    assert by_id(catalogue.snapshot().records) == full
+    assert len(full) == 3
+
+
+def test_catalogue_snapshot_returns_every_record_with_the_version(catalogue: CatalogueStore) -> None:
+    records = [recipe(3, tags=("a",)), recipe(1, available=False), recipe(2, title="Soup", published_at=START)]
+    catalogue.put(records[:1])
+    catalogue.put(records[1:])
+    snapshot = catalogue.snapshot()
+    assert snapshot.version == catalogue.version() > 0
+    assert by_id(snapshot.records) == by_id(records)
+    assert len(snapshot.records) == 3
+
+
+def test_catalogue_an_empty_put_is_nothing_to_do(catalogue: CatalogueStore) -> None:
+    assert catalogue.put([]) == []
+    assert catalogue.version() == 0
+    assert catalogue.snapshot().records == ()
+    catalogue.put([recipe(1)])
+    version = catalogue.version()
+    assert catalogue.put([]) == []
+    assert catalogue.version() == version
+
+
+def test_catalogues_reject_a_bound_below_one(backend: str, request: pytest.FixtureRequest) -> None:
+    with pytest.raises(ValueError, match="max_recipes must be >= 1"):
+        if backend == "memory":
+            MemoryCatalogue(max_recipes=0)
+        else:
+            RedisCatalogue(request.getfixturevalue("redis_url"), 0)
+
+
+def test_redis_catalogue_replicas_see_each_others_writes_and_version(redis_url: str) -> None:
+    replica_a, replica_b = RedisCatalogue(redis_url, CATALOGUE_MAX), RedisCatalogue(redis_url, CATALOGUE_MAX)
+    written = recipe(1, tags=("vegan",), title="Dal")
+    assert replica_a.put([written]) == [True]
+    assert replica_b.get([1]) == [written]
+    assert replica_b.version() == replica_a.version() > 0
+
+    update = recipe(1, tags=("vegetarian",), at=START + 1)
+    assert replica_b.put([update]) == [True]
+    assert replica_a.put([written]) == [False], "replica a sees the newer record b wrote"
+    assert replica_a.get([1]) == [update]
+    assert replica_a.snapshot() == replica_b.snapshot()
+    assert replica_a.version() == replica_b.version() > 0
