@@ -1,6 +1,7 @@
 """``recipe-ml consume``: the Kafka sidecar consumer, until SIGTERM/SIGINT.
 
-The consumer itself is ``recipe_ml.events.consumer``.
+It applies the interaction events of KAFKA_TOPIC and the catalogue records of
+KAFKA_RECIPES_TOPIC; the consumer itself is ``recipe_ml.events.consumer``.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from recipe_ml.events.consumer import ConsumerMetrics, InteractionConsumer
 from recipe_ml.logs import escape_log_messages
 from recipe_ml.serving.impressions import open_impression_log
 from recipe_ml.serving.telemetry import IMPRESSIONS_DROPPED
-from recipe_ml.storage import open_cache, open_interaction_store
+from recipe_ml.storage import open_cache, open_catalogue, open_interaction_store
 
 log = logging.getLogger("recipe_ml.events.consumer")
 
@@ -41,7 +42,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point: consume until SIGTERM/SIGINT, then commit and exit 0."""
     argparse.ArgumentParser(
         prog="recipe-ml consume",
-        description="Consume interaction events from KAFKA_TOPIC into the Redis state at REDIS_URL; "
+        description="Consume interaction events from KAFKA_TOPIC and catalogue records from KAFKA_RECIPES_TOPIC "
+        "into the Redis state at REDIS_URL; "
         "every setting comes from the environment or .env (see docs/configuration.md).",
     ).parse_args(argv)
     settings = get_settings()
@@ -68,7 +70,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             exc,
         )
         return 2
-    consumer = InteractionConsumer(settings, applier, metrics)
+    catalogue = open_catalogue(settings.redis_url, settings.catalogue_max_recipes)
+    consumer = InteractionConsumer(settings, applier, metrics, catalogue=catalogue)
 
     def _stop(signum: int, _frame: FrameType | None) -> None:
         log.info("%s received: finishing the current event, committing, exiting", signal.Signals(signum).name)

@@ -1,14 +1,22 @@
-"""The Kafka sidecar consumer: interaction events into the shared Redis state.
+"""The Kafka sidecar consumer: interaction events and catalogue records into the shared Redis state.
+
+One consumer (one group member) reads two topics: the interaction events of
+``KAFKA_TOPIC`` go to the interaction store (``EventApplier``), the catalogue
+records of ``KAFKA_RECIPES_TOPIC`` (``recipe_ml.catalogue.records``) to the
+catalogue store (``CatalogueWriter``, the API's write path too).
 
 Delivery is at least once: a batch's offsets are committed only after each of
-its events was applied (or dead-lettered), and applying is idempotent, so a
-redelivery after a crash or a rebalance changes nothing. Nothing is skipped:
-while Redis is down, the consumer retries the same event with backoff and
-commits nothing past it. A message that is not an event goes to the DLQ topic
-with the reason, and consumption goes on.
+its records was applied (or dead-lettered), and applying is idempotent, so a
+redelivery after a crash or a rebalance changes nothing (an event is
+recognised by its id; a catalogue record loses to the stored one unless its
+``updatedAt`` is later: the last write by ``updatedAt`` wins). Nothing is
+skipped: while Redis is down, the consumer retries the same record with
+backoff and commits nothing past it. A message that is not an event or a
+catalogue record, or a new recipe beyond ``CATALOGUE_MAX_RECIPES``, goes to
+the DLQ topic with the reason, and consumption goes on.
 
 Run it as ``recipe-ml consume`` (``python -m scripts.cli consume`` in the Bento image); it
-reads ``Settings`` (``KAFKA_*``, ``REDIS_URL``, ``CONSUMER_METRICS_PORT``).
+reads ``Settings`` (``KAFKA_*``, ``REDIS_URL``, ``CATALOGUE_MAX_RECIPES``, ``CONSUMER_METRICS_PORT``).
 """
 
 from __future__ import annotations
@@ -28,11 +36,14 @@ from kafka.errors import KafkaError
 from kafka.structs import OffsetAndMetadata
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
+from recipe_ml.catalogue.records import parse_recipe_event
+from recipe_ml.catalogue.writer import CatalogueMetrics, CatalogueWriter
 from recipe_ml.config import Settings
 from recipe_ml.events.applier import EventApplier
 from recipe_ml.events.attribution import AttributionMetrics
 from recipe_ml.events.lag import LagTracker
 from recipe_ml.events.schema import InteractionEvent, InvalidEvent, parse_event
+from recipe_ml.storage.base import CatalogueFullError, CatalogueStore, RecipeRecord
 
 log = logging.getLogger(__name__)
 
@@ -65,17 +76,38 @@ def kafka_security_config(settings: Settings) -> dict[str, Any]:
 class ConsumerMetrics:
     """Prometheus metrics of one consumer, in their own registry (one per consumer).
 
-    ``lag`` holds the lag, event ages and applied rate, computed at scrape time.
+    ``consumed``, ``applied``, ``duplicates`` and ``dead_lettered`` count the
+    records of both topics, interaction events and catalogue records alike;
+    ``catalogue`` (``recipe_catalogue_updates_total{source="kafka"}``) counts
+    the catalogue records apart. ``lag`` holds the lag, record ages and
+    applied rate, computed at scrape time.
     """
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry if registry is not None else CollectorRegistry()
         reg = self.registry
-        self.consumed = Counter("recipe_consumer_consumed", "Messages read from the topic", registry=reg)
-        self.applied = Counter("recipe_consumer_applied", "Events applied for the first time", registry=reg)
-        self.duplicates = Counter("recipe_consumer_duplicates", "Redelivered events that changed nothing", registry=reg)
+        self.consumed = Counter(
+            "recipe_consumer_consumed",
+            "Messages read from the topics (interaction events and catalogue records)",
+            registry=reg,
+        )
+        self.applied = Counter(
+            "recipe_consumer_applied",
+            "Interaction events applied for the first time, and catalogue records that replaced the stored one",
+            registry=reg,
+        )
+        self.duplicates = Counter(
+            "recipe_consumer_duplicates",
+            "Records that changed nothing: redelivered interaction events, and catalogue records "
+            "that lost to the stored one (redelivered, or an older updatedAt)",
+            registry=reg,
+        )
         self.dead_lettered = Counter(
-            "recipe_consumer_dead_lettered", "Messages sent to the DLQ", ["reason"], registry=reg
+            "recipe_consumer_dead_lettered",
+            "Messages of either topic sent to the DLQ, by reason (catalogue_full: a new recipe beyond "
+            "CATALOGUE_MAX_RECIPES)",
+            ["reason"],
+            registry=reg,
         )
         self.errors = Counter("recipe_consumer_errors", "Failed attempts, retried", ["stage"], registry=reg)
         self.connection_retries = Counter(
@@ -87,6 +119,7 @@ class ConsumerMetrics:
         self.lag = LagTracker()
         reg.register(self.lag)
         self.attribution = AttributionMetrics(reg)
+        self.catalogue = CatalogueMetrics(reg)
 
 
 @dataclass(frozen=True)
@@ -134,8 +167,23 @@ def with_broker_defaults(event: InteractionEvent, record: ConsumerRecord) -> Int
     return event.model_copy(update=update) if update else event
 
 
+def broker_time(record: ConsumerRecord) -> datetime:
+    """The record's broker timestamp; now when it has none (the broker's -1).
+
+    What a catalogue record without ``updatedAt`` is ordered by.
+    """
+    if record.timestamp is not None and record.timestamp >= 0:
+        return datetime.fromtimestamp(record.timestamp / 1000, tz=UTC)
+    return datetime.now(UTC)
+
+
 class InteractionConsumer:
-    """One group member: ``run()`` until ``stop()``; ``poll_once()`` is one batch."""
+    """One group member: ``run()`` until ``stop()``; ``poll_once()`` is one batch.
+
+    With a ``catalogue`` it reads ``KAFKA_RECIPES_TOPIC`` beside ``KAFKA_TOPIC``
+    and applies the catalogue records to it (``recipe-ml consume`` does);
+    without one it reads the interaction events only.
+    """
 
     def __init__(
         self,
@@ -143,6 +191,7 @@ class InteractionConsumer:
         applier: EventApplier,
         metrics: ConsumerMetrics | None = None,
         *,
+        catalogue: CatalogueStore | None = None,
         backoff: Backoff = Backoff(),
         poll_timeout_ms: int = 500,
         session_timeout_ms: int = 6000,
@@ -155,10 +204,14 @@ class InteractionConsumer:
     ) -> None:
         if not settings.kafka_bootstrap_servers:
             raise ValueError("KAFKA_BOOTSTRAP_SERVERS must be set to run the consumer")
+        if catalogue is not None and settings.kafka_recipes_topic == settings.kafka_topic:
+            raise ValueError("KAFKA_RECIPES_TOPIC must differ from KAFKA_TOPIC: each topic has one kind of record")
         self._settings = settings
         self._bootstrap = settings.kafka_bootstrap_servers
         self._applier = applier
         self.metrics = metrics if metrics is not None else ConsumerMetrics()
+        self._catalogue = None if catalogue is None else CatalogueWriter(catalogue, self.metrics.catalogue, "kafka")
+        self._catalogue_retryable = RETRYABLE if catalogue is None else RETRYABLE + catalogue.unavailable
         self._backoff = backoff
         self._poll_timeout_ms = poll_timeout_ms
         self._group_timeouts = {
@@ -206,7 +259,7 @@ class InteractionConsumer:
             self.close()
 
     def stop(self) -> None:
-        """Ask ``run()`` to finish its current event, commit and return (signal-safe)."""
+        """Ask ``run()`` to finish its current record, commit and return (signal-safe)."""
         self._stopping.set()
 
     def close(self) -> None:
@@ -333,10 +386,17 @@ class InteractionConsumer:
             consumer.close(autocommit=False)
             raise
         consumer.subscribe(
-            [self._settings.kafka_topic],
+            self.topics(),
             listener=_PartitionGauge(self.metrics.assigned_partitions, self.metrics.lag),
         )
         self._consumer, self._producer = consumer, producer
+
+    def topics(self) -> list[str]:
+        """What this consumer subscribes to: the interactions, and the catalogue records when it has a catalogue."""
+        topics = [self._settings.kafka_topic]
+        if self._catalogue is not None:
+            topics.append(self._settings.kafka_recipes_topic)
+        return topics
 
     def _kafka_consumer(self) -> KafkaConsumer:
         if self._consumer is None:
@@ -344,9 +404,11 @@ class InteractionConsumer:
         return self._consumer
 
     def _handle(self, record: ConsumerRecord) -> bool:
-        """Apply or dead-letter one record; False when stopped before it was done."""
+        """Apply or dead-letter one record of either topic; False when stopped before it was done."""
         self.metrics.consumed.inc()
         raw: bytes = record.value or b""
+        if self._catalogue is not None and record.topic == self._settings.kafka_recipes_topic:
+            return self._handle_recipe(self._catalogue, record, raw)
         try:
             event = with_broker_defaults(parse_event(raw), record)
         except InvalidEvent as exc:
@@ -355,14 +417,44 @@ class InteractionConsumer:
         return self._retry("apply", lambda: self._apply(event))
 
     def _apply(self, event: InteractionEvent) -> None:
-        if self._applier.apply(event):
+        self._count(self._applier.apply(event))
+
+    def _handle_recipe(self, writer: CatalogueWriter, record: ConsumerRecord, raw: bytes) -> bool:
+        """Put one catalogue record, or dead-letter it (invalid, or a new recipe in a full catalogue)."""
+        try:
+            recipe = parse_recipe_event(raw, broker_time(record))
+        except InvalidEvent as exc:
+            reason = exc.reason
+            return self._retry("dead_letter", lambda: self._dead_letter(record, raw, reason))
+        refused: list[CatalogueFullError] = []
+        if not self._retry("apply", lambda: self._put_recipe(writer, recipe, refused), self._catalogue_retryable):
+            return False
+        if not refused:
+            return True
+        reason = f"catalogue full: {refused[0]}"
+        return self._retry("dead_letter", lambda: self._dead_letter(record, raw, reason, "catalogue_full"))
+
+    def _put_recipe(self, writer: CatalogueWriter, recipe: RecipeRecord, refused: list[CatalogueFullError]) -> None:
+        """``writer.put`` of one record; a full catalogue (permanent, not retried) lands in ``refused``."""
+        try:
+            [applied] = writer.put([recipe])
+        except CatalogueFullError as exc:
+            refused.append(exc)
+            return
+        self._count(applied)
+
+    def _count(self, applied: bool) -> None:
+        if applied:
             self.metrics.applied.inc()
             self.metrics.lag.applied()
         else:
             self.metrics.duplicates.inc()
 
-    def _dead_letter(self, record: ConsumerRecord, raw: bytes, reason: str) -> None:
-        """Send ``raw`` to the DLQ and wait for the broker's ack (at least once there too)."""
+    def _dead_letter(self, record: ConsumerRecord, raw: bytes, reason: str, kind: str | None = None) -> None:
+        """Send ``raw`` to the DLQ and wait for the broker's ack (at least once there too).
+
+        ``kind`` is the counter's ``reason`` label; by default ``invalid_json`` or ``validation``, from ``reason``.
+        """
         if self._producer is None:
             raise RuntimeError("consumer is not connected: call connect() first")
         headers = [
@@ -373,17 +465,20 @@ class InteractionConsumer:
         ]
         future = self._producer.send(self._settings.kafka_dlq_topic, value=raw, key=record.key, headers=headers)
         future.get(timeout=self._dlq_timeout_ms / 1000)
-        kind = "invalid_json" if reason.startswith("Invalid JSON") else "validation"
+        if kind is None:
+            kind = "invalid_json" if reason.startswith("Invalid JSON") else "validation"
         self.metrics.dead_lettered.labels(kind).inc()
         log.warning("dead-lettered %s:%d@%d: %s", record.topic, record.partition, record.offset, reason)
 
-    def _retry(self, stage: str, action: Callable[[], None]) -> bool:
-        """Run ``action`` until it succeeds (True) or ``stop()`` is called (False)."""
+    def _retry(
+        self, stage: str, action: Callable[[], None], retryable: tuple[type[Exception], ...] = RETRYABLE
+    ) -> bool:
+        """Run ``action`` until it succeeds (True) or ``stop()`` is called (False), retrying ``retryable``."""
         for delay in self._backoff.delays():
             try:
                 action()
                 return True
-            except RETRYABLE as exc:
+            except retryable as exc:
                 self.metrics.errors.labels(stage).inc()
                 log.warning("%s failed (%s: %s); retrying in %.1f s", stage, type(exc).__name__, exc, delay)
             if self._stopping.wait(delay):
