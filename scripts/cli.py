@@ -9,6 +9,7 @@
     recipe-ml experiment report  # the online experiment: per variant, cook rate with its interval
     recipe-ml consume    # the Kafka sidecar consumer
     recipe-ml produce    # demo interaction events drawn from the real data
+    recipe-ml catalogue import FILE  # load a catalogue export (CSV or JSONL) into the running service
 
 The Makefile, the Bento image and docker-compose call these (``python -m
 scripts.cli …`` where the project is not pip-installed, as in the image).
@@ -36,6 +37,7 @@ COMMANDS = {
     "experiment": ("scripts.experiment", "the online experiment's report from the impression log"),
     "consume": ("scripts.consume", "consume interaction events from Kafka into Redis"),
     "produce": ("scripts.produce_events", "send demo interaction events to Kafka or the HTTP API"),
+    "catalogue": ("scripts.catalogue", "load a catalogue export (CSV or JSONL) into the running service"),
 }
 """Command → (module with ``main(argv)``, one-line help)."""
 
