@@ -10,13 +10,15 @@ import java.net.http.HttpClient;
 import java.net.http.HttpRequest;
 import java.net.http.HttpResponse;
 import java.time.Duration;
+import java.util.List;
 
 /**
  * A small client of the Recipe ML API: {@code java.net.http.HttpClient} and Jackson, nothing else.
  *
  * <p>Every method returns the typed answer or throws {@link RecipeMlException} carrying the
- * service's problem (404 unknown user, 422 invalid field, 401 missing key, 503 retry...). With an
- * API key, it is sent as {@code Authorization: Bearer <key>}. Thread-safe; make one per service.
+ * service's problem (404 unknown user or recipe, 422 invalid field, 401 missing key, 409 catalogue
+ * full, 503 retry...). With an API key, it is sent as {@code Authorization: Bearer <key>}.
+ * Thread-safe; make one per service.
  */
 public final class RecipeMlClient {
     private final URI baseUrl;
@@ -69,7 +71,38 @@ public final class RecipeMlClient {
         return send(request("/api/health").GET().build(), Models.Health.class);
     }
 
+    /**
+     * Creates or replaces the recipe's catalogue record ({@code PUT /api/recipes/{recipeId}}); the record that
+     * stands after, with {@code applied} false when nothing changed (the same record again, or an older
+     * {@code updatedAt} than the stored one). A 409 problem ({@link RecipeMlException#isCatalogueFull()}) when
+     * the catalogue holds CATALOGUE_MAX_RECIPES recipes and this one is new.
+     */
+    public Models.RecipeWritten putRecipe(long recipeId, Models.RecipeFields fields) {
+        return send("PUT", "/api/recipes/" + recipeId, fields, Models.RecipeWritten.class);
+    }
+
+    /**
+     * The recipe's catalogue record, whether the models know it and its live interactions ({@code GET
+     * /api/recipes/{recipeId}}); a 404 problem ({@link RecipeMlException#isUnknownRecipe()}) when it has no
+     * record and the models do not know it.
+     */
+    public Models.RecipeDetails getRecipe(long recipeId) {
+        return send(request("/api/recipes/" + recipeId).GET().build(), Models.RecipeDetails.class);
+    }
+
+    /**
+     * Many catalogue records in one write, all or none ({@code POST /api/recipes/bulk}): one invalid record is a
+     * 422 naming it ({@code recipes.3.tags.0}) and nothing is applied.
+     */
+    public Models.BulkRecipesWritten putRecipes(List<Models.RecipeUpsert> recipes) {
+        return post("/api/recipes/bulk", new Models.BulkRecipesRequest(recipes), Models.BulkRecipesWritten.class);
+    }
+
     private <T> T post(String path, Object body, Class<T> type) {
+        return send("POST", path, body, type);
+    }
+
+    private <T> T send(String method, String path, Object body, Class<T> type) {
         byte[] payload;
         try {
             payload = json.writeValueAsBytes(body);
@@ -78,7 +111,7 @@ public final class RecipeMlClient {
         }
         HttpRequest request = request(path)
                 .header("Content-Type", "application/json")
-                .POST(HttpRequest.BodyPublishers.ofByteArray(payload))
+                .method(method, HttpRequest.BodyPublishers.ofByteArray(payload))
                 .build();
         return send(request, type);
     }

@@ -23,4 +23,14 @@ public class RecipeMlException extends RuntimeException {
     public boolean isUnknownUser() {
         return "urn:recipe-ml:problem:unknown-user".equals(problem.type());
     }
+
+    /** True for a 404 whose recipe is unknown (similar recipes, or a recipe without a catalogue record). */
+    public boolean isUnknownRecipe() {
+        return "urn:recipe-ml:problem:unknown-recipe".equals(problem.type());
+    }
+
+    /** True for the 409 of a new recipe when the catalogue is full (CATALOGUE_MAX_RECIPES): nothing was applied. */
+    public boolean isCatalogueFull() {
+        return "urn:recipe-ml:problem:catalogue-full".equals(problem.type());
+    }
 }

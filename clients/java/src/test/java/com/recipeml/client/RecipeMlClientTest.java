@@ -3,9 +3,12 @@ package com.recipeml.client;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertInstanceOf;
+import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import com.fasterxml.jackson.core.JsonProcessingException;
+import com.fasterxml.jackson.databind.ObjectMapper;
 import com.sun.net.httpserver.HttpExchange;
 import com.sun.net.httpserver.HttpServer;
 import java.io.IOException;
@@ -26,6 +29,7 @@ import org.junit.jupiter.api.Test;
  * kind of answer. The whole API is checked against a live service by {@link ClientCheck}.
  */
 class RecipeMlClientTest {
+    private static final ObjectMapper JSON = new ObjectMapper();
     private HttpServer server;
     private final AtomicReference<HttpExchange> seen = new AtomicReference<>();
     private final AtomicReference<String> seenBody = new AtomicReference<>();
@@ -53,6 +57,15 @@ class RecipeMlClientTest {
         exchange.sendResponseHeaders(status, body.length);
         try (OutputStream out = exchange.getResponseBody()) {
             out.write(body);
+        }
+    }
+
+    /** The same JSON, whatever the order of the members (the one Jackson writes differs between versions). */
+    private static void assertSameJson(String expected, String actual) {
+        try {
+            assertEquals(JSON.readTree(expected), JSON.readTree(actual), actual);
+        } catch (JsonProcessingException e) {
+            throw new AssertionError("not JSON: " + actual, e);
         }
     }
 
@@ -121,5 +134,118 @@ class RecipeMlClientTest {
         assertTrue(ok.cached());
         assertEquals(404, failure.problem().status());
         assertEquals(2L, failure.userId());
+    }
+
+    @Test
+    void theTagFiltersAreSentOnEveryRecommendationRequestAndExhaustedIsRead() {
+        status = 200;
+        RecipeMlClient client = client(null);
+        List<String> vegan = List.of("vegan");
+        List<String> peanut = List.of("contains:peanut");
+        String listed = "\"model_used\":\"two_tower\",\"latency_ms\":1.0,\"cached\":false,\"exhausted\":true,";
+
+        answer = "{" + listed + "\"user_id\":7,\"recommendations\":[]}";
+        Models.RecipeRecommendations recipes = client.recommendRecipes(
+                Models.RecipeRequest.of(7, 3).withRequireTags(vegan).withExcludeTags(peanut));
+        assertSameJson("{\"user_id\":7,\"top_k\":3,\"require_tags\":[\"vegan\"],\"exclude_tags\":[\"contains:peanut\"]}",
+                seenBody.get());
+        assertTrue(recipes.exhausted());
+
+        answer = "{" + listed + "\"recommendations\":[]}";
+        assertTrue(client.coldStart(Models.ColdStartRequest.of(3, List.of()).withRequireTags(vegan)).exhausted());
+        assertSameJson("{\"top_k\":3,\"recent_recipe_ids\":[],\"require_tags\":[\"vegan\"]}", seenBody.get());
+
+        answer = "{" + listed + "\"recipe_id\":11,\"similar_recipes\":[]}";
+        assertTrue(client.similarRecipes(Models.SimilarRecipesRequest.of(11, 3).withExcludeTags(peanut)).exhausted());
+        assertSameJson("{\"recipe_id\":11,\"top_k\":3,\"exclude_tags\":[\"contains:peanut\"]}", seenBody.get());
+
+        answer = "{\"latency_ms\":1.0,\"results\":[{\"status\":\"ok\"," + listed + "\"user_id\":7,\"recommendations\":[]}]}";
+        Models.BatchResponse batch = client.recommendBatch(
+                Models.BatchRequest.of(List.of(7L), 3).withRequireTags(vegan).withExcludeTags(peanut));
+        assertSameJson("{\"user_ids\":[7],\"top_k\":3,\"require_tags\":[\"vegan\"],\"exclude_tags\":[\"contains:peanut\"]}",
+                seenBody.get());
+        assertTrue(assertInstanceOf(Models.BatchRecipes.class, batch.results().get(0)).exhausted());
+    }
+
+    @Test
+    void putRecipeSendsTheSetFieldsAndReadsTheRecordThatStands() {
+        status = 200;
+        answer = "{\"recipe_id\":10813,\"in_catalogue\":true,\"tags\":[\"contains:peanut\",\"vegetarian\"],"
+                + "\"available\":true,\"published_at\":null,\"title\":\"Brownies\","
+                + "\"updated_at\":\"2026-12-01T09:30:00Z\",\"known_to_models\":true,\"live_interactions\":2,"
+                + "\"applied\":false,\"a_field_added_later\":{}}";
+
+        Models.RecipeWritten written = client(null).putRecipe(10813, new Models.RecipeFields(
+                List.of("vegetarian", "contains:peanut"), null, null, "Brownies", "2026-12-01T09:30:00Z"));
+
+        assertEquals("PUT", seen.get().getRequestMethod());
+        assertEquals("/api/recipes/10813", seen.get().getRequestURI().getPath());
+        assertSameJson("{\"tags\":[\"vegetarian\",\"contains:peanut\"],\"title\":\"Brownies\","
+                + "\"updated_at\":\"2026-12-01T09:30:00Z\"}", seenBody.get());
+        assertFalse(written.applied());
+        assertNull(written.publishedAt());
+        assertEquals(new Models.RecipeDetails(10813, true, List.of("contains:peanut", "vegetarian"), true, null,
+                "Brownies", "2026-12-01T09:30:00Z", true, 2), written.details());
+    }
+
+    @Test
+    void getRecipeIsAGetAndAnUnknownRecipeIsATypedProblem() {
+        status = 404;
+        answer = "{\"type\":\"urn:recipe-ml:problem:unknown-recipe\",\"title\":\"Unknown recipe\",\"status\":404,"
+                + "\"detail\":\"recipe 5 is unknown to the models\",\"errors\":[],\"recipe_id\":5}";
+
+        RecipeMlException error = assertThrows(RecipeMlException.class, () -> client(null).getRecipe(5));
+
+        assertEquals("GET", seen.get().getRequestMethod());
+        assertEquals("/api/recipes/5", seen.get().getRequestURI().getPath());
+        assertTrue(error.isUnknownRecipe());
+        assertFalse(error.isUnknownUser());
+        assertEquals(5L, error.problem().recipeId());
+    }
+
+    @Test
+    void aBulkSendsItsRecordsUnderRecipesAndItsProblemsAreTyped() {
+        status = 200;
+        answer = "{\"applied\":1,\"stale\":1,\"results\":[{\"recipe_id\":1,\"applied\":true},"
+                + "{\"recipe_id\":2,\"applied\":false}]}";
+        List<Models.RecipeUpsert> records = List.of(
+                Models.RecipeUpsert.of(1, Models.RecipeFields.of(List.of("a"))),
+                new Models.RecipeUpsert(2, List.of(), false, "2026-11-30T08:00:00Z", null, null));
+
+        Models.BulkRecipesWritten written = client(null).putRecipes(records);
+
+        assertEquals("POST", seen.get().getRequestMethod());
+        assertEquals("/api/recipes/bulk", seen.get().getRequestURI().getPath());
+        assertSameJson("{\"recipes\":[{\"recipe_id\":1,\"tags\":[\"a\"]},"
+                + "{\"recipe_id\":2,\"tags\":[],\"available\":false,\"published_at\":\"2026-11-30T08:00:00Z\"}]}",
+                seenBody.get());
+        assertEquals(new Models.BulkRecipesWritten(1, 1, List.of(
+                new Models.BulkResult(1, true), new Models.BulkResult(2, false))), written);
+
+        status = 422;
+        answer = "{\"type\":\"urn:recipe-ml:problem:invalid-request\",\"title\":\"Invalid request\",\"status\":422,"
+                + "\"detail\":\"invalid request: recipes.1.tags.0\",\"errors\":[{\"field\":\"recipes.1.tags.0\","
+                + "\"message\":\"String should match pattern\",\"type\":\"string_pattern_mismatch\"}]}";
+        RecipeMlException invalid = assertThrows(RecipeMlException.class, () -> client(null).putRecipes(records));
+        assertEquals("recipes.1.tags.0", invalid.problem().errors().get(0).field());
+
+        status = 409;
+        answer = "{\"type\":\"urn:recipe-ml:problem:catalogue-full\",\"title\":\"Catalogue full\",\"status\":409,"
+                + "\"detail\":\"the catalogue holds 100000 recipes\",\"errors\":[]}";
+        RecipeMlException full = assertThrows(RecipeMlException.class, () -> client(null).putRecipes(records));
+        assertTrue(full.isCatalogueFull());
+        assertEquals(409, full.status());
+    }
+
+    @Test
+    void healthCarriesTheCatalogue() {
+        status = 200;
+        answer = "{\"status\":\"ok\",\"models\":{\"popularity\":\"recipe_popularity:x\"},\"refused\":{},"
+                + "\"personalization\":{},\"redis\":\"ok\",\"kafka\":\"not configured\",\"experiment\":null,"
+                + "\"catalogue\":{\"recipes\":3,\"hidden\":1,\"version\":7}}";
+
+        Models.Health health = client(null).health();
+
+        assertEquals(new Models.CatalogueHealth(3, 1, 7), health.catalogue());
     }
 }
