@@ -10,13 +10,22 @@ pool (``threads``). The API runs with what measures it online: an experiment of
 two arms that rank alike, and the impression log in a JSONL file (with each
 answer's shown list kept for attribution); a second API without them
 (``IMPRESSION_LOG_ENABLED=false``, no experiment) runs right after it in each
-phase (the two in the order A B B A, each at its better run), so the
-measurement's cost is printed side by side. Drives them all with wrk
-(``harness/wrk_recipes.lua``) on
+phase, so the measurement's cost is printed side by side. A third API has
+the measured API's settings and a catalogue: every recipe of the stored
+Two-Tower with 10 tags drawn from a vocabulary of 40 (``catalogue_tags``:
+``contains:peanut`` on about 10% of them), seeded through
+``POST /api/recipes/bulk`` in chunks of 1000 before the runs, and every
+request it gets carries ``"exclude_tags": ["contains:peanut"]``, so the
+catalogue filter's cost is printed side by side too. Before the runs one
+filtered request per warmed user must return no tagged recipe (the run exits
+otherwise). In each phase the three APIs run in the order A B C C B A
+(A measured, B without the measurement, C filtered), each at its better run:
+every API's two runs sit at the same mean time, so a drift in the machine's
+load favours none. Drives them all with wrk (``harness/wrk_recipes.lua``) on
 ``POST /api/recommendations/recipes``, user ids rotating over every training
 user: uncached (each request excludes a recipe id never sent before, so the
 model scores it) and cached (a few warmed requests repeated), at 1, 16 and 64
-connections, the API and the peers one after the other in each phase so they
+connections, the APIs and the peers one after the other in each phase so they
 see the same machine. Prints p50, p99, requests/s and errors per phase with
 the API/peer ratios against the better peer of each phase (its lower p50, its
 higher requests/s), so the API is compared with the peer at its best; the
@@ -24,7 +33,13 @@ batch sizes the Two-Tower runner saw, the fallbacks (BentoML shedding load,
 answered by the next model, apart from failures), the resident memory of
 every process and the cold start (process start to the first 200). The
 targets are printed, never asserted: compare ratios within a run, since
-absolute figures move with the machine's load.
+absolute figures move with the machine's load. About 9.5 minutes at
+``--seconds 10`` (48 wrk runs).
+
+Without ``--redis-url`` each API keeps its catalogue in process, so only the
+filtered API has one. With it the catalogue is Redis's: the three APIs share
+it (the other two filter nothing with it) and the records stay in that
+database after the run.
 
 wrk comes from the distribution's packages (``apt-get install wrk``).
 """
@@ -33,6 +48,7 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import json
 import os
 import re
 import shutil
@@ -40,12 +56,14 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import httpx
+import numpy as np
 import psutil
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -66,6 +84,27 @@ BENCH_EXPERIMENT = "name: bench\nsalt: bench\nvariants:\n  - {name: a, weight: 1
 """Two arms doing the same ranking work: what is measured is the assignment and the logging, not a policy."""
 COST_TARGET = 1.05
 """The measurement's most: requests/s without it over requests/s with it, at 16 connections, uncached."""
+FILTER_TAG = "contains:peanut"
+"""The tag every request of the filtered API excludes."""
+FILTER_SHARE = 0.10
+"""About this share of the catalogue's recipes carries ``FILTER_TAG``."""
+TAGS_PER_RECIPE = 10
+TAG_VOCABULARY = (
+    *(f"diet:{d}" for d in ("vegetarian", "vegan", "pescatarian", "gluten-free", "dairy-free", "low-carb")),
+    *(f"diet:{d}" for d in ("keto", "halal")),
+    *(f"contains:{c}" for c in ("peanut", "tree-nut", "egg", "milk", "soy", "wheat", "fish", "shellfish")),
+    *(f"contains:{c}" for c in ("sesame", "mustard")),
+    *(f"course:{c}" for c in ("breakfast", "starter", "main", "side", "dessert", "snack", "drink")),
+    *(f"cuisine:{c}" for c in ("thai", "italian", "indian", "mexican", "chinese", "japanese", "french", "greek")),
+    *(f"cuisine:{c}" for c in ("spanish", "british", "american", "moroccan")),
+    *(f"time:{t}" for t in ("under-15", "under-30", "over-60")),
+)
+"""40 tags of the benchmark's catalogue."""
+CATALOGUE_SEED = 20261204
+BULK_CHUNK = 1000
+"""Records per ``POST /api/recipes/bulk`` (CATALOGUE_BULK_LIMIT's default)."""
+FILTER_TARGET = 1.10
+"""The filters' most: requests/s without them over requests/s with them, at 16 connections, uncached."""
 _RUNS = itertools.count()
 """Numbers the wrk runs of this process, so uncached bodies never repeat across runs."""
 
@@ -93,12 +132,25 @@ def wrk_binary() -> str:
 
 
 def run_wrk(
-    base_url: str, users_file: Path, mode: str, connections: int, seconds: float, warm_users: int = WARM_USERS
+    base_url: str,
+    users_file: Path,
+    mode: str,
+    connections: int,
+    seconds: float,
+    warm_users: int = WARM_USERS,
+    exclude_tags: Sequence[str] = (),
 ) -> WrkResult:
-    """wrk with ``WRK_SCRIPT`` against ``base_url`` (``mode`` uncached or cached)."""
+    """wrk with ``WRK_SCRIPT`` against ``base_url`` (``mode`` uncached or cached), each body with ``exclude_tags``."""
     threads = 1 if connections == 1 else 2
     run = str(next(_RUNS) % 100)
-    env = {**os.environ, "USERS_FILE": str(users_file), "MODE": mode, "WARM_USERS": str(warm_users), "RUN": run}
+    env = {
+        **os.environ,
+        "USERS_FILE": str(users_file),
+        "MODE": mode,
+        "WARM_USERS": str(warm_users),
+        "RUN": run,
+        "EXCLUDE_TAGS": json.dumps(list(exclude_tags)) if exclude_tags else "",
+    }
     command = [
         wrk_binary(),
         f"-t{threads}",
@@ -183,8 +235,66 @@ def fallbacks(
 
 def load_users(home: Path | None) -> list[int]:
     """Every training user of the stored Two-Tower model."""
+    return load_ids(home)[0]
+
+
+def load_ids(home: Path | None) -> tuple[list[int], list[int]]:
+    """Every training user and every recipe of the stored Two-Tower model."""
     model, _ = load_from_store(get_settings().two_tower_model, home=home)
-    return [int(u) for u in model.users.ids]
+    return [int(u) for u in model.users.ids], [int(r) for r in model.items.ids]
+
+
+def catalogue_tags(recipe_ids: Sequence[int], seed: int = CATALOGUE_SEED) -> dict[int, list[str]]:
+    """``TAGS_PER_RECIPE`` distinct tags of ``TAG_VOCABULARY`` for each recipe, the same for the same ids.
+
+    ``FILTER_TAG`` on each recipe with probability ``FILTER_SHARE``, the other tags uniform over the rest of
+    the vocabulary (each on about a quarter of the recipes).
+    """
+    rng = np.random.default_rng(seed)
+    others = [tag for tag in TAG_VOCABULARY if tag != FILTER_TAG]
+    tags: dict[int, list[str]] = {}
+    for recipe_id in sorted(recipe_ids):
+        marked = bool(rng.random() < FILTER_SHARE)
+        drawn = [others[i] for i in rng.choice(len(others), TAGS_PER_RECIPE - marked, replace=False)]
+        tags[recipe_id] = sorted([*drawn, FILTER_TAG] if marked else drawn)
+    return tags
+
+
+def seed_catalogue(base_url: str, tags: dict[int, list[str]]) -> None:
+    """Every record of ``tags`` through ``POST /api/recipes/bulk``, ``BULK_CHUNK`` at a time (exits on a refusal)."""
+    records = [{"recipe_id": recipe_id, "tags": recipe_tags} for recipe_id, recipe_tags in tags.items()]
+    for start in range(0, len(records), BULK_CHUNK):
+        chunk = records[start : start + BULK_CHUNK]
+        answer = httpx.post(f"{base_url}/api/recipes/bulk", json={"recipes": chunk}, timeout=60)
+        if answer.status_code != 200 or answer.json()["applied"] != len(chunk):
+            sys.exit(f"seeding the catalogue: records {start}.. answered {answer.status_code}: {answer.text[:500]}")
+    health = httpx.get(f"{base_url}/api/health", timeout=30).json()["catalogue"]
+    if health["recipes"] != len(records):
+        sys.exit(f"seeding the catalogue: {len(records)} records sent, the API holds {health['recipes']}")
+
+
+def check_filter(base_url: str, users: Sequence[int], tagged: set[int]) -> tuple[int, int]:
+    """Exits unless each user's answer with ``exclude_tags: [FILTER_TAG]`` holds none of ``tagged``.
+
+    Returns how many of the same users' unfiltered answers' recipes are ``tagged``, and of how many: what the
+    filter had to keep out.
+    """
+    shown = kept_out = 0
+    for user in users:
+        filtered, plain = (
+            httpx.post(f"{base_url}{RECIPES_PATH}", json={"user_id": user, **extra}, timeout=30)
+            for extra in ({"exclude_tags": [FILTER_TAG]}, {})
+        )
+        if filtered.status_code != 200 or plain.status_code != 200:
+            sys.exit(f"filter check, user {user}: answered {filtered.status_code} and {plain.status_code}")
+        ids = [r["recipe_id"] for r in filtered.json()["recommendations"]]
+        leaked = sorted(set(ids) & tagged)
+        if leaked:
+            sys.exit(f"filter check, user {user}: exclude_tags [{FILTER_TAG}] returned tagged recipes {leaked}")
+        plain_ids = [r["recipe_id"] for r in plain.json()["recommendations"]]
+        shown += len(plain_ids)
+        kept_out += len(set(plain_ids) & tagged)
+    return kept_out, shown
 
 
 def first_200(base_url: str, user_id: int, started: float, process: subprocess.Popen[bytes]) -> float:
@@ -248,6 +358,8 @@ class Phase:
     api: WrkResult
     off: WrkResult
     """The API with the impression log off and no experiment (``IMPRESSION_LOG_ENABLED=false``)."""
+    filtered: WrkResult
+    """The API's settings with the catalogue, every request with ``exclude_tags: [FILTER_TAG]``."""
     peers: dict[str, WrkResult]
     batches: str
     fallbacks: dict[str, float]
@@ -268,6 +380,32 @@ class Phase:
 
 
 COST_NAME = "measurement cost (id, assignment, impression log, shown lists)"
+FILTER_NAME = f"catalogue filter cost (exclude_tags [{FILTER_TAG}])"
+
+
+def _cost(
+    name: str,
+    phases: list[Phase],
+    without: Callable[[Phase], WrkResult],
+    with_: Callable[[Phase], WrkResult],
+    names: tuple[str, str],
+    target: float,
+) -> list[str]:
+    """req/s without/with and p50 with/without of the uncached phases, 16 connections (the target's) first."""
+    by = {phase.connections: phase for phase in phases if phase.mode == "uncached"}
+    order = sorted(by, key=lambda connections: (connections != 16, connections))
+    plain, costly = names
+    lines = []
+    for connections in order:
+        rps = ratio(without(by[connections]).rps, with_(by[connections]).rps).strip()
+        shown = f" (target <= {target:.2f}x)" if connections == 16 else ""
+        lines.append(f"{name}: req/s {plain}/{costly} at {connections} connections uncached = {rps}{shown}")
+    lines += [
+        f"{name}: p50 {costly}/{plain} at {connections} connections uncached = "
+        + ratio(with_(by[connections]).p50_ms, without(by[connections]).p50_ms).strip()
+        for connections in order
+    ]
+    return lines
 
 
 def measurement_cost(phases: list[Phase]) -> list[str]:
@@ -276,22 +414,18 @@ def measurement_cost(phases: list[Phase]) -> list[str]:
     req/s off/on (above 1: the measurement costs throughput) and p50 on/off (above 1: it costs latency), each
     connection count; the target is the issue's, on req/s at 16 connections.
     """
-    by = {phase.connections: phase for phase in phases if phase.mode == "uncached"}
-    order = sorted(by, key=lambda connections: (connections != 16, connections))
-    lines = []
-    for connections in order:
-        off, on = by[connections].off, by[connections].api
-        target = f" (target <= {COST_TARGET:.2f}x)" if connections == 16 else ""
-        lines.append(
-            f"{COST_NAME}: req/s off/on at {connections} connections uncached = {ratio(off.rps, on.rps).strip()}"
-            + target
-        )
-    lines += [
-        f"{COST_NAME}: p50 on/off at {connections} connections uncached = "
-        + ratio(by[connections].api.p50_ms, by[connections].off.p50_ms).strip()
-        for connections in order
-    ]
-    return lines
+    return _cost(COST_NAME, phases, lambda phase: phase.off, lambda phase: phase.api, ("off", "on"), COST_TARGET)
+
+
+def filter_cost(phases: list[Phase]) -> list[str]:
+    """The uncached phases' ratios of the measured API over the same API with the catalogue's filter.
+
+    req/s plain/filtered (above 1: the filter costs throughput) and p50 filtered/plain (above 1: it costs
+    latency), each connection count; the target is the issue's, on req/s at 16 connections.
+    """
+    return _cost(
+        FILTER_NAME, phases, lambda phase: phase.api, lambda phase: phase.filtered, ("plain", "filtered"), FILTER_TARGET
+    )
 
 
 def main() -> None:
@@ -303,7 +437,9 @@ def main() -> None:
     wrk_binary()
 
     home: Path = args.bentoml_home
-    users = load_users(home)
+    users, recipes = load_ids(home)
+    tags = catalogue_tags(recipes)
+    tagged = {recipe_id for recipe_id, recipe_tags in tags.items() if FILTER_TAG in recipe_tags}
     users_file = Path(tempfile.mkdtemp(prefix="bench_users_")) / "users.txt"
     users_file.write_text("\n".join(str(u) for u in users) + "\n")
     env = {"REDIS_URL": args.redis_url} if args.redis_url else {}
@@ -320,72 +456,108 @@ def main() -> None:
     os.environ.pop("EXPERIMENTS", None)
     # BentoML keeps a server's metrics under its BENTOML_HOME and clears them when a server starts: the second
     # API gets a home of its own, sharing the model store.
-    off_home = scratch / "bentoml_home"
-    off_home.mkdir()
-    (off_home / "models").symlink_to((home / "models").resolve(), target_is_directory=True)
+    off_home, filtered_home = scratch / "bentoml_home", scratch / "filtered_home"
+    for other_home in (off_home, filtered_home):
+        other_home.mkdir()
+        (other_home / "models").symlink_to((home / "models").resolve(), target_is_directory=True)
+    filtering = {**measured, "IMPRESSION_LOG_PATH": str(scratch / "filtered_impressions.jsonl")}
     phases: list[Phase] = []
 
     with (
         running_api(home, users[0], measured) as (server, api_cold),
         running_api(off_home, users[0], {**env, "IMPRESSION_LOG_ENABLED": "false"}) as (off_server, _),
+        running_api(filtered_home, users[0], filtering) as (filtered_server, _),
         ExitStack() as stack,
     ):
         peers = {
             form: stack.enter_context(running_peer(home, users[0], in_thread_pool))
             for form, in_thread_pool in PEER_FORMS.items()
         }
+        seed_catalogue(filtered_server.base_url, tags)
+        kept_out, answered = check_filter(filtered_server.base_url, users[:WARM_USERS], tagged)
         print(
             f"API {server.base_url} (log {server.log_path}; experiment {BENCH_EXPERIMENT.split()[1]}, "
-            f"impression log {scratch / 'impressions.jsonl'}), measurement off {off_server.base_url}, peers "
+            f"impression log {scratch / 'impressions.jsonl'}), measurement off {off_server.base_url}, "
+            f"filtered {filtered_server.base_url}, peers "
             + ", ".join(f"{form} {peer.base_url}" for form, peer in peers.items())
             + f"; {len(users)} users, {args.seconds:g} s a run"
         )
+        print(
+            f"catalogue of the filtered API: {len(tags)} recipes, {TAGS_PER_RECIPE} tags each of "
+            f"{len(TAG_VOCABULARY)}; {len(tagged)} ({len(tagged) / len(tags):.1%}) carry {FILTER_TAG}. Filter "
+            f"check: {WARM_USERS} users' answers with exclude_tags hold none of them (their unfiltered answers: "
+            f"{kept_out} of {answered})"
+        )
+        exclude = [FILTER_TAG]
         for mode in MODES:
             if mode == "cached":
-                for base_url in (server.base_url, off_server.base_url):
+                for base_url, extra in (
+                    (server.base_url, {}),
+                    (off_server.base_url, {}),
+                    (filtered_server.base_url, {"exclude_tags": exclude}),
+                ):
                     for user in users[:WARM_USERS]:
-                        httpx.post(f"{base_url}{RECIPES_PATH}", json={"user_id": user}, timeout=30)
+                        httpx.post(f"{base_url}{RECIPES_PATH}", json={"user_id": user, **extra}, timeout=30)
             for connections in CONNECTIONS:
-                # The two APIs in the order A B B A, each at the better of its two runs: drift in the machine's
-                # load favours neither.
+                # The three APIs in the order A B C C B A, each at the better of its two runs: every API's runs
+                # have the same mean time, so drift in the machine's load favours none.
+                wrk = partial(run_wrk, users_file=users_file, mode=mode, connections=connections, seconds=args.seconds)
                 before = metric_values(server.base_url)
-                api_runs = [run_wrk(server.base_url, users_file, mode, connections, args.seconds)]
+                api_runs = [wrk(server.base_url)]
                 after = metric_values(server.base_url)
-                off_runs = [run_wrk(off_server.base_url, users_file, mode, connections, args.seconds) for _ in "ab"]
-                api_runs.append(run_wrk(server.base_url, users_file, mode, connections, args.seconds))
-                api, off = (max(runs, key=lambda run: run.rps) for runs in (api_runs, off_runs))
-                results = {
-                    form: run_wrk(peer.base_url, users_file, mode, connections, args.seconds)
-                    for form, peer in peers.items()
-                }
+                off_runs = [wrk(off_server.base_url)]
+                filtered_runs = [wrk(filtered_server.base_url, exclude_tags=exclude) for _ in "ab"]
+                off_runs.append(wrk(off_server.base_url))
+                api_runs.append(wrk(server.base_url))
+                api, off, filtered = (
+                    max(runs, key=lambda run: run.rps) for runs in (api_runs, off_runs, filtered_runs)
+                )
+                results = {form: wrk(peer.base_url) for form, peer in peers.items()}
                 phases.append(
-                    Phase(mode, connections, api, off, results, batch_sizes(before, after), fallbacks(before, after))
+                    Phase(
+                        mode,
+                        connections,
+                        api,
+                        off,
+                        filtered,
+                        results,
+                        batch_sizes(before, after),
+                        fallbacks(before, after),
+                    )
                 )
                 print(f"  done: {mode} at {connections} connection(s)", flush=True)
         rss = {name: value / 2**20 for name, value in server.rss_by_process().items()}
         off_rss = {name: value / 2**20 for name, value in off_server.rss_by_process().items()}
+        filtered_rss = {name: value / 2**20 for name, value in filtered_server.rss_by_process().items()}
         peer_rss = {form: peer.process.memory_info().rss / 2**20 for form, peer in peers.items()}
 
     print()
     columns = "".join(f" | {form + ' p50':>13}{'p99':>9}{'req/s':>8}{'err':>5}" for form in PEER_FORMS)
     print(
-        f"{'phase':<18}{'API p50':>9}{'p99':>9}{'req/s':>8}{'err':>5} | {'off p50':>8}{'p99':>9}{'req/s':>8}{columns}"
-        f" | {'p50 API/peer':>12}{'req/s API/peer':>15}"
+        f"{'phase':<18}{'API p50':>9}{'p99':>9}{'req/s':>8}{'err':>5} | {'off p50':>8}{'p99':>9}{'req/s':>8}"
+        f" | {'filt p50':>8}{'p99':>9}{'req/s':>8}{'err':>5}{columns} | {'p50 API/peer':>12}{'req/s API/peer':>15}"
     )
     for phase in phases:
         cells = "".join(
             f" | {peer.p50_ms:12.2f} {peer.p99_ms:8.2f} {peer.rps:7.0f} {peer.errors:4d}"
             for peer in phase.peers.values()
         )
-        api, off = phase.api, phase.off
+        api, off, filt = phase.api, phase.off, phase.filtered
         print(
             f"{phase.name:<18}{api.p50_ms:8.2f} {api.p99_ms:8.2f} {api.rps:7.0f} {api.errors:4d}"
-            f" | {off.p50_ms:7.2f} {off.p99_ms:8.2f} {off.rps:7.0f}{cells} |"
+            f" | {off.p50_ms:7.2f} {off.p99_ms:8.2f} {off.rps:7.0f}"
+            f" | {filt.p50_ms:7.2f} {filt.p99_ms:8.2f} {filt.rps:7.0f} {filt.errors:4d}{cells} |"
             f" {ratio(api.p50_ms, phase.peer_p50_ms):>12}{ratio(api.rps, phase.peer_rps):>15}"
         )
-    print("(API/peer ratios against the better peer form of each phase; off: the API without the measurement)")
+    print(
+        "(API/peer ratios against the better peer form of each phase; off: the API without the measurement;"
+        f" filt: the API with the catalogue, every request excluding {FILTER_TAG})"
+    )
     print()
     for line in measurement_cost(phases):
+        print(line)
+    print()
+    for line in filter_cost(phases):
         print(line)
     print()
     print(
@@ -406,6 +578,11 @@ def main() -> None:
         "resident memory of the API without the measurement (MB): "
         + ", ".join(f"{name} {mb:.0f}" for name, mb in off_rss.items())
         + f"; all its processes {sum(off_rss.values()):.0f}"
+    )
+    print(
+        f"resident memory of the API with the catalogue ({len(tags)} recipes) and its filter (MB): "
+        + ", ".join(f"{name} {mb:.0f}" for name, mb in filtered_rss.items())
+        + f"; all its processes {sum(filtered_rss.values()):.0f}"
     )
     print(
         f"cold start (process start to first 200): API {api_cold:.1f} s, peer "
@@ -440,6 +617,11 @@ def main() -> None:
             f"measurement cost at 16 connections, uncached: req/s off/on <= {COST_TARGET:.2f}x",
             by[("uncached", 16)].off.rps <= COST_TARGET * by[("uncached", 16)].api.rps,
             ratio(by[("uncached", 16)].off.rps, by[("uncached", 16)].api.rps).strip(),
+        ),
+        (
+            f"catalogue filter cost at 16 connections, uncached: req/s plain/filtered <= {FILTER_TARGET:.2f}x",
+            by[("uncached", 16)].api.rps <= FILTER_TARGET * by[("uncached", 16)].filtered.rps,
+            ratio(by[("uncached", 16)].api.rps, by[("uncached", 16)].filtered.rps).strip(),
         ),
         ("all API processes <= 500 MB", total <= 500.0, f"{total:.0f} MB"),
         ("cold start <= 5 s", api_cold <= 5.0, f"{api_cold:.1f} s"),

@@ -4,6 +4,8 @@
 --   the model scores it (the exclusion itself changes nothing: no recipe has such an id). RUN (0-99)
 --   tells the runs of one server apart: each wrk run starts counting afresh.
 -- MODE=cached: the first WARM_USERS users only, bodies repeated (answered from the cache once warm).
+-- EXCLUDE_TAGS (a JSON array, e.g. ["contains:peanut"]; unset or empty: none): every body carries it as
+--   "exclude_tags", so the API resolves it against its catalogue on every request (bench_api's filtered API).
 -- done() prints one line "RESULT key=value ..." that the harness parses.
 
 local users = {}
@@ -11,6 +13,8 @@ for line in io.lines(os.getenv("USERS_FILE")) do users[#users + 1] = line end
 local mode = os.getenv("MODE") or "uncached"
 local warm = tonumber(os.getenv("WARM_USERS") or "20")
 local run = tonumber(os.getenv("RUN") or "0")
+local tags = os.getenv("EXCLUDE_TAGS") or ""
+local filters = tags ~= "" and (', "exclude_tags": ' .. tags) or ""
 local threads = {}
 local counter = 0
 local offset = 0
@@ -29,10 +33,11 @@ function request()
   counter = counter + 1
   local body
   if mode == "cached" then
-    body = '{"user_id": ' .. users[(counter % math.min(warm, #users)) + 1] .. '}'
+    body = '{"user_id": ' .. users[(counter % math.min(warm, #users)) + 1] .. filters .. '}'
   else
     local unique = 1000000000000 + run * 10000000000 + offset * 1000000000 + counter
-    body = '{"user_id": ' .. users[(counter % #users) + 1] .. ', "exclude_recipe_ids": [' .. unique .. ']}'
+    body = '{"user_id": ' .. users[(counter % #users) + 1] .. ', "exclude_recipe_ids": [' .. unique .. ']'
+      .. filters .. '}'
   end
   return wrk.format("POST", "/api/recommendations/recipes", {["Content-Type"] = "application/json"}, body)
 end

@@ -8,7 +8,18 @@ import pytest
 from fastapi.testclient import TestClient
 
 from edge.model_store import load_from_store
-from harness.bench_api import Phase, WrkResult, measurement_cost, parse_wrk, run_wrk
+from harness.bench_api import (
+    FILTER_TAG,
+    TAG_VOCABULARY,
+    TAGS_PER_RECIPE,
+    Phase,
+    WrkResult,
+    catalogue_tags,
+    filter_cost,
+    measurement_cost,
+    parse_wrk,
+    run_wrk,
+)
 from harness.peer import create_app
 from harness.server import LocalServer
 from recipe_ml.models.base import Recommender
@@ -50,17 +61,28 @@ def test_parse_wrk_reads_the_result_line_and_rejects_output_without_one() -> Non
         parse_wrk("wrk: connection refused")
 
 
-def test_the_measurement_cost_is_off_over_on_per_uncached_phase_its_target_on_16_connections() -> None:
-    def run(rps: float, p50_ms: float) -> WrkResult:
-        return WrkResult(p50_ms=p50_ms, p99_ms=2 * p50_ms, requests=int(rps * 10), seconds=10.0, errors=0)
+def run(rps: float, p50_ms: float) -> WrkResult:
+    return WrkResult(p50_ms=p50_ms, p99_ms=2 * p50_ms, requests=int(rps * 10), seconds=10.0, errors=0)
 
-    phases = [
-        Phase(mode, connections, run(100.0, 2.0), run(105.0, 1.6), {"async": run(1.0, 1.0)}, "", {})
+
+def phases(api: WrkResult, off: WrkResult, filtered: WrkResult, cached: WrkResult | None = None) -> list[Phase]:
+    """The six phases with these results (``cached``, if given, as every API's in the cached ones)."""
+    return [
+        Phase(
+            mode,
+            connections,
+            *((api, off, filtered) if cached is None or mode == "uncached" else (cached, cached, cached)),
+            {"async": run(1.0, 1.0)},
+            "",
+            {},
+        )
         for mode in ("uncached", "cached")
         for connections in (1, 16, 64)
     ]
 
-    lines = measurement_cost(phases)
+
+def test_the_measurement_cost_is_off_over_on_per_uncached_phase_its_target_on_16_connections() -> None:
+    lines = measurement_cost(phases(run(100.0, 2.0), run(105.0, 1.6), run(1.0, 1.0)))
 
     name = "measurement cost (id, assignment, impression log, shown lists)"
     assert lines == [
@@ -71,6 +93,34 @@ def test_the_measurement_cost_is_off_over_on_per_uncached_phase_its_target_on_16
         f"{name}: p50 on/off at 1 connections uncached = 1.25x",
         f"{name}: p50 on/off at 64 connections uncached = 1.25x",
     ]
+
+
+def test_the_filter_cost_is_plain_over_filtered_per_uncached_phase_its_target_on_16_connections() -> None:
+    lines = filter_cost(phases(run(110.0, 2.0), run(1.0, 1.0), run(100.0, 2.5), cached=run(500.0, 9.0)))
+
+    name = f"catalogue filter cost (exclude_tags [{FILTER_TAG}])"
+    assert lines == [
+        f"{name}: req/s plain/filtered at 16 connections uncached = 1.10x (target <= 1.10x)",
+        f"{name}: req/s plain/filtered at 1 connections uncached = 1.10x",
+        f"{name}: req/s plain/filtered at 64 connections uncached = 1.10x",
+        f"{name}: p50 filtered/plain at 16 connections uncached = 1.25x",
+        f"{name}: p50 filtered/plain at 1 connections uncached = 1.25x",
+        f"{name}: p50 filtered/plain at 64 connections uncached = 1.25x",
+    ]
+
+
+def test_the_catalogue_gives_each_recipe_ten_distinct_tags_the_filter_tag_to_about_a_tenth() -> None:
+    recipe_ids = list(range(500_000, 508_437))
+
+    tags = catalogue_tags(recipe_ids)
+
+    assert tags == catalogue_tags(list(reversed(recipe_ids)))  # the same catalogue whatever the ids' order
+    assert len(TAG_VOCABULARY) == len(set(TAG_VOCABULARY)) == 40
+    assert sorted(tags) == recipe_ids
+    assert all(len(set(t)) == len(t) == TAGS_PER_RECIPE and set(t) <= set(TAG_VOCABULARY) for t in tags.values())
+    share = sum(FILTER_TAG in t for t in tags.values()) / len(tags)
+    assert 0.09 < share < 0.11
+    assert catalogue_tags(recipe_ids, seed=1) != tags
 
 
 @pytest.mark.parametrize("in_thread_pool", [False, True], ids=["async", "threads"])
