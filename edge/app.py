@@ -53,12 +53,15 @@ def _known_routes() -> list[BaseRoute]:
 
 async def _no_route(request: Request) -> Response:
     """A problem for any other path under /api: 405 with ``Allow`` where the path exists, else 404."""
+    methods: set[str] = set()
     for route in _known_routes():
         match, _ = route.matches(request.scope)
         if match is Match.PARTIAL and isinstance(route, APIRoute):  # the path exists, not for this method
-            allowed = ", ".join(sorted((route.methods or set()) - {"HEAD"}))
-            problem = method_not_allowed_problem(request.method, allowed)
-            return problem_response(problem, request.url.path, {"Allow": allowed})
+            methods |= (route.methods or set()) - {"HEAD"}
+    if methods:  # every route of the path: /recipes/{id} is a GET and a PUT
+        allowed = ", ".join(sorted(methods))
+        problem = method_not_allowed_problem(request.method, allowed)
+        return problem_response(problem, request.url.path, {"Allow": allowed})
     return problem_response(not_found_problem(request.url.path), request.url.path)
 
 

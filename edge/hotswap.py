@@ -32,7 +32,11 @@ def load_ranker(tag: str, kind: str, settings: Settings) -> ModelRanker:
         raise ValueError(f"{version} is a {model.kind} model, not {kind}")
     model.use_device(settings.device)
     return ModelRanker(
-        model, version, precompute=settings.precompute_embeddings, ann_min_recipes=settings.ann_min_recipes
+        model,
+        version,
+        precompute=settings.precompute_embeddings,
+        ann_min_recipes=settings.ann_min_recipes,
+        fold_in_min_users=settings.fold_in_min_users,
     )
 
 

@@ -136,6 +136,14 @@ class Settings(BaseSettings):
     catalogue_max_recipes: int = Field(default=1_000_000, ge=1)
     """Most recipes the catalogue holds: past it a new recipe is refused (409, or the DLQ), so no stream of
     new ids grows it without end. Existing recipes can always be updated."""
+    fold_in_min_users: int = Field(default=3, ge=1)
+    """A recipe the models were not trained on is folded into the Two-Tower and ALS (personal lists, similar
+    recipes) once this many users the models know interacted with it; before, it is served by trending alone."""
+    fresh_recipe_slots: int = Field(default=1, ge=0, le=1)
+    """Positions of the top 10 (the 10th) given to a recently published recipe the models do not know and too few
+    users have tried yet (FOLD_IN_MIN_USERS), so that a new recipe is ever shown at all; 0 turns it off."""
+    fresh_recipe_days: float = Field(default=14.0, gt=0)
+    """How recent (by the catalogue's ``published_at``) a recipe must be to take the fresh slot."""
     catalogue_bulk_limit: int = Field(default=1000, ge=1)
     """Most records one ``POST /api/recipes/bulk`` takes (applied all or none)."""
 

@@ -42,6 +42,8 @@ class Overrides(BaseModel):
     personalization: float | None = Field(default=None, ge=0.0, le=1.0)
     first_model: ModelKindName | None = None
     """The chain starts at this model (``popularity`` = popularity only); the later links stay fallbacks."""
+    fresh_recipe_slots: int | None = Field(default=None, ge=0, le=1)
+    """FRESH_RECIPE_SLOTS for this variant's answers (0 = none)."""
 
 
 class Variant(BaseModel):

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Request
+from starlette.convertors import StringConvertor, register_url_convertor
 from starlette.responses import Response
 
 from edge.problems import CATALOGUE_FULL, COMMON_ERRORS, problem_doc
@@ -16,12 +17,23 @@ from recipe_ml.serving.schemas import BulkRecipesRequest, BulkRecipesWritten, Re
 router = APIRouter(route_class=JSONBodyRoute)
 """Behind the API key (when API_KEYS is set)."""
 
+
+class _RecipeSegment(StringConvertor):
+    """A path segment that is a recipe id's place: any segment but ``bulk``, so ``GET /recipes/bulk`` is a 405
+    (that path is the bulk route's) while ``/recipes/abc`` is still read, and refused as a 422 naming
+    ``recipe_id``."""
+
+    regex = r"(?!bulk$)[^/]+"
+
+
+register_url_convertor("recipe", _RecipeSegment())
+
 RecipeIdPath = Annotated[int, Path(ge=0, le=MAX_REQUEST_ID, description="The recipe (any id up to 2^53 - 1).")]
 STORE_DOWN: dict[int | str, dict[str, Any]] = {503: problem_doc("The catalogue store is down; retry.")}
 
 
 @router.put(
-    "/recipes/{recipe_id}",
+    "/recipes/{recipe_id:recipe}",
     name="put_recipe",
     operation_id="putRecipe",
     summary="Create or replace a recipe's catalogue record",
@@ -36,7 +48,7 @@ async def put_recipe(recipe_id: RecipeIdPath, body: RecipeFields, request: Reque
 
 
 @router.get(
-    "/recipes/{recipe_id}",
+    "/recipes/{recipe_id:recipe}",
     name="get_recipe",
     operation_id="getRecipe",
     summary="A recipe's catalogue record, whether the models know it, and its live interactions",

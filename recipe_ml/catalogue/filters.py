@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -62,6 +62,9 @@ class CatalogueView:
             for tag in record.tags:
                 by_tag.setdefault(tag, []).append(record.recipe_id)
         self._by_tag = {tag: np.unique(np.asarray(ids, dtype=np.int64)) for tag, ids in by_tag.items()}
+        published = [(r.published_at, r.recipe_id) for r in snapshot.records if r.available and r.published_at]
+        self.published = sorted(published, reverse=True)
+        """(published_at, recipe id) of the available recipes with a publication time, newest first."""
         self._hidden = np.unique(np.asarray(hidden, dtype=np.int64))
         self._resolved: OrderedDict[tuple[tuple[str, ...], tuple[str, ...]], Resolved] = OrderedDict()
 
@@ -133,3 +136,14 @@ class LiveCatalogue:
         except self.store.unavailable as exc:
             logger.warning("catalogue store unavailable (%s); filtering with version %d", exc, self._view.version)
         return self._view
+
+
+def pick_fresh(candidates: Sequence[int], user_id: int | None, shown: Sequence[int], banned: set[int]) -> int | None:
+    """The fresh recipe a user's answer shows: one of ``candidates`` (newest first) not shown nor banned.
+
+    Spread over the candidates by the user's id, so each new recipe reaches some users, not all the same one.
+    """
+    usable = [recipe for recipe in candidates if recipe not in banned and recipe not in shown]
+    if not usable:
+        return None
+    return usable[(user_id or 0) % len(usable)]

@@ -39,6 +39,8 @@ class ALSRecommender(VectorRecommender):
         self.seed = seed
         self._init_vectors(factors)
         self._gram = np.zeros((factors, factors), dtype=np.float64)
+        self._user_gram: np.ndarray | None = None
+        """X^T X of the user factors, made on the first item fold-in (a runner that never folds items never pays)."""
 
     def fit(self, data: Interactions) -> None:
         from implicit.cpu.als import AlternatingLeastSquares  # training-only dependency
@@ -55,6 +57,7 @@ class ALSRecommender(VectorRecommender):
         with threadpool_limits(1, "blas"):
             model.fit(self.seen, show_progress=False)
         self._user_vectors = np.ascontiguousarray(model.user_factors, dtype=np.float32)
+        self._user_gram = None
         self._set_item_vectors(np.asarray(model.item_factors, dtype=np.float32))
 
     def _set_item_vectors(self, item_vectors: np.ndarray) -> None:
@@ -67,17 +70,34 @@ class ALSRecommender(VectorRecommender):
 
         Solves (Y^T Y + reg I + (alpha - 1) Y_h^T Y_h) x = alpha sum_h(y) over the recipes ``h``.
         """
-        out = np.zeros((len(histories), self.factors), dtype=np.float32)
-        base = self._gram + self.regularization * np.eye(self.factors)
-        for row, history in enumerate(histories):
-            items = np.unique(np.asarray(history, dtype=np.int64))
-            if items.size == 0:
-                continue
-            y_h = self._item_vectors[items].astype(np.float64)
-            lhs = base + (self.alpha - 1.0) * (y_h.T @ y_h)
-            out[row] = np.linalg.solve(lhs, self.alpha * y_h.sum(axis=0))
-        return out
+        return _least_squares(self._item_vectors, self._gram, histories, self.regularization, self.alpha)
+
+    def fold_in_items(self, user_lists: Sequence[np.ndarray]) -> tuple[np.ndarray, None]:
+        """Exact ALS item step (``implicit``'s ``recalculate_item``): ``fold_in`` with users and recipes swapped.
+
+        Solves (X^T X + reg I + (alpha - 1) X_u^T X_u) y = alpha sum_u(x) over the users ``u``.
+        """
+        if self._user_gram is None:
+            x = self._user_vectors.astype(np.float64)
+            self._user_gram = x.T @ x
+        return _least_squares(self._user_vectors, self._user_gram, user_lists, self.regularization, self.alpha), None
 
     def _load_arrays(self, path: Path) -> None:
         super()._load_arrays(path)
         self._set_item_vectors(self._item_vectors)
+
+
+def _least_squares(
+    factors: np.ndarray, gram: np.ndarray, rows: Sequence[np.ndarray], regularization: float, alpha: float
+) -> np.ndarray:
+    """One ALS half-step for each list of indices into ``factors`` (``gram`` = factors^T factors)."""
+    dim = factors.shape[1]
+    out = np.zeros((len(rows), dim), dtype=np.float32)
+    base = gram + regularization * np.eye(dim)
+    for row, indices in enumerate(rows):
+        unique = np.unique(np.asarray(indices, dtype=np.int64))
+        if unique.size == 0:
+            continue
+        chosen = factors[unique].astype(np.float64)
+        out[row] = np.linalg.solve(base + (alpha - 1.0) * (chosen.T @ chosen), alpha * chosen.sum(axis=0))
+    return out

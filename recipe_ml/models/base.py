@@ -166,6 +166,16 @@ class Recommender(ABC):
         """
 
     @abstractmethod
+    def fold_in_items(self, user_lists: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray | None]:
+        """Recipe vectors (len(user_lists), dim) and biases (or None) from lists of user indices.
+
+        The item-side twin of ``fold_in``: a recipe the models were not
+        trained on, once known users interacted with it, is placed where
+        those users would score it as they score their own recipes, so it is
+        served (personal lists, similar recipes) without retraining.
+        """
+
+    @abstractmethod
     def score(self, user_vectors: np.ndarray, columns: np.ndarray | None = None) -> np.ndarray:
         """Scores (n, n_items) of every recipe for each user vector; (n, len(columns)) of the recipes ``columns``."""
 

@@ -73,3 +73,7 @@ class PopularityRecommender(VectorRecommender):
 
     def fold_in(self, histories: Sequence[np.ndarray]) -> np.ndarray:
         return np.ones((len(histories), 1), dtype=np.float32)
+
+    def fold_in_items(self, user_lists: Sequence[np.ndarray]) -> tuple[np.ndarray, None]:
+        """The lowest popularity: a recipe nobody rated in training is ranked by its live trending alone."""
+        return np.zeros((len(user_lists), 1), dtype=np.float32), None

@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict, replace
 from typing import TypeVar, cast
 
-from recipe_ml.catalogue.filters import CatalogueView, LiveCatalogue
+from recipe_ml.catalogue.filters import CatalogueView, LiveCatalogue, pick_fresh
 from recipe_ml.config import Settings
 from recipe_ml.events.applier import EventApplier
 from recipe_ml.events.attribution import Attributor
@@ -58,7 +58,14 @@ from recipe_ml.serving.schemas import (
     SimilarUsersResponse,
 )
 from recipe_ml.serving.telemetry import ATTRIBUTION, FALLBACKS, FILTERED
-from recipe_ml.serving.wire import RankQuery, RankResult, SimilarQuery, SimilarRecipeQuery, SimilarResult
+from recipe_ml.serving.wire import (
+    NewRecipe,
+    RankQuery,
+    RankResult,
+    SimilarQuery,
+    SimilarRecipeQuery,
+    SimilarResult,
+)
 from recipe_ml.storage.base import CatalogueStore, InteractionStore, ResponseCache
 from recipe_ml.storage.memory import MemoryCatalogue
 from recipe_ml.storage.offload import StorageCalls
@@ -67,6 +74,12 @@ logger = logging.getLogger(__name__)
 
 TRENDING_LIMIT = 500
 """Live trending recipes blended into cold-start popularity."""
+MAX_NEW_RECIPES = 100
+"""Recipes the models were not trained on that every query carries (the most trending of them)."""
+NEW_RECIPES_SECONDS = 1.0
+"""How long this process reuses the list of new recipes and their users before reading the store again."""
+FRESH_POSITION = 10
+"""The position of the top 10 the fresh slot takes (the last: a shorter list is the head of a longer one)."""
 
 A = TypeVar("A", RankResult, SimilarResult)
 
@@ -110,6 +123,8 @@ class RecommendationEngine:
         """The catalogue's current version, whose filters every answer obeys (and whose version keys the cache)."""
         self.recipes = CatalogueEndpoints(catalogue, store, self.offload, self._known_recipe)
         """The catalogue routes."""
+        self._new: tuple[float, list[NewRecipe]] = (-NEW_RECIPES_SECONDS, [])
+        """(when read, the recipes the models were not trained on that have live interactions, with their users)."""
         self.experiment = settings.experiment()
         self._chains = {variant.name: _chain_of(self.chain, variant) for variant in self.experiment.variants}
         """Each variant's chain: the whole chain, or from the variant's ``first_model`` on."""
@@ -221,6 +236,61 @@ class RecommendationEngine:
         logger.warning("model %s failed (%s: %s); falling back", backend.name, reason, exc)
 
     # -- state ---------------------------------------------------------------
+    async def new_recipes(self) -> list[NewRecipe]:
+        """The trending recipes the models were not trained on, with their users: what every query carries.
+
+        Read at most every ``NEW_RECIPES_SECONDS`` (two round trips); the last list while the store is down.
+        """
+        read_at, known = self._new
+        if time.monotonic() - read_at < NEW_RECIPES_SECONDS:
+            return known
+        try:
+            trending = await self.offload(self.store.trending, TRENDING_LIMIT)
+            unknown = [recipe for recipe, _ in trending if not self._known_recipe(recipe)][:MAX_NEW_RECIPES]
+            users = await self.offload(self.store.recipe_users, unknown)
+        except Exception as exc:  # the store being down degrades, never fails, a request
+            logger.warning("interaction store unavailable (%s); serving the new recipes last read", exc)
+            return known
+        fresh = [NewRecipe(recipe_id=recipe, user_ids=ids) for recipe, ids in zip(unknown, users, strict=True)]
+        self._new = (time.monotonic(), fresh)
+        return fresh
+
+    def _fresh_candidates(self, view: CatalogueView, new: list[NewRecipe]) -> list[int]:
+        """Recently published recipes the models do not know and too few users have tried (newest first)."""
+        since = time.time() - self.settings.fresh_recipe_days * 86400
+        tried = {r.recipe_id for r in new if len(set(r.user_ids)) >= self.settings.fold_in_min_users}
+        return [
+            recipe
+            for published, recipe in view.published
+            if published >= since and recipe not in tried and not self._known_recipe(recipe)
+        ]
+
+    def _with_fresh(
+        self,
+        answer: RankResult,
+        options: RankOptions,
+        variant: Variant,
+        user_id: int | None,
+        fresh: list[int],
+        live: list[int],
+    ) -> RankResult:
+        """``answer`` with its ``FRESH_POSITION`` given to a fresh recipe, when the variant and the list allow."""
+        slots = variant.overrides.fresh_recipe_slots
+        slots = self.settings.fresh_recipe_slots if slots is None else slots
+        if slots == 0 or not fresh or options.top_k < FRESH_POSITION or options.max_fsa_score is not None:
+            return answer
+        banned = {*options.exclude_recipe_ids, *live}
+        if options.include_recipe_ids is not None:
+            fresh = [recipe for recipe in fresh if recipe in set(options.include_recipe_ids)]
+        picked = pick_fresh(fresh, user_id, answer.recipe_ids, banned)
+        if picked is None:
+            return answer
+        at = min(FRESH_POSITION, len(answer.recipe_ids) + 1) - 1
+        ids, scores = list(answer.recipe_ids), list(answer.scores)
+        ids.insert(at, picked)
+        scores.insert(at, scores[at - 1] if at > 0 else 0.0)
+        return answer.model_copy(update={"recipe_ids": ids[: options.top_k], "scores": scores[: options.top_k]})
+
     async def _live(self, user_ids: Sequence[int]) -> list[list[int]]:
         """Recipes each user interacted with since training (one store round trip); none when it is down."""
         if not user_ids:
@@ -305,12 +375,18 @@ class RecommendationEngine:
             return results
         lives = await self._live([user_id for user_id, _ in missed])
         filtered = _filtered(view, options)
-        queries = [RankQuery.of(filtered, user_id, live) for (user_id, _), live in zip(missed, lives, strict=True)]
+        new = await self.new_recipes()
+        fresh = self._fresh_candidates(view, new)
+        queries = [
+            RankQuery.of(filtered, user_id, live, new_recipes=new)
+            for (user_id, _), live in zip(missed, lives, strict=True)
+        ]
         model_used, answers = await self._ask_rank(variant, queries)
-        for (user_id, key), answer in zip(missed, answers, strict=True):
+        for (user_id, key), answer, live in zip(missed, answers, lives, strict=True):
             if not answer.found:
                 results[user_id] = UnknownUserError(user_id)
                 continue
+            answer = self._with_fresh(answer, filtered, variant, user_id, fresh, live)
             response = RecipeResponse(
                 recommendation_id=new_recommendation_id(),
                 variant=variant.name,
@@ -333,18 +409,22 @@ class RecommendationEngine:
         """
         started = time.perf_counter()
         variant = self._arm(None, request.variant)
-        options = _filtered(await self.catalogue.view(), _overridden(request.rank_options(), variant))
-        response = await self._cold_start(request, variant, options, started)
+        view = await self.catalogue.view()
+        options = _filtered(view, _overridden(request.rank_options(), variant))
+        response = await self._cold_start(request, variant, options, view, started)
         self._shown("cold_start", response)
         return response
 
     async def _cold_start(
-        self, request: ColdStartRequest, variant: Variant, options: RankOptions, started: float
+        self, request: ColdStartRequest, variant: Variant, options: RankOptions, view: CatalogueView, started: float
     ) -> ColdStartResponse:
+        new = await self.new_recipes()
+        fresh = self._fresh_candidates(view, new)
         if request.recent_recipe_ids:
-            query = RankQuery.of(options, None, request.recent_recipe_ids)
+            query = RankQuery.of(options, None, request.recent_recipe_ids, new_recipes=new)
             model_used, (answer,) = await self._ask_rank(variant, [query])
             if answer.found:
+                answer = self._with_fresh(answer, options, variant, None, fresh, request.recent_recipe_ids)
                 return ColdStartResponse(
                     recommendation_id=new_recommendation_id(),
                     variant=variant.name,
@@ -357,7 +437,9 @@ class RecommendationEngine:
                 )
         popularity = self.chain[-1]
         unseen = replace(options, exclude_recipe_ids=[*options.exclude_recipe_ids, *request.recent_recipe_ids])
-        (answer,) = await popularity.rank([RankQuery.of(unseen, None, [], boost=await self._trending_boost())])
+        boost = await self._trending_boost()
+        (answer,) = await popularity.rank([RankQuery.of(unseen, None, [], boost=boost, new_recipes=new)])
+        answer = self._with_fresh(answer, unseen, variant, None, fresh, [])
         return ColdStartResponse(
             recommendation_id=new_recommendation_id(),
             variant=variant.name,
@@ -424,7 +506,7 @@ class RecommendationEngine:
         hit = await self.responses.read("similar_recipes", key, SimilarRecipesResponse, started)
         if hit is not None:
             return hit
-        query = SimilarRecipeQuery.of(_filtered(view, options), request.recipe_id)
+        query = SimilarRecipeQuery.of(_filtered(view, options), request.recipe_id, await self.new_recipes())
         model_used, (answer,) = await self._ask_similar_recipes(variant, [query])
         if not answer.found:
             raise UnknownRecipeError(request.recipe_id)

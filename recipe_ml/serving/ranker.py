@@ -6,11 +6,14 @@ The two runner services and the in-process popularity fallback all wrap a
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Sequence
+from dataclasses import dataclass
 from functools import cached_property
 
 import numpy as np
 
+from recipe_ml.config import Settings
 from recipe_ml.data import IdMap
 from recipe_ml.models.base import Recommender
 from recipe_ml.ranking import (
@@ -25,7 +28,19 @@ from recipe_ml.ranking import (
 from recipe_ml.retrieval.base import query_rows
 from recipe_ml.retrieval.candidates import CandidateQuery, ColumnSpace, column_groups, retrieve
 from recipe_ml.serving.schemas import MAX_ID
-from recipe_ml.serving.wire import RankQuery, RankResult, SimilarQuery, SimilarRecipeQuery, SimilarResult
+from recipe_ml.serving.wire import (
+    NewRecipe,
+    RankQuery,
+    RankResult,
+    SimilarQuery,
+    SimilarRecipeQuery,
+    SimilarResult,
+)
+
+FOLDED_RECIPES = 4096
+"""Folded-in recipe vectors a ranker keeps (by recipe and users): a recipe is folded again only when its users
+change."""
+DEFAULT_FOLD_IN_MIN_USERS: int = Settings.model_fields["fold_in_min_users"].default
 
 
 def known_indices(ids: IdMap, raw_ids: list[int]) -> np.ndarray:
@@ -48,14 +63,53 @@ def candidate_mask(
     return candidates if allowed is None else candidates & allowed
 
 
+@dataclass(frozen=True)
+class NewColumns:
+    """The recipes beyond the model's that a batch ranks: columns appended after the model's own."""
+
+    ids: np.ndarray
+    """(k,) recipe ids."""
+    vectors: np.ndarray
+    bias: np.ndarray | None
+    unit: np.ndarray
+    """``vectors`` of unit length (similarity, MMR)."""
+
+    def scores(self, user_vectors: np.ndarray) -> np.ndarray:
+        scores = user_vectors @ self.vectors.T
+        return np.asarray(scores if self.bias is None else scores + self.bias, dtype=np.float32)
+
+    def position(self, recipe_id: int) -> int | None:
+        found = np.flatnonzero(self.ids == recipe_id)
+        return int(found[0]) if found.size else None
+
+    def allowed(self, query: RankQuery | SimilarRecipeQuery, extra_banned: Sequence[int] = ()) -> np.ndarray:
+        """(k,) bool: the new recipes ``query`` may return (its own list, its filters; no health score known)."""
+        ok = np.isin(self.ids, [r.recipe_id for r in query.new_recipes])
+        ok &= ~np.isin(self.ids, [*query.exclude_recipe_ids, *extra_banned])
+        if query.include_recipe_ids is not None:
+            ok &= np.isin(self.ids, query.include_recipe_ids)
+        if query.max_fsa_score is not None:
+            ok[:] = False
+        return ok
+
+
 class ModelRanker:
     """Scores users against every recipe (and every user) for one model."""
 
     def __init__(
-        self, model: Recommender, version: str, *, precompute: bool = True, ann_min_recipes: int | None = None
+        self,
+        model: Recommender,
+        version: str,
+        *,
+        precompute: bool = True,
+        ann_min_recipes: int | None = None,
+        fold_in_min_users: int = DEFAULT_FOLD_IN_MIN_USERS,
     ) -> None:
         self.model = model
         self.version = version
+        self.fold_in_min_users = fold_in_min_users
+        """Known users a new recipe needs to be folded in (FOLD_IN_MIN_USERS); popularity takes every one."""
+        self._folded: OrderedDict[tuple[int, tuple[int, ...]], tuple[np.ndarray, float | None]] = OrderedDict()
         """The model store tag: in every answer (``model_version``) and every cache key."""
         self.ann_min_recipes = ann_min_recipes
         """From this many recipes on, queries score the index's candidates (``ANN_MIN_RECIPES``); None: never."""
@@ -71,6 +125,41 @@ class ModelRanker:
     @cached_property
     def unit_user_vectors(self) -> np.ndarray:
         return normalize_rows(self.model.user_vectors)
+
+    def new_columns(self, lists: Sequence[Sequence[NewRecipe]]) -> NewColumns | None:
+        """The new recipes of a batch's queries (their union) that this model can place, or None.
+
+        A recipe the model knows is its own column already; a vector model
+        places a new one only from ``fold_in_min_users`` users it knows.
+        """
+        model = self.model
+        wanted: dict[int, np.ndarray] = {}
+        for recipes in lists:
+            for recipe in recipes:
+                if recipe.recipe_id in wanted or not 0 <= recipe.recipe_id <= MAX_ID or recipe.recipe_id in model.items:
+                    continue
+                users = known_indices(model.users, recipe.user_ids)
+                if model.supports_similarity and len(np.unique(users)) < self.fold_in_min_users:
+                    continue
+                wanted[recipe.recipe_id] = users
+        if not wanted:
+            return None
+        missing = [(rid, users) for rid, users in wanted.items() if (rid, tuple(users.tolist())) not in self._folded]
+        if missing:
+            vectors, bias = model.fold_in_items([users for _, users in missing])
+            for row, (rid, users) in enumerate(missing):
+                self._folded[(rid, tuple(users.tolist()))] = (vectors[row], None if bias is None else float(bias[row]))
+        rows = []
+        for rid, users in wanted.items():
+            key = (rid, tuple(users.tolist()))
+            self._folded.move_to_end(key)
+            rows.append(self._folded[key])
+        while len(self._folded) > FOLDED_RECIPES:
+            self._folded.popitem(last=False)
+        vectors = np.stack([vector for vector, _ in rows]).astype(np.float32)
+        bias = None if model.item_bias is None else np.asarray([b or 0.0 for _, b in rows], dtype=np.float32)
+        ids = np.asarray(list(wanted), dtype=np.int64)
+        return NewColumns(ids, vectors, bias, normalize_rows(vectors))
 
     def _user_vectors(
         self, users: Sequence[int | None], live: Sequence[list[int]]
@@ -167,10 +256,28 @@ class ModelRanker:
         model = self.model
         space = ColumnSpace(columns)
         inputs = model.rank_inputs(vectors, model.history_rows(histories), columns)
+        owned = inputs.scores.shape[1]
+        column_ids = space.take(model.items.ids)
+        unit = space.take(self.unit_item_vectors)
+        new = self.new_columns([q.new_recipes for q in queries])
+        if new is not None:
+            extra = new.scores(vectors)
+            inputs.scores = np.hstack([inputs.scores, extra])
+            inputs.ranking = np.hstack([inputs.ranking, extra])
+            if inputs.personal is not None:  # the personal scorer knows only the trained recipes
+                inputs.personal = np.hstack([inputs.personal, np.full(extra.shape, -np.inf, dtype=np.float32)])
+            column_ids = np.concatenate([column_ids, new.ids])
+            unit = np.vstack([unit, new.unit])
         for row, query in enumerate(queries):
             if query.boost:
                 pairs = [(rid, value) for rid, value in query.boost.items() if 0 <= rid <= MAX_ID]
-                boost_idx = space.positions(model.items.indices(np.asarray([rid for rid, _ in pairs], dtype=np.int64)))
+                boost_ids = np.asarray([rid for rid, _ in pairs], dtype=np.int64)
+                boost_idx = space.positions(model.items.indices(boost_ids))
+                if new is not None:
+                    at_new = np.flatnonzero(np.isin(new.ids, boost_ids))
+                    boost_idx = np.where(boost_idx >= 0, boost_idx, -1)
+                    for position in at_new:
+                        boost_idx[boost_ids == new.ids[position]] = owned + position
                 boost_val = np.asarray([value for _, value in pairs], dtype=np.float32)
                 inputs.scores[row, boost_idx[boost_idx >= 0]] += boost_val[boost_idx >= 0]
                 inputs.ranking[row, boost_idx[boost_idx >= 0]] += boost_val[boost_idx >= 0]
@@ -178,7 +285,9 @@ class ModelRanker:
             banned = space.positions(banned)
             exclude_recipes(inputs, row, banned[banned >= 0])
             if allowed is not None:
-                exclude_recipes(inputs, row, ~space.take(allowed))
+                exclude_recipes(inputs, row, np.flatnonzero(~space.take(allowed)))
+            if new is not None:
+                exclude_recipes(inputs, row, owned + np.flatnonzero(~new.allowed(query, query.live_recipe_ids)))
         positions = override_positions(inputs.positions, [q.personalization for q in queries])
         ranked: dict[int, np.ndarray] = {}
         for diversity in {q.diversity for q in queries}:
@@ -189,7 +298,7 @@ class ModelRanker:
                 inputs.ranking[rows],
                 max(queries[r].top_k for r in rows),
                 diversity=diversity,
-                unit_item_vectors=space.take(self.unit_item_vectors),
+                unit_item_vectors=unit,
                 personal=None if inputs.personal is None else inputs.personal[rows],
                 positions=positions[rows],
             )
@@ -204,7 +313,7 @@ class ModelRanker:
             results.append(
                 RankResult(
                     found=True,
-                    recipe_ids=model.items.ids[space.recipes(indices)].tolist(),
+                    recipe_ids=column_ids[indices].tolist(),
                     scores=inputs.scores[row, indices].tolist(),
                     personalized_by=None if model.personal is None else model.personal.kind,
                     model_version=self.version,
@@ -246,27 +355,34 @@ class ModelRanker:
         model = self.model
         results = []
         for query in queries:
+            new = self.new_columns([query.new_recipes])
             index = model.items.index_of(query.recipe_id) if 0 <= query.recipe_id <= MAX_ID else None
-            if index is None:
+            at_new = None if new is None or index is not None else new.position(query.recipe_id)
+            if index is None and at_new is None:
                 results.append(RankResult(found=False))
                 continue
+            unit, column_ids = self.unit_item_vectors, model.items.ids
+            if new is not None:
+                unit, column_ids = np.vstack([unit, new.unit]), np.concatenate([column_ids, new.ids])
+            target = unit[index if index is not None else len(model.items) + int(at_new or 0)]
             # One row at a time: a matrix product over the batch sums in another order, and near-ties
             # would then rank differently in a batch than alone.
-            sims = self.unit_item_vectors @ self.unit_item_vectors[index]
+            sims = unit @ target
             ranking = sims.copy()
-            exclude = np.concatenate([known_indices(model.items, query.exclude_recipe_ids), [index]]).astype(np.int64)
+            exclude = known_indices(model.items, query.exclude_recipe_ids)
             ranking[exclude] = -np.inf
+            ranking[index if index is not None else len(model.items) + int(at_new or 0)] = -np.inf
             allowed = candidate_mask(model.items, model.item_fsa, query.include_recipe_ids, query.max_fsa_score)
             if allowed is not None:
-                ranking[~allowed] = -np.inf
-            top = rank_rows(
-                ranking[None, :], query.top_k, diversity=query.diversity, unit_item_vectors=self.unit_item_vectors
-            )[0]
+                ranking[: len(model.items)][~allowed] = -np.inf
+            if new is not None:
+                ranking[len(model.items) :][~new.allowed(query)] = -np.inf
+            top = rank_rows(ranking[None, :], query.top_k, diversity=query.diversity, unit_item_vectors=unit)[0]
             indices = top[top >= 0]
             results.append(
                 RankResult(
                     found=True,
-                    recipe_ids=model.items.ids[indices].tolist(),
+                    recipe_ids=column_ids[indices].tolist(),
                     scores=sims[indices].tolist(),
                     model_version=self.version,
                 )

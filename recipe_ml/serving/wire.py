@@ -31,6 +31,18 @@ class _Filtered(BaseModel):
         return cls.model_construct(**filters, **fields)
 
 
+class NewRecipe(BaseModel):
+    """A recipe the models were not trained on, with the users who interacted with it since (newest first).
+
+    The API sends the same list to every model with every query, so each
+    process that ranks (the API's popularity, every runner replica) serves
+    the same new recipes, folded in from the same users.
+    """
+
+    recipe_id: int
+    user_ids: list[int] = Field(default_factory=list)
+
+
 class RankQuery(_Filtered):
     """One user to rank recipes for; raw ids, the model maps them."""
 
@@ -43,6 +55,8 @@ class RankQuery(_Filtered):
     """Share of the top 10 that is personal; None: the model's adaptive policy."""
     boost: dict[int, float] = Field(default_factory=dict)
     """Added to recipes' scores before ranking (trending recency in cold-start)."""
+    new_recipes: list[NewRecipe] = Field(default_factory=list)
+    """Recipes beyond the model's to rank too (``NewRecipe``)."""
 
     @classmethod
     def of(
@@ -51,6 +65,7 @@ class RankQuery(_Filtered):
         user_id: int | None,
         live_recipe_ids: list[int],
         boost: dict[int, float] | None = None,
+        new_recipes: list[NewRecipe] | None = None,
     ) -> RankQuery:
         """The query of one user under a request's options."""
         return cls._of(
@@ -59,6 +74,7 @@ class RankQuery(_Filtered):
             live_recipe_ids=live_recipe_ids,
             personalization=options.personalization,
             boost={} if boost is None else boost,
+            new_recipes=[] if new_recipes is None else new_recipes,
         )
 
 
@@ -90,11 +106,13 @@ class SimilarRecipeQuery(_Filtered):
     """One recipe to find neighbours of, with the ranking filters of a recommendation."""
 
     recipe_id: int
+    new_recipes: list[NewRecipe] = Field(default_factory=list)
+    """Recipes beyond the model's that may be similar too, or be the one asked about (``NewRecipe``)."""
 
     @classmethod
-    def of(cls, options: RankOptions, recipe_id: int) -> SimilarRecipeQuery:
+    def of(cls, options: RankOptions, recipe_id: int, new_recipes: list[NewRecipe] | None = None) -> SimilarRecipeQuery:
         """The query of one recipe under a request's options."""
-        return cls._of(options, recipe_id=recipe_id)
+        return cls._of(options, recipe_id=recipe_id, new_recipes=[] if new_recipes is None else new_recipes)
 
 
 class SimilarResult(BaseModel):

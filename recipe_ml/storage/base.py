@@ -19,6 +19,8 @@ MAX_SHOWN_LISTS = 100_000
 """Shown lists the in-process store keeps (the newest); Redis keeps each for its TTL instead."""
 MAX_RECENT_ITEMS = 500
 """Recipes kept per user in the recent list (newest first, each once)."""
+MAX_RECIPE_USERS = 50
+"""Users kept per recipe (newest first, each once): whom a recipe unknown to the models is folded in from."""
 INVALIDATION_GUARD_SECONDS = 5.0
 """After ``invalidate_user``, responses for that user are not cached this long.
 
@@ -153,10 +155,11 @@ class CatalogueSnapshot:
 class CatalogueStore(ABC):
     """The recipe records the platform owns, shared by every replica and the consumer.
 
-    ``version`` counts the writes that changed what filters read (a new
-    record, availability, tags): answers cached under one version are never
-    served under another, and a process holding a ``snapshot`` knows when it
-    is stale by reading the version alone.
+    ``version`` grows with every write that changed what filters read (a new
+    record, availability, tags) and never repeats, even after the store lost
+    its data (Redis takes it from its clock): answers cached under one
+    version are never served under another, and a process holding a
+    ``snapshot`` knows when it is stale by reading the version alone.
     """
 
     remote: ClassVar[bool] = False
@@ -282,6 +285,12 @@ class InteractionStore(ABC):
 
         The in-process store counts the recipes it keeps a trending counter for (MEMORY_MAX_RECIPES).
         """
+
+    @abstractmethod
+    def recipe_users(self, recipe_ids: Sequence[int]) -> list[list[int]]:
+        """The users who interacted with each recipe since training, newest first, each once, at most
+        ``MAX_RECIPE_USERS``, in one round trip. The in-process store keeps them for the recipes it keeps a
+        trending counter for."""
 
     @abstractmethod
     def trending(self, limit: int) -> list[tuple[int, float]]:

@@ -16,6 +16,7 @@ from recipe_ml.storage.base import (
     DEDUPE_TTL_SECONDS,
     INVALIDATION_GUARD_SECONDS,
     MAX_RECENT_ITEMS,
+    MAX_RECIPE_USERS,
     MAX_SHOWN_LISTS,
     CatalogueFullError,
     CatalogueSnapshot,
@@ -153,6 +154,8 @@ class MemoryInteractionStore(InteractionStore):
         """recipe → trending counter, the least recently updated recipe first."""
         self._counts: dict[int, int] = {}
         """recipe → live interactions, for the recipes that have a trending counter (forgotten with it)."""
+        self._recipe_users: dict[int, list[int]] = {}
+        """recipe → its users, newest first, for the recipes that have a trending counter (forgotten with it)."""
         self._shown: OrderedDict[str, tuple[float, ShownList]] = OrderedDict()
         """recommendation id → (expiry, list), the oldest first (the TTL is one setting: expiries grow)."""
         self._landmark: float | None = None
@@ -185,9 +188,12 @@ class MemoryInteractionStore(InteractionStore):
                 self._landmark, exponent = t, 0.0
             self._counters[event.recipe_id] = self._counters.pop(event.recipe_id, 0.0) + 2.0**exponent
             self._counts[event.recipe_id] = self._counts.get(event.recipe_id, 0) + 1
+            others = [user for user in self._recipe_users.get(event.recipe_id, []) if user != event.user_id]
+            self._recipe_users[event.recipe_id] = [event.user_id, *others][:MAX_RECIPE_USERS]
             if len(self._counters) > self._max_recipes:
                 forgotten, _ = self._counters.popitem(last=False)
                 self._counts.pop(forgotten, None)
+                self._recipe_users.pop(forgotten, None)
             return True
 
     def recent_items(self, user_id: int, limit: int = 200) -> list[int]:
@@ -217,6 +223,10 @@ class MemoryInteractionStore(InteractionStore):
     def interaction_counts(self, recipe_ids: Sequence[int]) -> list[int]:
         with self._lock:
             return [self._counts.get(recipe_id, 0) for recipe_id in recipe_ids]
+
+    def recipe_users(self, recipe_ids: Sequence[int]) -> list[list[int]]:
+        with self._lock:
+            return [list(self._recipe_users.get(recipe_id, [])) for recipe_id in recipe_ids]
 
     def trending(self, limit: int) -> list[tuple[int, float]]:
         with self._lock:

@@ -21,6 +21,7 @@ from recipe_ml.storage.base import (
     DEDUPE_TTL_SECONDS,
     INVALIDATION_GUARD_SECONDS,
     MAX_RECENT_ITEMS,
+    MAX_RECIPE_USERS,
     CatalogueFullError,
     CatalogueSnapshot,
     CatalogueStore,
@@ -55,13 +56,16 @@ redis.call('SET', KEYS[2], '1', 'PX', ARGV[1])
 return #keys
 """
 
-# KEYS: dedupe id, user's recent list, trending counters, trending landmark, interaction log, recipe counts.
-# ARGV: dedupe ttl, recipe id, max recent, event time, half-life seconds, rescale after, log record.
-# The forward-decay arithmetic is the one of ``recipe_ml.storage.decay``.
+# KEYS: dedupe id, user's recent list, trending counters, trending landmark, interaction log, recipe counts,
+# recipe's users. ARGV: dedupe ttl, recipe id, max recent, event time, half-life seconds, rescale after, log
+# record, user id, max users per recipe. The forward-decay arithmetic is the one of ``recipe_ml.storage.decay``.
 _STORE_APPLY = """
 if not redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[1]) then return 0 end
 redis.call('RPUSH', KEYS[5], ARGV[7])
 redis.call('HINCRBY', KEYS[6], ARGV[2], 1)
+redis.call('LREM', KEYS[7], 0, ARGV[8])
+redis.call('LPUSH', KEYS[7], ARGV[8])
+redis.call('LTRIM', KEYS[7], 0, tonumber(ARGV[9]) - 1)
 redis.call('LREM', KEYS[2], 0, ARGV[2])
 redis.call('LPUSH', KEYS[2], ARGV[2])
 redis.call('LTRIM', KEYS[2], 0, tonumber(ARGV[3]) - 1)
@@ -107,7 +111,15 @@ for i = 2, #ARGV, 4 do
   end
   applied[#applied + 1] = wins and 1 or 0
 end
-if changed then redis.call('INCR', KEYS[4]) end
+if changed then
+  -- Microseconds of the Redis clock, above the last version: a Redis that lost its data (a restart without
+  -- persistence) never hands out a version a process already holds a view of.
+  local now = redis.call('TIME')
+  local version = tonumber(now[1]) * 1000000 + tonumber(now[2])
+  local last = tonumber(redis.call('GET', KEYS[4]) or '0')
+  if version <= last then version = last + 1 end
+  redis.call('SET', KEYS[4], string.format('%d', version))
+end
 return applied
 """
 
@@ -321,6 +333,7 @@ class RedisInteractionStore(InteractionStore):
             self._landmark,
             self._log,
             self._counts,
+            self._users_of(event.recipe_id),
         ]
         seconds = event_seconds(event.timestamp, self._clock())
         args = [
@@ -331,6 +344,8 @@ class RedisInteractionStore(InteractionStore):
             repr(self._half_life),
             repr(RESCALE_AFTER_HALF_LIVES),
             _log_record(event, seconds),
+            event.user_id,
+            MAX_RECIPE_USERS,
         ]
         with self._breaker.call():
             return bool(self._apply(keys=keys, args=args))
@@ -381,6 +396,17 @@ class RedisInteractionStore(InteractionStore):
             counts = self._client.hmget(self._counts, [str(recipe_id) for recipe_id in recipe_ids])
         return [0 if count is None else int(count) for count in counts]
 
+    def recipe_users(self, recipe_ids: Sequence[int]) -> list[list[int]]:
+        """One pipelined round trip of ``LRANGE`` for all recipes."""
+        if not recipe_ids:
+            return []
+        pipe = self._client.pipeline(transaction=False)
+        for recipe_id in recipe_ids:
+            pipe.lrange(self._users_of(recipe_id), 0, MAX_RECIPE_USERS - 1)
+        with self._breaker.call():
+            lists = pipe.execute()
+        return [[int(user) for user in users] for users in lists]
+
     def trending(self, limit: int) -> list[tuple[int, float]]:
         if limit <= 0:
             return []
@@ -402,6 +428,9 @@ class RedisInteractionStore(InteractionStore):
 
     def _shown(self, recommendation_id: str) -> str:
         return f"{self._prefix}shown:{recommendation_id}"
+
+    def _users_of(self, recipe_id: int) -> str:
+        return f"{self._prefix}recipe-users:{recipe_id}"
 
 
 class RedisCatalogue(CatalogueStore):

@@ -11,6 +11,8 @@ import pytest
 from edge.model_store import load_from_store
 from recipe_ml.catalogue.records import RecipeFields, RecipeUpsert
 from recipe_ml.config import Settings
+from recipe_ml.events.schema import InteractionEvent, InteractionType
+from recipe_ml.models.base import Recommender
 from recipe_ml.serving.backends import LocalBackend
 from recipe_ml.serving.engine import RecommendationEngine
 from recipe_ml.serving.errors import UnknownRecipeError
@@ -25,6 +27,7 @@ from recipe_ml.serving.schemas import (
 )
 from recipe_ml.serving.slot import ModelSlot
 from recipe_ml.storage import open_cache, open_catalogue, open_interaction_store
+from recipe_ml.storage.base import CatalogueStore
 from tests.fixtures.models import known_user
 
 pytestmark = [pytest.mark.anyio, pytest.mark.integration]
@@ -187,3 +190,108 @@ async def test_describe_says_what_the_models_and_the_live_interactions_know(
 
     assert not untracked.in_catalogue and untracked.known_to_models and untracked.live_interactions == 0
     assert health.catalogue.recipes == 0 and health.catalogue.hidden == 0
+
+
+NEW_RECIPE = 999_999_001
+"""An id no model was trained on."""
+
+
+def cookers(model: Recommender, recipe_index: int, count: int) -> list[int]:
+    """Training users who liked the recipe at ``recipe_index``: the first ``count`` of them."""
+    users = model.seen.tocsc()[:, recipe_index].indices[:count]
+    return [int(model.users.ids[u]) for u in users]
+
+
+async def cook(eng: RecommendationEngine, users: list[int], recipe_id: int) -> None:
+    for user in users:
+        event = InteractionEvent(
+            user_id=user, recipe_id=recipe_id, interaction_type=InteractionType.COOK, event_id=f"{user}-{recipe_id}"
+        )
+        await eng.record_interaction(event)
+
+
+def popular_index(model: Recommender, rank: int) -> int:
+    return int(np.argsort(-np.diff(model.seen.tocsc().indptr), kind="stable")[rank])
+
+
+async def test_a_recipe_unknown_to_the_models_trends_at_once_and_is_folded_in_from_its_users(
+    model_store: Path, popularity: LocalBackend
+) -> None:
+    two_tower_model, tag = load_from_store("recipe_two_tower", home=model_store)
+    two_tower = LocalBackend(ModelSlot(ModelRanker(two_tower_model, tag, fold_in_min_users=3)))
+    eng = engine(two_tower, popularity)
+    liked = popular_index(two_tower_model, 300)
+    users = cookers(two_tower_model, liked, 6)
+
+    await cook(eng, users[:2], NEW_RECIPE)
+    trending = await eng.cold_start(ColdStartRequest(top_k=20))
+    unknown_yet = await eng.similar_recipes(SimilarRecipesRequest(recipe_id=int(two_tower_model.items.ids[liked])))
+    eng._new = (-1.0, [])  # read the store again now, not a second later
+    await cook(eng, users[2:], NEW_RECIPE)
+    # Another top_k: the first answer is cached for CACHE_TTL_SECONDS (a new recipe does not flush the cache).
+    similar = await eng.similar_recipes(
+        SimilarRecipesRequest(recipe_id=int(two_tower_model.items.ids[liked]), top_k=11)
+    )
+    of_new = await eng.similar_recipes(SimilarRecipesRequest(recipe_id=NEW_RECIPE, top_k=5))
+    hidden_tags = await eng.similar_recipes(
+        SimilarRecipesRequest(recipe_id=int(two_tower_model.items.ids[liked]), exclude_tags=[PEANUT], top_k=5)
+    )
+
+    assert NEW_RECIPE in [r.recipe_id for r in trending.recommendations], "two users' cooks: trending at once"
+    assert NEW_RECIPE not in [r.recipe_id for r in unknown_yet.similar_recipes], "below FOLD_IN_MIN_USERS"
+    assert NEW_RECIPE in [r.recipe_id for r in similar.similar_recipes] and similar.model_used == "two_tower"
+    assert len(of_new.similar_recipes) == 5 and NEW_RECIPE not in [r.recipe_id for r in of_new.similar_recipes]
+    assert hidden_tags.similar_recipes, "filters still apply beside the new recipes"
+
+
+async def test_als_folds_a_trained_recipe_back_to_its_own_vector(model_store: Path) -> None:
+    """The ALS item step from a recipe's training users is the step that fitted it: the same vector."""
+    model, _ = load_from_store("recipe_als", home=model_store)
+    index = popular_index(model, 500)
+    users = model.seen.tocsc()[:, index].indices
+
+    (vector,), bias = model.fold_in_items([users])
+
+    cosine = float(vector @ model.item_vectors[index]) / float(
+        np.linalg.norm(vector) * np.linalg.norm(model.item_vectors[index])
+    )
+    assert bias is None and cosine > 0.99
+
+
+async def test_the_fresh_slot_shows_a_recently_published_recipe_nobody_has_tried(
+    als: LocalBackend, popularity: LocalBackend
+) -> None:
+    eng = engine(als, popularity)
+    user = known_user(als.slot.ranker.model, 7)
+    now = datetime.now(UTC)
+    await eng.recipes.put(NEW_RECIPE, RecipeFields(tags=["course:dessert"], published_at=now, updated_at=now))
+
+    answer = await eng.recommend(RecipeRequest(user_id=user, diversity=0.0))
+    short = await eng.recommend(RecipeRequest(user_id=user, diversity=0.0, top_k=5))
+    excluded = await eng.recommend(RecipeRequest(user_id=user, diversity=0.0, exclude_tags=["course:dessert"]))
+    off = await engine_with(als, popularity, fresh_recipe_slots=0).recommend(RecipeRequest(user_id=user, diversity=0.0))
+
+    shown = [r.recipe_id for r in answer.recommendations]
+    assert shown[9] == NEW_RECIPE and len(shown) == 10
+    assert shown[:9] == [r.recipe_id for r in off.recommendations][:9], "the other positions are the model's"
+    assert NEW_RECIPE not in [r.recipe_id for r in short.recommendations], "only the 10th position is fresh"
+    assert NEW_RECIPE not in [r.recipe_id for r in excluded.recommendations], "filters hold for the fresh slot"
+    assert NEW_RECIPE not in [r.recipe_id for r in off.recommendations]
+
+
+def engine_with(*chain: object, **overrides: object) -> RecommendationEngine:
+    settings = Settings(_env_file=None, **overrides)  # type: ignore[call-arg, arg-type]
+    return RecommendationEngine(
+        chain,  # type: ignore[arg-type]
+        cache=open_cache(None),
+        store=open_interaction_store(None),
+        settings=settings,
+        catalogue=catalogue_with_new_recipe(),
+    )
+
+
+def catalogue_with_new_recipe() -> CatalogueStore:
+    store = open_catalogue(None)
+    now = datetime.now(UTC)
+    store.put([RecipeFields(tags=["course:dessert"], published_at=now, updated_at=now).record(NEW_RECIPE, now)])
+    return store

@@ -11,6 +11,7 @@ import pytest
 
 from recipe_ml.events.schema import InteractionEvent, InteractionType
 from recipe_ml.storage.base import (
+    MAX_RECIPE_USERS,
     CatalogueFullError,
     CatalogueStore,
     InteractionStore,
@@ -576,3 +577,18 @@ def test_redis_catalogue_replicas_see_each_others_writes_and_version(redis_url: 
     assert replica_a.get([1]) == [update]
     assert replica_a.snapshot() == replica_b.snapshot()
     assert replica_a.version() == replica_b.version() > 0
+
+
+def test_recipe_users_are_newest_first_each_once_and_bounded(store: InteractionStore) -> None:
+    store.apply(event(1, 10, event_id="a"))
+    store.apply(event(2, 10, event_id="b"))
+    store.apply(event(1, 10, event_id="c"))  # user 1 again: moves to the front, kept once
+    store.apply(event(2, 10, event_id="b"))  # a redelivery changes nothing
+    for user in range(100, 100 + MAX_RECIPE_USERS + 5):
+        store.apply(event(user, 20, event_id=f"many-{user}"))
+
+    users = store.recipe_users([10, 404, 20])
+
+    assert users[:2] == [[1, 2], []]
+    assert users[2] == list(range(100 + MAX_RECIPE_USERS + 4, 104, -1)), "the newest MAX_RECIPE_USERS"
+    assert store.recipe_users([]) == []
