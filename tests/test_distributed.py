@@ -27,7 +27,7 @@ from edge.model_store import load_from_store
 from edge.serve_env import DEPENDS_VAR, SERVICE_NAME_VAR
 from harness.net import free_port
 from harness.pods import Cluster, Manifests, Pod, k8s_name, render
-from recipe_ml.config import REPO_ROOT
+from recipe_ml.config import REPO_ROOT, Settings
 from recipe_ml.models import REGISTRY
 from recipe_ml.models.base import Recommender
 from recipe_ml.storage.redis import RedisInteractionStore
@@ -43,6 +43,10 @@ TWO_TOWER = k8s_name(str(REGISTRY["two_tower"].runner))
 ALS = k8s_name(str(REGISTRY["als"].runner))
 CONSUMER = "recipe-ml-consumer"
 PARTITIONS = 3
+RECIPES_TOPIC = str(Settings.model_fields["kafka_recipes_topic"].default)
+"""The consumer's catalogue topic: the overlay leaves KAFKA_RECIPES_TOPIC at its default."""
+OWNED = 2 * PARTITIONS
+"""Partitions the consumer group shares: the interactions' and the recipes' (``PARTITIONS`` each)."""
 RECOVERY_TIMEOUT = 60.0
 """Generous: a runner restarts and loads its model meanwhile, on a busy 2-core machine."""
 REBALANCE_TIMEOUT = 90.0
@@ -74,7 +78,12 @@ def cluster(
     manifests = Manifests(render(OVERLAY, kubectl))
     cluster = Cluster(manifests, bento, tmp_path_factory.mktemp("pods"), {"REDIS_URL": test_redis_url}, hosts={})
     config = cluster.settings(CONSUMER)
-    for topic, partitions in ((config["KAFKA_TOPIC"], PARTITIONS), (config["KAFKA_DLQ_TOPIC"], 1)):
+    recipes = config.get("KAFKA_RECIPES_TOPIC", RECIPES_TOPIC)
+    for topic, partitions in (
+        (config["KAFKA_TOPIC"], PARTITIONS),
+        (recipes, PARTITIONS),
+        (config["KAFKA_DLQ_TOPIC"], 1),
+    ):
         broker.create_topic(topic, partitions)
     cluster.hosts[config["KAFKA_BOOTSTRAP_SERVERS"]] = broker.bootstrap
     yield cluster
@@ -213,6 +222,150 @@ def test_a_runner_that_does_not_answer_at_api_start_up(topology: Topology, redis
     runner.stop()
 
 
+PEANUT = "contains:peanut"
+BULK_CHUNK = 1000
+"""CATALOGUE_BULK_LIMIT's default: the most records one bulk request carries."""
+MAX_BATCH = 100
+"""MAX_BATCH_SIZE of the production overlay."""
+FALLBACKS = {"als", "popularity"}
+
+
+def _post(base_url: str, path: str, body: dict[str, Any]) -> dict[str, Any]:
+    """The whole body of a 200 answer (``cached`` and the other per-answer fields included)."""
+    response = httpx.post(f"{base_url}{path}", json=body, timeout=30)
+    assert response.status_code == 200, response.text
+    answer: dict[str, Any] = response.json()
+    return answer
+
+
+def _put_recipe(base_url: str, recipe_id: int, fields: dict[str, Any]) -> dict[str, Any]:
+    response = httpx.put(f"{base_url}/api/recipes/{recipe_id}", json=fields, timeout=15)
+    assert response.status_code == 200, response.text
+    written: dict[str, Any] = response.json()
+    return written
+
+
+def _top(answer: dict[str, Any]) -> list[int]:
+    return [r["recipe_id"] for r in answer["recommendations"]]
+
+
+def _counter(base_url: str, name: str, labels: dict[str, str]) -> float:
+    """The sample ``name{labels}`` of an API replica's /api/metrics (0 when absent)."""
+    text = httpx.get(f"{base_url}/api/metrics", timeout=15).text
+    return sum(
+        sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items())
+    )
+
+
+def _both_see_the_emptied_catalogue(topology: Topology) -> None:
+    """Each replica filters with the catalogue ``redis_url`` emptied (version 0: no write yet)."""
+    for api in topology.apis:
+        assert _health(api.url())["catalogue"] == {"recipes": 0, "hidden": 0, "version": 0}
+
+
+def test_a_users_top_recipe_hidden_through_one_replica_leaves_the_next_answer_of_both(
+    topology: Topology, redis_url: str, model: Recommender
+) -> None:
+    first, second = (api.url() for api in topology.apis)
+    _both_see_the_emptied_catalogue(topology)
+    request = {"user_id": int(model.users.ids[-1]), "top_k": 10}
+    path = "/api/recommendations/recipes"
+    fresh, again = _post(first, path, request), _post(first, path, request)
+    assert fresh["model_used"] == "two_tower" and fresh["cached"] is False and again["cached"] is True
+    assert _without_timings(again) == _without_timings(fresh)
+    top = _top(fresh)[0]
+    applied = {"source": "api", "outcome": "applied"}
+    applied_before = _counter(second, "recipe_catalogue_updates_total", applied)
+    unavailable_before = _counter(first, "recipe_filtered_candidates_total", {"filter": "unavailable"})
+
+    hidden = _put_recipe(second, top, {"available": False, "updated_at": "2026-12-01T00:00:00Z"})
+    on_first = _post(first, path, request)  # the replica that cached the answer before
+    on_second = _post(second, path, request)
+
+    assert hidden["applied"] is True and hidden["available"] is False and hidden["known_to_models"] is True
+    for answer in (on_first, on_second):
+        assert top not in _top(answer), answer
+        assert len(_top(answer)) == 10 and answer["exhausted"] is False and answer["model_used"] == "two_tower"
+    assert on_first["cached"] is False, "the answer cached before the hide is never read again"
+    assert on_second["cached"] is True, "both replicas filter with one catalogue version: one cache entry"
+    assert _without_timings(on_second) == _without_timings(on_first)
+    hidden_in = [_health(base)["catalogue"] for base in (first, second)]
+    assert hidden_in[0] == hidden_in[1] and hidden_in[0]["recipes"] == hidden_in[0]["hidden"] == 1, hidden_in
+    assert _counter(second, "recipe_catalogue_updates_total", applied) == applied_before + 1
+    assert _counter(first, "recipe_filtered_candidates_total", {"filter": "unavailable"}) > unavailable_before
+
+    shown = _put_recipe(first, top, {"available": True, "updated_at": "2026-12-01T00:00:01Z"})
+    details = httpx.get(f"{second}/api/recipes/{top}", timeout=15).json()
+    back = _post(second, path, request)
+
+    assert shown["applied"] is True and details["available"] is True and details["in_catalogue"] is True
+    assert back["cached"] is False and _without_timings(back) == _without_timings(fresh), "unfiltered again"
+    shown_in = _health(first)["catalogue"]
+    assert shown_in["hidden"] == 0 and shown_in["version"] > hidden_in[0]["version"], shown_in
+
+
+def _batch(base_url: str, users: list[int], **options: Any) -> list[dict[str, Any]]:
+    results: list[dict[str, Any]] = _post(base_url, "/api/recommendations/batch", {"user_ids": users, **options})[
+        "results"
+    ]
+    assert [entry["user_id"] for entry in results] == users
+    assert all(entry["status"] == "ok" for entry in results), [e for e in results if e["status"] != "ok"][:3]
+    return results
+
+
+def _tagged_in(results: list[dict[str, Any]], tagged: set[int]) -> list[tuple[int, int]]:
+    """(user, recipe) of each tagged recipe the answers hold."""
+    return [(entry["user_id"], recipe) for entry in results for recipe in _top(entry) if recipe in tagged]
+
+
+def test_exclude_tags_hold_for_every_user_while_the_two_tower_runner_is_down_and_after(
+    topology: Topology, redis_url: str, model: Recommender
+) -> None:
+    first, second = (api.url() for api in topology.apis)
+    _both_see_the_emptied_catalogue(topology)
+    tagged = {int(recipe) for recipe in model.items.ids[::10]}
+    records = [{"recipe_id": recipe, "tags": [PEANUT, "course:main"]} for recipe in sorted(tagged)]
+    for start in range(0, len(records), BULK_CHUNK):
+        written = _post(second, "/api/recipes/bulk", {"recipes": records[start : start + BULK_CHUNK]})
+        assert written["applied"] == len(records[start : start + BULK_CHUNK]) and written["stale"] == 0
+    for base in (first, second):
+        assert _health(base)["catalogue"]["recipes"] == len(tagged)
+    users = [int(user) for user in model.users.ids]
+    excluded = {"exclude_tags": [PEANUT]}
+    control = _batch(first, users[:MAX_BATCH])
+    assert {entry["model_used"] for entry in control} == {"two_tower"}
+    assert _tagged_in(control, tagged), "unfiltered, the models do recommend tagged recipes"
+
+    topology.two_tower.stop(kill=True)
+    try:
+        unfiltered = _batch(second, users[MAX_BATCH : 2 * MAX_BATCH])  # not the control's: those are cached
+        assert {entry["model_used"] for entry in unfiltered} <= FALLBACKS
+        assert _tagged_in(unfiltered, tagged), "unfiltered, the fallbacks would return them too"
+        for n, start in enumerate(range(0, len(users), MAX_BATCH)):
+            base = (first, second)[n % 2]
+            results = _batch(base, users[start : start + MAX_BATCH], **excluded)
+            assert {entry["model_used"] for entry in results} <= FALLBACKS, base
+            assert not _tagged_in(results, tagged), base
+            assert all(len(_top(entry)) == 10 and entry["exhausted"] is False for entry in results)
+        assert _health(first)["models"]["two_tower"] == "unavailable"
+    finally:
+        topology.two_tower = topology.cluster.pod(TWO_TOWER, ports=dict(topology.two_tower.ports)).start()
+
+    probe = {"user_id": users[-1], **excluded}
+    wait_until(
+        lambda: _post(first, "/api/recommendations/recipes", probe)["model_used"] == "two_tower",
+        RECOVERY_TIMEOUT,
+        "the API answers from the restarted Two-Tower runner",
+    )
+    for base, sample in ((first, users[:MAX_BATCH]), (second, users[MAX_BATCH : 2 * MAX_BATCH])):
+        results = _batch(base, sample, **excluded)
+        assert {entry["model_used"] for entry in results} == {"two_tower"}, base
+        assert not _tagged_in(results, tagged), base
+
+
 @pytest.mark.parametrize(
     ("variable", "value", "named"),
     [
@@ -255,7 +408,7 @@ def test_two_consumers_share_the_partitions_and_every_event_takes_effect_once(
         lambda: (
             _gauge(first, owned) >= 1
             and _gauge(second, owned) >= 1
-            and _gauge(first, owned) + _gauge(second, owned) == PARTITIONS
+            and _gauge(first, owned) + _gauge(second, owned) == OWNED
         ),
         REBALANCE_TIMEOUT,
         "both consumers own partitions of the topic",
@@ -276,7 +429,7 @@ def test_two_consumers_share_the_partitions_and_every_event_takes_effect_once(
     wait_until(lambda: _gauge(first, applied) > 0 and _gauge(second, applied) > 0, REBALANCE_TIMEOUT, "both apply")
     first.stop(kill=True)
     send(events[60:])
-    wait_until(lambda: _gauge(second, owned) == PARTITIONS, REBALANCE_TIMEOUT, "the survivor owns every partition")
+    wait_until(lambda: _gauge(second, owned) == OWNED, REBALANCE_TIMEOUT, "the survivor owns every partition")
     producer.close()
 
     store = RedisInteractionStore(redis_url, 24.0)

@@ -41,9 +41,12 @@ STORE_DOWN: dict[int | str, dict[str, Any]] = {503: problem_doc("The catalogue s
     responses={**COMMON_ERRORS, **CATALOGUE_FULL, **STORE_DOWN},
 )
 async def put_recipe(recipe_id: RecipeIdPath, body: RecipeFields, request: Request, engine: EngineDep) -> Response:
-    """Idempotent: the same record again changes nothing (`applied: false`). The last write by `updated_at`
-    wins, so a retried or late older write never undoes a newer one. A recipe made `available: false` leaves
-    every answer at once, cached ones included; its tags take effect on the next request."""
+    """Idempotent: the same record with its `updated_at` again changes nothing (`applied: false`; without
+    `updated_at` each write is stamped when received, so a repeat is applied again, to the same effect). The
+    last write by `updated_at` wins, so a retried or late older write never undoes a newer one. A body names at
+    least one field: an empty one (a client's bug) is a 422, never a record wiped of its tags. A recipe made
+    `available: false` leaves every answer at once, cached ones included; its tags take effect on the next
+    request."""
     return respond(request, await engine.recipes.put(recipe_id, body))
 
 

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Self
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
-from recipe_ml.events.schema import MAX_REQUEST_ID, parse_record
+from recipe_ml.events.schema import MAX_REQUEST_ID, MAX_UNIX_MILLISECONDS, MIN_UNIX_MILLISECONDS, parse_record
 from recipe_ml.storage.base import RecipeRecord
 
 TAG_PATTERN = r"^[a-z0-9][a-z0-9:._-]*$"
@@ -42,10 +42,26 @@ def _utc(value: datetime | None) -> datetime | None:
     return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
 
 
+RECORD_FIELDS = ("tags", "available", "published_at", "title", "updated_at")
+_SOME_FIELD: dict[str, Any] = {"anyOf": [{"required": [name]} for name in RECORD_FIELDS]}
+"""A record names at least one of its fields: an empty body (a client's bug) never wipes a recipe's tags."""
+
+_TIME_SCHEMA: dict[str, Any] = {
+    "anyOf": [
+        {"type": "string", "format": "date-time"},
+        {"type": "number", "minimum": MIN_UNIX_MILLISECONDS, "maximum": MAX_UNIX_MILLISECONDS},
+        {"type": "null"},
+    ]
+}
+"""As parsed: ISO 8601 (naive = UTC), or Unix time in seconds (or milliseconds), as Jackson writes an ``Instant``."""
+
+
 class RecipeFields(BaseModel):
     """What the platform says of one recipe: the body of ``PUT /api/recipes/{recipe_id}``."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, json_schema_extra={"examples": [_EXAMPLE]})
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, strict=True, json_schema_extra={"examples": [_EXAMPLE], **_SOME_FIELD}
+    )
 
     tags: list[Tag] = Field(
         default_factory=list,
@@ -57,22 +73,32 @@ class RecipeFields(BaseModel):
     )
     available: bool = Field(default=True, description="false = never recommend it (withdrawn, out of season).")
     published_at: datetime | None = Field(
-        default=None, strict=False, description="When the platform published it (ISO 8601; naive = UTC)."
+        default=None,
+        strict=False,
+        description="When the platform published it (ISO 8601, naive = UTC; or Unix time).",
+        json_schema_extra=_TIME_SCHEMA,
     )
     title: str | None = Field(default=None, min_length=1, max_length=MAX_TITLE_LENGTH)
     updated_at: datetime | None = Field(
         default=None,
         strict=False,
         description=(
-            "When the platform changed the record (ISO 8601; naive = UTC); absent = when the service receives it. "
-            "The last write by updated_at wins, whatever order writes arrive in."
+            "When the platform changed the record (ISO 8601, naive = UTC; or Unix time); absent = when the service "
+            "receives it. The last write by updated_at wins, whatever order writes arrive in."
         ),
+        json_schema_extra=_TIME_SCHEMA,
     )
 
     @field_validator("published_at", "updated_at")
     @classmethod
     def _aware(cls, value: datetime | None) -> datetime | None:
         return _utc(value)
+
+    @model_validator(mode="after")
+    def _names_a_field(self) -> Self:
+        if not self.model_fields_set & set(RECORD_FIELDS):
+            raise ValueError(f"a record names at least one of {', '.join(RECORD_FIELDS)} (an empty one would wipe it)")
+        return self
 
     def record(self, recipe_id: int, received_at: datetime) -> RecipeRecord:
         """The stored form; ``received_at`` stands in for a missing ``updated_at``."""
@@ -90,7 +116,7 @@ class RecipeFields(BaseModel):
 class RecipeUpsert(RecipeFields):
     """One record of ``POST /api/recipes/bulk``: the fields and the recipe they describe."""
 
-    model_config = ConfigDict(json_schema_extra={"examples": [{"recipe_id": 10813, **_EXAMPLE}]})
+    model_config = ConfigDict(json_schema_extra={"examples": [{"recipe_id": 10813, **_EXAMPLE}], **_SOME_FIELD})
 
     recipe_id: RecipeId = Field(description="The recipe (any id: one the models do not know yet is published).")
 

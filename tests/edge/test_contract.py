@@ -29,6 +29,9 @@ API_OPERATIONS = {
     ("post", "/api/recommendations/batch"): "recommendBatch",
     ("post", "/api/recommendations/cold-start"): "coldStart",
     ("post", "/api/interactions"): "postInteraction",
+    ("put", "/api/recipes/{recipe_id}"): "putRecipe",
+    ("get", "/api/recipes/{recipe_id}"): "getRecipe",
+    ("post", "/api/recipes/bulk"): "putRecipes",
     ("get", "/api/health"): "health",
     ("get", "/api/metrics"): "metrics",
 }

@@ -248,14 +248,14 @@ def test_the_key_defaults_to_the_first_of_api_keys(
     tmp_path: Path, recorder: Recorder, settings_env: Callable[[str, str], None]
 ) -> None:
     settings_env("API_KEYS", f"{API_KEY},another-key-0123456789")
-    path = _jsonl(tmp_path / "e.jsonl", {"recipeId": 1})
+    path = _jsonl(tmp_path / "e.jsonl", {"recipeId": 1, "tags": []})
     assert main(["import", str(path), "--url", recorder.url]) == 0
     assert recorder.requests[0][0]["Authorization"] == f"Bearer {API_KEY}"
 
 
 def test_an_invalid_line_sends_nothing(tmp_path: Path, recorder: Recorder, capsys: pytest.CaptureFixture[str]) -> None:
     lines = [{"recipeId": i, "tags": ["Bad Tag"]} for i in range(MAX_SHOWN_PROBLEMS + 5)]
-    path = _jsonl(tmp_path / "e.jsonl", {"recipeId": 99}, *lines)
+    path = _jsonl(tmp_path / "e.jsonl", {"recipeId": 99, "tags": []}, *lines)
     assert main(["import", str(path), "--url", recorder.url]) == 2
     assert recorder.requests == []
     err = capsys.readouterr().err.splitlines()
@@ -287,7 +287,7 @@ def test_an_empty_file_or_another_format_is_refused(tmp_path: Path, capsys: pyte
 def test_a_refused_chunk_exits_1_saying_the_chunks_before_stay_applied(
     tmp_path: Path, recorder: Recorder, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    path = _jsonl(tmp_path / "e.jsonl", *({"recipeId": i} for i in range(4)))
+    path = _jsonl(tmp_path / "e.jsonl", *({"recipeId": i, "tags": []} for i in range(4)))
     recorder.answers = [
         (200, {"applied": 1, "stale": 1}),
         (503, {"title": "Service Unavailable", "status": 503, "detail": "catalogue store unavailable; retry"}),
@@ -303,7 +303,7 @@ def test_a_refused_chunk_exits_1_saying_the_chunks_before_stay_applied(
 def test_field_errors_of_the_service_name_the_file_line(
     tmp_path: Path, recorder: Recorder, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    path = _jsonl(tmp_path / "e.jsonl", {"recipeId": 1}, "", {"recipeId": 2})
+    path = _jsonl(tmp_path / "e.jsonl", {"recipeId": 1, "tags": []}, "", {"recipeId": 2, "tags": []})
     recorder.answers = [
         (422, {"status": 422, "detail": "invalid", "errors": [{"field": "recipes.1.tags.0", "message": "no"}]})
     ]
@@ -315,7 +315,7 @@ def test_field_errors_of_the_service_name_the_file_line(
 def test_the_bulk_limit_of_the_service_is_said(
     tmp_path: Path, recorder: Recorder, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    path = _jsonl(tmp_path / "e.jsonl", *({"recipeId": i} for i in range(3)))
+    path = _jsonl(tmp_path / "e.jsonl", *({"recipeId": i, "tags": []} for i in range(3)))
     limit = "Value error, at most 2 recipes per bulk request (CATALOGUE_BULK_LIMIT)"
     recorder.answers = [(422, {"status": 422, "detail": "invalid", "errors": [{"field": "recipes", "message": limit}]})]
     assert main(["import", str(path), "--url", recorder.url]) == 1
@@ -326,7 +326,7 @@ def test_the_bulk_limit_of_the_service_is_said(
 
 def test_a_service_that_is_not_running_exits_1(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     url = f"http://127.0.0.1:{free_port()}"
-    assert main(["import", str(_jsonl(tmp_path / "e.jsonl", {"recipeId": 1})), "--url", url]) == 1
+    assert main(["import", str(_jsonl(tmp_path / "e.jsonl", {"recipeId": 1, "tags": []})), "--url", url]) == 1
     err = capsys.readouterr().err
     assert f"error: cannot reach {url}/api/recipes/bulk:" in err and "is the service running?" in err
     assert "no record was applied" in err

@@ -63,7 +63,7 @@ def test_a_record_carries_every_field_as_epoch_seconds() -> None:
 
 
 def test_defaults_are_available_untagged_untitled_unpublished() -> None:
-    assert RecipeFields().record(5, RECEIVED) == RecipeRecord(5, (), True, None, None, RECEIVED.timestamp())
+    assert RecipeFields(tags=[]).record(5, RECEIVED) == RecipeRecord(5, (), True, None, None, RECEIVED.timestamp())
 
 
 def test_naive_datetimes_are_read_as_utc(local_time_not_utc: None) -> None:
@@ -86,11 +86,11 @@ def test_an_offset_is_kept() -> None:
 def test_a_missing_updated_at_takes_received_at() -> None:
     assert RecipeFields(title="t").record(1, RECEIVED).updated_at == RECEIVED.timestamp()
     assert RecipeFields(updated_at=UPDATED).record(1, RECEIVED).updated_at == UPDATED.timestamp()
-    assert parse_recipe_event(b'{"recipeId": 1}', RECEIVED).updated_at == RECEIVED.timestamp()
+    assert parse_recipe_event(b'{"recipeId": 1, "tags": []}', RECEIVED).updated_at == RECEIVED.timestamp()
 
 
 def test_records_of_keeps_each_upserts_id_in_order() -> None:
-    upserts = [RecipeUpsert(recipe_id=2, tags=["a"]), RecipeUpsert(recipe_id=1)]
+    upserts = [RecipeUpsert(recipe_id=2, tags=["a"]), RecipeUpsert(recipe_id=1, available=True)]
     records = records_of(upserts, RECEIVED)
     assert [(record.recipe_id, record.tags) for record in records] == [(2, ("a",)), (1, ())]
     assert records_of([], RECEIVED) == []
@@ -102,7 +102,7 @@ def test_the_bounds_themselves_are_accepted() -> None:
     )
     assert len(fields.record(1, RECEIVED).tags) == MAX_TAGS
     assert fields.title is not None and len(fields.title) == MAX_TITLE_LENGTH
-    assert RecipeUpsert(recipe_id=MAX_REQUEST_ID).recipe_id == MAX_REQUEST_ID
+    assert RecipeUpsert(recipe_id=MAX_REQUEST_ID, tags=[]).recipe_id == MAX_REQUEST_ID
     assert RecipeUpsert(recipe_id=0, tags=["0-9:._-x"]).tags == ["0-9:._-x"]
 
 
@@ -230,3 +230,18 @@ def test_bytes_that_are_not_json_are_invalid_json(raw: bytes) -> None:
     with pytest.raises(InvalidEvent) as raised:
         parse_recipe_event(raw, RECEIVED)
     assert raised.value.reason.startswith("Invalid JSON")
+
+
+def test_a_record_naming_no_field_is_refused_so_an_empty_body_wipes_nothing() -> None:
+    for model, body in ((RecipeFields, {}), (RecipeUpsert, {"recipe_id": 5})):
+        with pytest.raises(ValidationError, match="names at least one of tags"):
+            model.model_validate(body)
+    with pytest.raises(InvalidEvent, match="names at least one of tags"):
+        parse_recipe_event(b'{"recipeId": 5}', RECEIVED)
+
+
+def test_times_may_be_unix_seconds_as_jackson_writes_an_instant() -> None:
+    fields = RecipeFields.model_validate_json(b'{"updated_at": 1764756000.5, "published_at": 1764756000}')
+
+    assert fields.updated_at == datetime(2025, 12, 3, 10, 0, 0, 500000, tzinfo=UTC)
+    assert fields.published_at == datetime(2025, 12, 3, 10, 0, tzinfo=UTC)
