@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import numpy as np
 import pytest
 import redis
 import yaml
@@ -446,3 +447,93 @@ def test_two_consumers_share_the_partitions_and_every_event_takes_effect_once(
     assert len(redis.Redis.from_url(redis_url).keys("*event:*")) == len(events)
     second.stop()  # SIGTERM: it commits and leaves the group
     assert second.process is not None and second.process.returncode == 0, second.log_tail()
+
+
+NEW_RECIPE = 999_999_001
+"""An id no model was trained on."""
+SIMILAR_TOP_K = 13
+"""No other test asks for the similar recipes of R with it: no answer of theirs is cached under its key."""
+
+
+def _cookers(model: Recommender, recipe_index: int, count: int) -> list[int]:
+    """Training users who liked the recipe at ``recipe_index``: the first ``count`` of them."""
+    users = model.seen.tocsc()[:, recipe_index].indices[:count]
+    return [int(model.users.ids[u]) for u in users]
+
+
+def _details(base_url: str, recipe_id: int) -> dict[str, Any] | None:
+    """GET /api/recipes/{id}; None while the service knows nothing of it (404)."""
+    response = httpx.get(f"{base_url}/api/recipes/{recipe_id}", timeout=15)
+    if response.status_code == 404:
+        return None
+    assert response.status_code == 200, response.text
+    details: dict[str, Any] = response.json()
+    return details
+
+
+def test_a_recipe_published_and_cooked_over_kafka_is_recommended_by_both_replicas_without_retraining(
+    topology: Topology, broker: TansuBroker, redis_url: str, model: Recommender
+) -> None:
+    """Catalogue record and cooks through one consumer pod: trending at once, folded in by the Two-Tower runner."""
+    first, second = (api.url() for api in topology.apis)
+    config = topology.cluster.settings(CONSUMER)
+    recipes_topic = config.get("KAFKA_RECIPES_TOPIC", RECIPES_TOPIC)
+    liked = int(np.argsort(-np.diff(model.seen.tocsc().indptr), kind="stable")[300])
+    recipe = int(model.items.ids[liked])
+    users = _cookers(model, liked, 6)
+    assert len(set(users)) == 6 and NEW_RECIPE not in model.items
+    tags = ["course:main", "vegetarian"]
+
+    consumer = topology.cluster.pod(CONSUMER).start()
+    try:
+        consumer.wait_ready(path="/metrics", container_port=9101)
+        wait_until(
+            lambda: _gauge(consumer, "recipe_consumer_assigned_partitions") == OWNED,
+            REBALANCE_TIMEOUT,
+            "the consumer owns every partition of both topics",
+        )
+        producer = broker.producer()
+        record = {"recipeId": NEW_RECIPE, "tags": tags, "publishedAt": "2026-12-01T08:00:00Z"}
+        producer.send(recipes_topic, key=str(NEW_RECIPE).encode(), value=json.dumps(record).encode())
+        for user in users:
+            event = {"userId": user, "recipeId": NEW_RECIPE, "interactionType": "cook", "eventId": f"n-{uuid.uuid4()}"}
+            producer.send(config["KAFKA_TOPIC"], key=str(user).encode(), value=json.dumps(event).encode())
+        producer.flush()
+        producer.close()
+
+        def recorded() -> bool:
+            details = _details(second, NEW_RECIPE)
+            return details is not None and details["in_catalogue"] and details["live_interactions"] == len(users)
+
+        # Only queries read the new recipes (describing one does not): the first query below reads all six cooks.
+        wait_until(recorded, REBALANCE_TIMEOUT, "the record and the six cooks applied")
+        details = _details(first, NEW_RECIPE)
+        assert details is not None and details["tags"] == tags and details["known_to_models"] is False, details
+
+        def trending_on_both() -> bool:
+            return all(
+                NEW_RECIPE in _top(_post(base, "/api/recommendations/cold-start", {"top_k": 20}))
+                for base in (first, second)
+            )
+
+        wait_until(trending_on_both, RECOVERY_TIMEOUT, "both replicas' cold start shows the new recipe")
+        similar = {"recipe_id": recipe, "top_k": SIMILAR_TOP_K}
+        answers: dict[str, dict[str, Any]] = {}
+
+        def folded_in_on_both() -> bool:
+            answers.update(
+                {base: _post(base, "/api/recommendations/similar-recipes", similar) for base in (first, second)}
+            )
+            return all(
+                answer["model_used"] == "two_tower"
+                and NEW_RECIPE in [r["recipe_id"] for r in answer["similar_recipes"]]
+                for answer in answers.values()
+            )
+
+        try:
+            wait_until(folded_in_on_both, RECOVERY_TIMEOUT, "both replicas fold the new recipe in")
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}; the last answers: {answers}") from None
+    finally:
+        consumer.stop()  # SIGTERM: it commits and leaves the group
+    assert consumer.process is not None and consumer.process.returncode == 0, consumer.log_tail()

@@ -11,7 +11,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import urllib.request
 import uuid
 from collections.abc import Iterator
@@ -19,8 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import pytest
-from kafka import KafkaConsumer, KafkaProducer, TopicPartition
-from kafka.consumer.fetcher import ConsumerRecord
+from kafka import KafkaProducer
 from prometheus_client.parser import text_string_to_metric_families
 
 from harness.redis_server import RedisServer
@@ -131,24 +129,6 @@ def handled(consumer: InteractionConsumer, count: int) -> bool:
     return value(consumer.metrics.applied) + value(consumer.metrics.duplicates) >= count
 
 
-def read_from_start(broker: TansuBroker, topic: str, expected: int, timeout: float = 15.0) -> list[ConsumerRecord]:
-    """The first ``expected`` records of partition 0 of ``topic``, read without a group (no join to wait for)."""
-    consumer = KafkaConsumer(bootstrap_servers=broker.bootstrap, enable_auto_commit=False)
-    partition = TopicPartition(topic, 0)
-    consumer.assign([partition])
-    consumer.seek_to_beginning(partition)
-    records: list[ConsumerRecord] = []
-    deadline = time.monotonic() + timeout
-    try:
-        while len(records) < expected and time.monotonic() < deadline:
-            for batch in consumer.poll(timeout_ms=500).values():
-                records.extend(batch)
-    finally:
-        consumer.close(autocommit=False)
-    assert len(records) >= expected, f"{topic}: {len(records)} records after {timeout} s, expected {expected}"
-    return records
-
-
 def test_catalogue_records_and_interactions_are_applied_in_one_run(topics: Topics, redis_url: str) -> None:
     catalogue = own_catalogue(redis_url)
     store = frozen_store(redis_url)
@@ -246,7 +226,7 @@ def test_invalid_records_and_new_recipes_beyond_the_bound_go_to_the_dlq(topics: 
         for reason in ("invalid_json", "validation", "catalogue_full")
     }
     assert dead_lettered == {"invalid_json": 1, "validation": 2, "catalogue_full": 1}
-    dead = read_from_start(topics.broker, topics.dlq, expected=4)
+    dead = topics.broker.read_partition(topics.dlq, expected=4)
     assert [record.value for record in dead] == [
         b"{not json",
         b'{"recipeId": 30, "tags": ["Vegan"], "updatedAt": "2026-12-01T09:00:00Z"}',

@@ -82,18 +82,6 @@ class StalledBackend(FailingBackend):
 pytestmark = [pytest.mark.anyio, pytest.mark.integration]
 
 
-@pytest.fixture(scope="module")
-def als(model_store: Path) -> LocalBackend:
-    model, tag = load_from_store("recipe_als", home=model_store)
-    return LocalBackend(ModelSlot(ModelRanker(model, tag)))
-
-
-@pytest.fixture(scope="module")
-def popularity(model_store: Path) -> LocalBackend:
-    model, tag = load_from_store("recipe_popularity", home=model_store)
-    return LocalBackend(ModelSlot(ModelRanker(model, tag)))
-
-
 def settings(**overrides: object) -> Settings:
     return Settings(_env_file=None, **overrides)  # type: ignore[call-arg, arg-type]
 

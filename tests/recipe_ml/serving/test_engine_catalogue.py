@@ -50,18 +50,6 @@ class FailingBackend:
     similar_users = similar_recipes = ping = rank
 
 
-@pytest.fixture(scope="module")
-def als(model_store: Path) -> LocalBackend:
-    model, tag = load_from_store("recipe_als", home=model_store)
-    return LocalBackend(ModelSlot(ModelRanker(model, tag)))
-
-
-@pytest.fixture(scope="module")
-def popularity(model_store: Path) -> LocalBackend:
-    model, tag = load_from_store("recipe_popularity", home=model_store)
-    return LocalBackend(ModelSlot(ModelRanker(model, tag)))
-
-
 def engine(*chain: object, redis_url: str | None = None) -> RecommendationEngine:
     settings = Settings(_env_file=None, redis_url=redis_url)  # type: ignore[call-arg]
     return RecommendationEngine(
