@@ -264,7 +264,7 @@ def _counter(base_url: str, name: str, labels: dict[str, str]) -> float:
 def _both_see_the_emptied_catalogue(topology: Topology) -> None:
     """Each replica filters with the catalogue ``redis_url`` emptied (version 0: no write yet)."""
     for api in topology.apis:
-        assert _health(api.url())["catalogue"] == {"recipes": 0, "hidden": 0, "version": 0}
+        assert _health(api.url())["catalogue"] == {"recipes": 0, "hidden": 0, "version": 0, "folded_in": 0}
 
 
 def test_a_users_top_recipe_hidden_through_one_replica_leaves_the_next_answer_of_both(

@@ -556,3 +556,8 @@ class CatalogueHealth(BaseModel):
     recipes: int = Field(ge=0, description="Recipes with a catalogue record.")
     hidden: int = Field(ge=0, description="Of them, those with available: false.")
     version: int = Field(description="The catalogue version the answers are filtered with (-1: not read yet).")
+    folded_in: int = Field(
+        ge=0,
+        description="Recipes the models were not trained on that FOLD_IN_MIN_USERS known users tried: the models fold "
+        "them in (similar recipes, personal lists).",
+    )

@@ -50,7 +50,7 @@ def api(server: LocalServer, redis_url: str) -> Iterator[httpx.Client]:
     """A client of the shared server's /api, its Redis database (catalogue, cache, live state) emptied."""
     with httpx.Client(base_url=f"{server.base_url}/api", timeout=15) as client:
         # Version 0: no write since the flush; the server reads the store's version on every request.
-        assert client.get("/health").json()["catalogue"] == {"recipes": 0, "hidden": 0, "version": 0}
+        assert client.get("/health").json()["catalogue"] == {"recipes": 0, "hidden": 0, "version": 0, "folded_in": 0}
         yield client
 
 
@@ -286,7 +286,7 @@ def test_one_invalid_record_refuses_the_whole_bulk(api: httpx.Client, model: Rec
     refused = api.post("/recipes/bulk", json={"recipes": records})
 
     assert named(problem(refused, 422)) == ["recipes.3.tags.1"]
-    assert catalogue(api) == {"recipes": 0, "hidden": 0, "version": 0}
+    assert catalogue(api) == {"recipes": 0, "hidden": 0, "version": 0, "folded_in": 0}
     for recipe in recipes:
         assert api.get(f"/recipes/{recipe}").json()["in_catalogue"] is False, recipe
     records[3] = {**records[3], "tags": ["batch-b"]}

@@ -455,7 +455,7 @@ async def test_health_reports_versions_and_unreachable_parts(als: LocalBackend, 
         "redis": "not configured",
         "kafka": "not configured",
         "experiment": None,
-        "catalogue": {"recipes": 0, "hidden": 0, "version": 0},
+        "catalogue": {"recipes": 0, "hidden": 0, "version": 0, "folded_in": 0},
     }
     assert broken.status == "degraded"
     assert broken.models == {"broken": "unavailable", "als": als.version, "popularity": popularity.version}

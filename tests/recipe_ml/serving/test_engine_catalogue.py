@@ -214,8 +214,10 @@ async def test_a_recipe_unknown_to_the_models_trends_at_once_and_is_folded_in_fr
     await cook(eng, users[:2], NEW_RECIPE)
     trending = await eng.cold_start(ColdStartRequest(top_k=20))
     unknown_yet = await eng.similar_recipes(SimilarRecipesRequest(recipe_id=int(two_tower_model.items.ids[liked])))
+    before = (await eng.health()).catalogue.folded_in
     eng._new = (-1.0, [])  # read the store again now, not a second later
     await cook(eng, users[2:], NEW_RECIPE)
+    after = (await eng.health()).catalogue.folded_in
     # Another top_k: the first answer is cached for CACHE_TTL_SECONDS (a new recipe does not flush the cache).
     similar = await eng.similar_recipes(
         SimilarRecipesRequest(recipe_id=int(two_tower_model.items.ids[liked]), top_k=11)
@@ -225,6 +227,7 @@ async def test_a_recipe_unknown_to_the_models_trends_at_once_and_is_folded_in_fr
         SimilarRecipesRequest(recipe_id=int(two_tower_model.items.ids[liked]), exclude_tags=[PEANUT], top_k=5)
     )
 
+    assert (before, after) == (0, 1), "health counts the recipe once FOLD_IN_MIN_USERS tried it"
     assert NEW_RECIPE in [r.recipe_id for r in trending.recommendations], "two users' cooks: trending at once"
     assert NEW_RECIPE not in [r.recipe_id for r in unknown_yet.similar_recipes], "below FOLD_IN_MIN_USERS"
     assert NEW_RECIPE in [r.recipe_id for r in similar.similar_recipes] and similar.model_used == "two_tower"
