@@ -269,7 +269,7 @@ class Consumer:
 def consumer(kafka_broker: TansuBroker, redis_url: str, tmp_path: Path) -> Iterator[Consumer]:
     """``recipe-ml consume`` on a topic of its own, joined to its group, on the emptied test Redis."""
     topic = f"interactions-{uuid.uuid4().hex[:8]}"
-    for name in (topic, f"{topic}.dlq", RECOMMENDATIONS_TOPIC, ATTRIBUTIONS_TOPIC):
+    for name in (topic, f"{topic}.dlq", f"{topic}.recipes", RECOMMENDATIONS_TOPIC, ATTRIBUTIONS_TOPIC):
         kafka_broker.create_topic(name)
     port = free_port()
     env = {key: val for key, val in os.environ.items() if key not in {"REDIS_URL", "KAFKA_BOOTSTRAP_SERVERS"}}
@@ -278,6 +278,7 @@ def consumer(kafka_broker: TansuBroker, redis_url: str, tmp_path: Path) -> Itera
         KAFKA_BOOTSTRAP_SERVERS=kafka_broker.bootstrap,
         KAFKA_TOPIC=topic,
         KAFKA_DLQ_TOPIC=f"{topic}.dlq",
+        KAFKA_RECIPES_TOPIC=f"{topic}.recipes",
         KAFKA_GROUP_ID=f"e2e-{topic}",
         KAFKA_ATTRIBUTIONS_TOPIC=ATTRIBUTIONS_TOPIC,
         CONSUMER_METRICS_PORT=str(port),
@@ -292,7 +293,7 @@ def consumer(kafka_broker: TansuBroker, redis_url: str, tmp_path: Path) -> Itera
     def joined() -> bool:
         assert process.poll() is None, log_path.read_text()
         try:
-            return "recipe_consumer_assigned_partitions 1.0" in running.metrics()
+            return "recipe_consumer_assigned_partitions 2.0" in running.metrics()
         except OSError:
             return False
 

@@ -70,12 +70,14 @@ def consumer_process(
     topic, metrics_port = f"interactions-{uuid.uuid4().hex[:8]}", free_port()
     broker.create_topic(topic)
     broker.create_topic(f"{topic}.dlq")
+    broker.create_topic(f"{topic}.recipes")  # the catalogue's topic, which the consumer reads too
     env = {key: val for key, val in os.environ.items() if key not in {"REDIS_URL", "KAFKA_BOOTSTRAP_SERVERS"}}
     env.update(
         REDIS_URL=test_redis_url,
         KAFKA_BOOTSTRAP_SERVERS=broker.bootstrap,
         KAFKA_TOPIC=topic,
         KAFKA_DLQ_TOPIC=f"{topic}.dlq",
+        KAFKA_RECIPES_TOPIC=f"{topic}.recipes",
         KAFKA_GROUP_ID=f"e2e-{topic}",
         CONSUMER_METRICS_PORT=str(metrics_port),
     )
@@ -89,7 +91,7 @@ def consumer_process(
         assert process.poll() is None, log_path.read_text()
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=2) as response:
-                return "recipe_consumer_assigned_partitions 1.0" in response.read().decode()
+                return "recipe_consumer_assigned_partitions 2.0" in response.read().decode()
         except OSError:
             return False
 

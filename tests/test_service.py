@@ -80,7 +80,9 @@ def test_recipes_are_personal_unseen_and_cached(api: httpx.Client, model: Recomm
         "model_version",
         "latency_ms",
         "cached",
+        "exhausted",
     }
+    assert body["exhausted"] is False
     assert body["user_id"] == uid and body["model_used"] == "two_tower" and body["cached"] is False
     assert body["personalized_by"] == "ease"
     assert body["model_version"] == api.get("/api/health").json()["models"]["two_tower"]

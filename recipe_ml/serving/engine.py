@@ -255,14 +255,17 @@ class RecommendationEngine:
         self._new = (time.monotonic(), fresh)
         return fresh
 
-    async def _folded_in(self) -> int:
-        """How many of the new recipes enough users the models know tried for the models to fold them in."""
+    def _folded_in(self) -> int:
+        """How many of the new recipes last read enough users the models know tried for the models to fold them in.
+
+        From the list the queries carry, not read afresh: health pings the stores, it does not use them.
+        """
         local = next((b for b in self.chain if isinstance(b, LocalBackend)), None)
         if local is None:
             return 0
         users = local.slot.ranker.model.users
         need = self.settings.fold_in_min_users
-        return sum(1 for r in await self.new_recipes() if len({u for u in r.user_ids if u in users}) >= need)
+        return sum(1 for r in self._new[1] if len({u for u in r.user_ids if u in users}) >= need)
 
     def _fresh_candidates(self, view: CatalogueView, new: list[NewRecipe]) -> list[int]:
         """Recently published recipes the models do not know and too few users have tried (newest first)."""
@@ -575,7 +578,7 @@ class RecommendationEngine:
             kafka=kafka,
             experiment=self._active_experiment(),
             catalogue=CatalogueHealth(
-                recipes=view.size, hidden=view.hidden, version=view.version, folded_in=await self._folded_in()
+                recipes=view.size, hidden=view.hidden, version=view.version, folded_in=self._folded_in()
             ),
         )
 

@@ -217,11 +217,11 @@ async def test_a_recipe_unknown_to_the_models_trends_at_once_and_is_folded_in_fr
     before = (await eng.health()).catalogue.folded_in
     eng._new = (-1.0, [])  # read the store again now, not a second later
     await cook(eng, users[2:], NEW_RECIPE)
-    after = (await eng.health()).catalogue.folded_in
     # Another top_k: the first answer is cached for CACHE_TTL_SECONDS (a new recipe does not flush the cache).
     similar = await eng.similar_recipes(
         SimilarRecipesRequest(recipe_id=int(two_tower_model.items.ids[liked]), top_k=11)
     )
+    after = (await eng.health()).catalogue.folded_in  # what the query just read
     of_new = await eng.similar_recipes(SimilarRecipesRequest(recipe_id=NEW_RECIPE, top_k=5))
     hidden_tags = await eng.similar_recipes(
         SimilarRecipesRequest(recipe_id=int(two_tower_model.items.ids[liked]), exclude_tags=[PEANUT], top_k=5)
