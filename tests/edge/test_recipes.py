@@ -247,7 +247,7 @@ def test_the_same_put_twice_changes_the_catalogue_once(api: httpx.Client, model:
     assert first["applied"] is True and second["applied"] is False
     assert {k: v for k, v in second.items() if k != "applied"} == {k: v for k, v in first.items() if k != "applied"}
     assert 0 < version == version_after_second < version_with_both
-    assert catalogue(api) == {"recipes": 2, "hidden": 1, "version": version_with_both}
+    assert catalogue(api) == {"recipes": 2, "hidden": 1, "version": version_with_both, "folded_in": 0}
 
 
 def test_an_older_write_after_a_newer_one_changes_nothing(api: httpx.Client, model: Recommender) -> None:
