@@ -10,6 +10,7 @@ swallows it and live interactions count as none.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import socket
 import time
@@ -123,6 +124,8 @@ class RecommendationEngine:
         """The catalogue's current version, whose filters every answer obeys (and whose version keys the cache)."""
         self.recipes = CatalogueEndpoints(catalogue, store, self.offload, self._known_recipe)
         """The catalogue routes."""
+        self._local = next((b for b in self.chain if isinstance(b, LocalBackend)), None)
+        """The in-process link (popularity): whose recipes and users say what the models were trained on."""
         self._new: tuple[float, list[NewRecipe]] = (-NEW_RECIPES_SECONDS, [])
         """(when read, the recipes the models were not trained on that have live interactions, with their users)."""
         self.experiment = settings.experiment()
@@ -137,8 +140,14 @@ class RecommendationEngine:
     def _known_recipe(self, recipe_id: int) -> bool:
         """True when the models were trained on the recipe (the in-process model's recipes: all were trained on
         the same ratings)."""
-        local = next((b for b in self.chain if isinstance(b, LocalBackend)), None)
-        return local is not None and recipe_id in local.slot.ranker.model.items
+        return self._local is not None and recipe_id in self._local.slot.ranker.model.items
+
+    def _folds(self, recipe: NewRecipe) -> bool:
+        """True when enough users the models know tried ``recipe`` for the models to fold it in (as they do)."""
+        if self._local is None:
+            return False
+        users = self._local.slot.ranker.model.users
+        return len({user for user in recipe.user_ids if user in users}) >= self.settings.fold_in_min_users
 
     def _arm(self, user_id: int | None, forced: str | None) -> Variant:
         """The variant serving ``user_id``: the one the request forces (validated), else the assigned one."""
@@ -260,40 +269,39 @@ class RecommendationEngine:
 
         From the list the queries carry, not read afresh: health pings the stores, it does not use them.
         """
-        local = next((b for b in self.chain if isinstance(b, LocalBackend)), None)
-        if local is None:
-            return 0
-        users = local.slot.ranker.model.users
-        need = self.settings.fold_in_min_users
-        return sum(1 for r in self._new[1] if len({u for u in r.user_ids if u in users}) >= need)
+        return sum(1 for recipe in self._new[1] if self._folds(recipe))
 
-    def _fresh_candidates(self, view: CatalogueView, new: list[NewRecipe]) -> list[int]:
-        """Recently published recipes the models do not know and too few users have tried (newest first)."""
+    def _fresh_slots(self, variant: Variant) -> int:
+        """FRESH_RECIPE_SLOTS, or the variant's override of it."""
+        slots = variant.overrides.fresh_recipe_slots
+        return self.settings.fresh_recipe_slots if slots is None else slots
+
+    def _fresh_candidates(self, view: CatalogueView, new: list[NewRecipe], variant: Variant) -> list[int]:
+        """Recently published recipes the models do not know and too few users have tried (newest first); none
+        when the variant has no fresh slot."""
+        if self._fresh_slots(variant) == 0:
+            return []
         since = time.time() - self.settings.fresh_recipe_days * 86400
-        tried = {r.recipe_id for r in new if len(set(r.user_ids)) >= self.settings.fold_in_min_users}
-        return [
-            recipe
-            for published, recipe in view.published
-            if published >= since and recipe not in tried and not self._known_recipe(recipe)
-        ]
+        tried = {recipe.recipe_id for recipe in new if self._folds(recipe)}
+        recent = itertools.takewhile(lambda entry: entry[0] >= since, view.published)
+        return [recipe for _, recipe in recent if recipe not in tried and not self._known_recipe(recipe)]
 
+    @staticmethod
     def _with_fresh(
-        self,
         answer: RankResult,
         options: RankOptions,
-        variant: Variant,
         user_id: int | None,
         fresh: list[int],
         live: list[int],
     ) -> RankResult:
-        """``answer`` with its ``FRESH_POSITION`` given to a fresh recipe, when the variant and the list allow."""
-        slots = variant.overrides.fresh_recipe_slots
-        slots = self.settings.fresh_recipe_slots if slots is None else slots
-        if slots == 0 or not fresh or options.top_k < FRESH_POSITION or options.max_fsa_score is not None:
+        """``answer`` with its ``FRESH_POSITION`` given to one of the ``fresh`` recipes (``_fresh_candidates``),
+        when the list allows."""
+        if not fresh or options.top_k < FRESH_POSITION or options.max_fsa_score is not None:
             return answer
         banned = {*options.exclude_recipe_ids, *live}
         if options.include_recipe_ids is not None:
-            fresh = [recipe for recipe in fresh if recipe in set(options.include_recipe_ids)]
+            included = set(options.include_recipe_ids)
+            fresh = [recipe for recipe in fresh if recipe in included]
         picked = pick_fresh(fresh, user_id, answer.recipe_ids, banned)
         if picked is None:
             return answer
@@ -388,7 +396,7 @@ class RecommendationEngine:
         lives = await self._live([user_id for user_id, _ in missed])
         filtered = _filtered(view, options)
         new = await self.new_recipes()
-        fresh = self._fresh_candidates(view, new)
+        fresh = self._fresh_candidates(view, new, variant)
         queries = [
             RankQuery.of(filtered, user_id, live, new_recipes=new)
             for (user_id, _), live in zip(missed, lives, strict=True)
@@ -398,7 +406,7 @@ class RecommendationEngine:
             if not answer.found:
                 results[user_id] = UnknownUserError(user_id)
                 continue
-            answer = self._with_fresh(answer, filtered, variant, user_id, fresh, live)
+            answer = self._with_fresh(answer, filtered, user_id, fresh, live)
             response = RecipeResponse(
                 recommendation_id=new_recommendation_id(),
                 variant=variant.name,
@@ -431,12 +439,12 @@ class RecommendationEngine:
         self, request: ColdStartRequest, variant: Variant, options: RankOptions, view: CatalogueView, started: float
     ) -> ColdStartResponse:
         new = await self.new_recipes()
-        fresh = self._fresh_candidates(view, new)
+        fresh = self._fresh_candidates(view, new, variant)
         if request.recent_recipe_ids:
             query = RankQuery.of(options, None, request.recent_recipe_ids, new_recipes=new)
             model_used, (answer,) = await self._ask_rank(variant, [query])
             if answer.found:
-                answer = self._with_fresh(answer, options, variant, None, fresh, request.recent_recipe_ids)
+                answer = self._with_fresh(answer, options, None, fresh, request.recent_recipe_ids)
                 return ColdStartResponse(
                     recommendation_id=new_recommendation_id(),
                     variant=variant.name,
@@ -451,7 +459,7 @@ class RecommendationEngine:
         unseen = replace(options, exclude_recipe_ids=[*options.exclude_recipe_ids, *request.recent_recipe_ids])
         boost = await self._trending_boost()
         (answer,) = await popularity.rank([RankQuery.of(unseen, None, [], boost=boost, new_recipes=new)])
-        answer = self._with_fresh(answer, unseen, variant, None, fresh, [])
+        answer = self._with_fresh(answer, unseen, None, fresh, [])
         return ColdStartResponse(
             recommendation_id=new_recommendation_id(),
             variant=variant.name,

@@ -107,10 +107,10 @@ class ModelRanker:
     ) -> None:
         self.model = model
         self.version = version
+        """The model store tag: in every answer (``model_version``) and every cache key."""
         self.fold_in_min_users = fold_in_min_users
         """Known users a new recipe needs to be folded in (FOLD_IN_MIN_USERS); popularity takes every one."""
         self._folded: OrderedDict[tuple[int, tuple[int, ...]], tuple[np.ndarray, float | None]] = OrderedDict()
-        """The model store tag: in every answer (``model_version``) and every cache key."""
         self.ann_min_recipes = ann_min_recipes
         """From this many recipes on, queries score the index's candidates (``ANN_MIN_RECIPES``); None: never."""
         if precompute:  # PRECOMPUTE_EMBEDDINGS: pay at load, not on the first request
@@ -274,9 +274,7 @@ class ModelRanker:
                 boost_ids = np.asarray([rid for rid, _ in pairs], dtype=np.int64)
                 boost_idx = space.positions(model.items.indices(boost_ids))
                 if new is not None:
-                    at_new = np.flatnonzero(np.isin(new.ids, boost_ids))
-                    boost_idx = np.where(boost_idx >= 0, boost_idx, -1)
-                    for position in at_new:
+                    for position in np.flatnonzero(np.isin(new.ids, boost_ids)):
                         boost_idx[boost_ids == new.ids[position]] = owned + position
                 boost_val = np.asarray([value for _, value in pairs], dtype=np.float32)
                 inputs.scores[row, boost_idx[boost_idx >= 0]] += boost_val[boost_idx >= 0]
@@ -364,14 +362,13 @@ class ModelRanker:
             unit, column_ids = self.unit_item_vectors, model.items.ids
             if new is not None:
                 unit, column_ids = np.vstack([unit, new.unit]), np.concatenate([column_ids, new.ids])
-            target = unit[index if index is not None else len(model.items) + int(at_new or 0)]
+            column = index if index is not None else len(model.items) + int(at_new or 0)
             # One row at a time: a matrix product over the batch sums in another order, and near-ties
             # would then rank differently in a batch than alone.
-            sims = unit @ target
+            sims = unit @ unit[column]
             ranking = sims.copy()
-            exclude = known_indices(model.items, query.exclude_recipe_ids)
-            ranking[exclude] = -np.inf
-            ranking[index if index is not None else len(model.items) + int(at_new or 0)] = -np.inf
+            ranking[known_indices(model.items, query.exclude_recipe_ids)] = -np.inf
+            ranking[column] = -np.inf
             allowed = candidate_mask(model.items, model.item_fsa, query.include_recipe_ids, query.max_fsa_score)
             if allowed is not None:
                 ranking[: len(model.items)][~allowed] = -np.inf
