@@ -33,6 +33,7 @@ from recipe_ml.models import REGISTRY
 from recipe_ml.models.base import Recommender
 from recipe_ml.storage.redis import RedisInteractionStore
 from tests.fixtures.kafka import TansuBroker, wait_until
+from tests.fixtures.models import closest_fan, fans
 from tests.fixtures.server import StartServer
 from tests.fixtures.tools import require_tool
 
@@ -453,12 +454,8 @@ NEW_RECIPE = 999_999_001
 """An id no model was trained on."""
 SIMILAR_TOP_K = 13
 """No other test asks for the similar recipes of R with it: no answer of theirs is cached under its key."""
-
-
-def _cookers(model: Recommender, recipe_index: int, count: int) -> list[int]:
-    """Training users who liked the recipe at ``recipe_index``: the first ``count`` of them."""
-    users = model.seen.tocsc()[:, recipe_index].indices[:count]
-    return [int(model.users.ids[u]) for u in users]
+PERSONAL_TOP_K = 12
+"""No other test asks for recipes with it: no answer of theirs is cached under its key."""
 
 
 def _details(base_url: str, recipe_id: int) -> dict[str, Any] | None:
@@ -474,13 +471,15 @@ def _details(base_url: str, recipe_id: int) -> dict[str, Any] | None:
 def test_a_recipe_published_and_cooked_over_kafka_is_recommended_by_both_replicas_without_retraining(
     topology: Topology, broker: TansuBroker, redis_url: str, model: Recommender
 ) -> None:
-    """Catalogue record and cooks through one consumer pod: trending at once, folded in by the Two-Tower runner."""
+    """Catalogue record and cooks through one consumer pod: trending at once, then folded in by the Two-Tower
+    runner: similar recipes of a recipe its cooks liked, the personal list of a user similar to them."""
     first, second = (api.url() for api in topology.apis)
     config = topology.cluster.settings(CONSUMER)
     recipes_topic = config.get("KAFKA_RECIPES_TOPIC", RECIPES_TOPIC)
     liked = int(np.argsort(-np.diff(model.seen.tocsc().indptr), kind="stable")[300])
     recipe = int(model.items.ids[liked])
-    users = _cookers(model, liked, 6)
+    users = fans(model, liked)[:6]
+    similar_user = closest_fan(model, liked, users)
     assert len(set(users)) == 6 and NEW_RECIPE not in model.items
     tags = ["course:main", "vegetarian"]
 
@@ -534,6 +533,11 @@ def test_a_recipe_published_and_cooked_over_kafka_is_recommended_by_both_replica
             wait_until(folded_in_on_both, RECOVERY_TIMEOUT, "both replicas fold the new recipe in")
         except AssertionError as exc:
             raise AssertionError(f"{exc}; the last answers: {answers}") from None
+        # Both replicas carry all six cooks now (the similar recipes above): the first personal answer folds them in.
+        personal = {"user_id": similar_user, "top_k": PERSONAL_TOP_K}
+        for base in (first, second):
+            answer = _post(base, "/api/recommendations/recipes", personal)
+            assert answer["model_used"] == "two_tower" and NEW_RECIPE in _top(answer), (base, answer)
     finally:
         consumer.stop()  # SIGTERM: it commits and leaves the group
     assert consumer.process is not None and consumer.process.returncode == 0, consumer.log_tail()

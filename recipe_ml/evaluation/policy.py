@@ -14,6 +14,7 @@ much of the gain is fitting noise.
 from __future__ import annotations
 
 import itertools
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -63,6 +64,9 @@ class AffinityScorer:
         if affinity is None:
             raise ValueError(f"{self.model.kind} has no per-user affinity")
         return affinity
+
+    def fold_in_items(self, seen: sp.csr_matrix, user_lists: Sequence[np.ndarray]) -> sp.csr_matrix:
+        raise NotImplementedError("a comparison scorer ranks the recipes of the evaluation only")
 
     def save(self, path: Path) -> None:
         raise NotImplementedError("a comparison scorer is never shipped")

@@ -20,6 +20,7 @@ import json
 import logging
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Protocol, Self
 
@@ -53,6 +54,11 @@ class PersonalScorer(Protocol):
 
     def scores(self, histories: sp.csr_matrix) -> np.ndarray: ...
 
+    def fold_in_items(self, seen: sp.csr_matrix, user_lists: Sequence[np.ndarray]) -> sp.csr_matrix:
+        """Weights (len(user_lists), n_items) of recipes it was not fitted on, from their users' rows of
+        ``seen`` (what it was fitted on): a user's score of one is its row summed over their recipes."""
+        ...
+
     def hyper_parameters(self) -> dict[str, float | int]: ...
 
     def save(self, path: Path) -> None: ...
@@ -61,6 +67,43 @@ class PersonalScorer(Protocol):
     def load(cls, path: Path, hyper_parameters: dict[str, Any]) -> Self:
         """The scorer ``save`` wrote under ``path``, built with ``hyper_parameters``."""
         ...
+
+
+@dataclass(frozen=True)
+class FoldedRecipes:
+    """Recipes a model was not trained on, folded in from their users: columns a batch ranks after its own."""
+
+    vectors: np.ndarray
+    """(k, dim) float32, from ``Recommender.fold_in_items``."""
+    bias: np.ndarray | None
+    personal: sp.csr_matrix | None
+    """(k, n_items) the personal scorer's weights (``PersonalScorer.fold_in_items``), or None: no scorer."""
+
+    def rows(self, row: int) -> FoldedRecipes:
+        """The one recipe at ``row``."""
+        return FoldedRecipes(
+            self.vectors[row : row + 1].copy(),
+            None if self.bias is None else self.bias[row : row + 1],
+            None if self.personal is None else self.personal[row : row + 1],
+        )
+
+    @classmethod
+    def stacked(cls, parts: Sequence[FoldedRecipes]) -> FoldedRecipes:
+        """The recipes of ``parts``, in order (all folded by one model)."""
+        first = parts[0]
+        return cls(
+            np.vstack([part.vectors for part in parts]),
+            None if first.bias is None else np.concatenate([part.bias for part in parts if part.bias is not None]),
+            None
+            if first.personal is None
+            else sp.vstack([part.personal for part in parts if part.personal is not None], format="csr"),
+        )
+
+    def personal_scores(self, histories: sp.csr_matrix) -> np.ndarray:
+        """(n, k) float32 personal scores of the recipes for users' recipes; -inf without weights (never picked)."""
+        if self.personal is None:
+            return np.full((histories.shape[0], len(self.vectors)), -np.inf, dtype=np.float32)
+        return np.asarray((histories @ self.personal.T).toarray(), dtype=np.float32)
 
 
 class Recommender(ABC):
@@ -229,8 +272,18 @@ class Recommender(ABC):
             return "no personal scorer: the model's own ranking"
         return "none: the same ranking for every user"
 
+    def fold_in_recipes(self, user_lists: Sequence[np.ndarray]) -> FoldedRecipes:
+        """New recipes placed for this model and its personal scorer alike, from lists of user indices."""
+        vectors, bias = self.fold_in_items(user_lists)
+        personal = None if self.personal is None else self.personal.fold_in_items(self.seen, user_lists)
+        return FoldedRecipes(vectors, bias, personal)
+
     def rank_inputs(
-        self, user_vectors: np.ndarray, histories: sp.csr_matrix, columns: np.ndarray | None = None
+        self,
+        user_vectors: np.ndarray,
+        histories: sp.csr_matrix,
+        columns: np.ndarray | None = None,
+        folded: FoldedRecipes | None = None,
     ) -> RankInputs:
         """Scores, ranking scores, personal scores and default personal positions for a batch.
 
@@ -240,17 +293,25 @@ class Recommender(ABC):
         model into the inputs of ``rank_rows``, for serving and evaluation
         alike; every array is new, the batch's own (``RankInputs``). ``columns``
         (sorted recipe indices, the candidates of a retrieval) makes every
-        matrix (n, len(columns)); None scores every recipe.
+        matrix (n, len(columns)); None scores every recipe. ``folded`` recipes
+        (``fold_in_recipes``) are scored the same way, in columns after those.
         """
         scores = self.score(user_vectors, columns)
+        if folded is not None:
+            new = user_vectors @ folded.vectors.T
+            scores = np.hstack([scores, new if folded.bias is None else new + folded.bias])
         n = scores.shape[0]
         if self.personal is not None and self.policy is not None:
             personal = self.personal.scores(histories)
             if columns is not None:
                 personal = personal[:, columns]
+            if folded is not None:
+                personal = np.hstack([personal, folded.personal_scores(histories)])
             ranking = scores + np.float32(self.policy.blend_weight) * personal
             return RankInputs(scores, ranking, personal, self.policy.positions(np.diff(histories.indptr)))
         affinity = self.affinity(user_vectors, columns)
+        if affinity is not None and folded is not None:
+            affinity = np.hstack([affinity, user_vectors @ folded.vectors.T])
         slots = np.full(n, self.personal_slots if affinity is not None else 0, dtype=np.int64)
         return RankInputs(scores, scores.copy(), affinity, slots)
 

@@ -19,11 +19,13 @@ and an exact fold-in for users with live interactions.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
+import scipy.sparse.linalg as sla
 
 WEIGHTS_FILE = "ease_weights.npz"
 
@@ -81,6 +83,40 @@ class EASEScorer:
         np.fill_diagonal(dense, 0.0)
         self.weights = sparsify_rows(dense, self.neighbours)
 
+    def fold_in_items(self, seen: sp.csr_matrix, user_lists: Sequence[np.ndarray]) -> sp.csr_matrix:
+        """Weights (len(user_lists), n_recipes) of recipes the scorer was not fitted on, from their users.
+
+        A user's score of new recipe ``k`` is the sum of row ``k`` over the
+        user's recipes (``histories @ weights.T``), as for a fitted recipe.
+        The item-side twin of a user fold-in, and exact: with ``diag(B) = 0``
+        each column of ``B`` is the ridge regression of its recipe's users on
+        the other recipes, so a new recipe's column solves
+        ``(XᵀX + l2 I) b = Xᵀx`` (``X`` = ``seen``, the matrix the scorer was
+        fitted on; ``x`` its users). Solved by conjugate gradients on the
+        sparse ``X``, without the dense inverse fitting took, and kept to its
+        ``neighbours`` strongest weights as the fitted ones are. A recipe
+        without users gets no weights.
+        """
+        binary = sp.csr_matrix(seen, dtype=np.float64)
+        binary.data[:] = 1.0
+        n_items = binary.shape[1]
+        system = sla.LinearOperator(
+            (n_items, n_items), matvec=lambda v: binary.T @ (binary @ v) + self.l2 * v, dtype=np.float64
+        )
+        diagonal = np.asarray(binary.sum(axis=0)).ravel() + self.l2
+        jacobi = sla.LinearOperator((n_items, n_items), matvec=lambda v: v / diagonal, dtype=np.float64)
+        rows = np.zeros((len(user_lists), n_items), dtype=np.float32)
+        for row, users in enumerate(user_lists):
+            users = np.unique(np.asarray(users, dtype=np.int64))
+            if users.size == 0:
+                continue
+            shared = np.asarray(binary[users].sum(axis=0)).ravel()
+            solution, info = sla.cg(system, shared, rtol=FOLD_IN_TOLERANCE, maxiter=FOLD_IN_MAX_ITERATIONS, M=jacobi)
+            if info < 0:
+                raise np.linalg.LinAlgError(f"conjugate gradients failed (info {info})")
+            rows[row] = solution
+        return sparsify_rows(rows, self.neighbours)
+
     @property
     def n_items(self) -> int:
         return self._shape[1]
@@ -135,6 +171,11 @@ class EASEScorer:
         scorer.weights = sp.load_npz(path / WEIGHTS_FILE)
         return scorer
 
+
+FOLD_IN_TOLERANCE = 1e-6
+"""Relative residual at which a new recipe's weights are solved: far below the float32 they are served in."""
+FOLD_IN_MAX_ITERATIONS = 200
+"""Conjugate-gradient steps at most (``l2`` keeps the system well conditioned: it takes a few tens)."""
 
 GATHER_BLOCK = 1 << 16
 """Weights gathered at a time when scoring: bounds the temporary index arrays (a few hundred KB each)."""

@@ -15,7 +15,7 @@ import numpy as np
 
 from recipe_ml.config import Settings
 from recipe_ml.data import IdMap
-from recipe_ml.models.base import Recommender
+from recipe_ml.models.base import FoldedRecipes, Recommender
 from recipe_ml.ranking import (
     candidate_pool,
     exclude_recipes,
@@ -37,9 +37,9 @@ from recipe_ml.serving.wire import (
     SimilarResult,
 )
 
-FOLDED_RECIPES = 4096
-"""Folded-in recipe vectors a ranker keeps (by recipe and users): a recipe is folded again only when its users
-change."""
+FOLDED_RECIPES = 1024
+"""Folded-in recipes a ranker keeps (by recipe and users; ten times the new recipes a query carries): a recipe is
+folded again only when its users change."""
 DEFAULT_FOLD_IN_MIN_USERS: int = Settings.model_fields["fold_in_min_users"].default
 
 
@@ -69,14 +69,9 @@ class NewColumns:
 
     ids: np.ndarray
     """(k,) recipe ids."""
-    vectors: np.ndarray
-    bias: np.ndarray | None
+    folded: FoldedRecipes
     unit: np.ndarray
-    """``vectors`` of unit length (similarity, MMR)."""
-
-    def scores(self, user_vectors: np.ndarray) -> np.ndarray:
-        scores = user_vectors @ self.vectors.T
-        return np.asarray(scores if self.bias is None else scores + self.bias, dtype=np.float32)
+    """The folded vectors of unit length (similarity, MMR)."""
 
     def position(self, recipe_id: int) -> int | None:
         found = np.flatnonzero(self.ids == recipe_id)
@@ -110,7 +105,7 @@ class ModelRanker:
         """The model store tag: in every answer (``model_version``) and every cache key."""
         self.fold_in_min_users = fold_in_min_users
         """Known users a new recipe needs to be folded in (FOLD_IN_MIN_USERS); popularity takes every one."""
-        self._folded: OrderedDict[tuple[int, tuple[int, ...]], tuple[np.ndarray, float | None]] = OrderedDict()
+        self._folded: OrderedDict[tuple[int, tuple[int, ...]], FoldedRecipes] = OrderedDict()
         self.ann_min_recipes = ann_min_recipes
         """From this many recipes on, queries score the index's candidates (``ANN_MIN_RECIPES``); None: never."""
         if precompute:  # PRECOMPUTE_EMBEDDINGS: pay at load, not on the first request
@@ -146,9 +141,9 @@ class ModelRanker:
             return None
         missing = [(rid, users) for rid, users in wanted.items() if (rid, tuple(users.tolist())) not in self._folded]
         if missing:
-            vectors, bias = model.fold_in_items([users for _, users in missing])
+            folded = model.fold_in_recipes([users for _, users in missing])
             for row, (rid, users) in enumerate(missing):
-                self._folded[(rid, tuple(users.tolist()))] = (vectors[row], None if bias is None else float(bias[row]))
+                self._folded[(rid, tuple(users.tolist()))] = folded.rows(row)
         rows = []
         for rid, users in wanted.items():
             key = (rid, tuple(users.tolist()))
@@ -156,10 +151,8 @@ class ModelRanker:
             rows.append(self._folded[key])
         while len(self._folded) > FOLDED_RECIPES:
             self._folded.popitem(last=False)
-        vectors = np.stack([vector for vector, _ in rows]).astype(np.float32)
-        bias = None if model.item_bias is None else np.asarray([b or 0.0 for _, b in rows], dtype=np.float32)
-        ids = np.asarray(list(wanted), dtype=np.int64)
-        return NewColumns(ids, vectors, bias, normalize_rows(vectors))
+        folded = FoldedRecipes.stacked(rows)
+        return NewColumns(np.asarray(list(wanted), dtype=np.int64), folded, normalize_rows(folded.vectors))
 
     def _user_vectors(
         self, users: Sequence[int | None], live: Sequence[list[int]]
@@ -255,17 +248,12 @@ class ModelRanker:
         """
         model = self.model
         space = ColumnSpace(columns)
-        inputs = model.rank_inputs(vectors, model.history_rows(histories), columns)
-        owned = inputs.scores.shape[1]
-        column_ids = space.take(model.items.ids)
-        unit = space.take(self.unit_item_vectors)
         new = self.new_columns([q.new_recipes for q in queries])
+        inputs = model.rank_inputs(vectors, model.history_rows(histories), columns, None if new is None else new.folded)
+        column_ids = space.take(model.items.ids)
+        owned = len(column_ids)
+        unit = space.take(self.unit_item_vectors)
         if new is not None:
-            extra = new.scores(vectors)
-            inputs.scores = np.hstack([inputs.scores, extra])
-            inputs.ranking = np.hstack([inputs.ranking, extra])
-            if inputs.personal is not None:  # the personal scorer knows only the trained recipes
-                inputs.personal = np.hstack([inputs.personal, np.full(extra.shape, -np.inf, dtype=np.float32)])
             column_ids = np.concatenate([column_ids, new.ids])
             unit = np.vstack([unit, new.unit])
         for row, query in enumerate(queries):

@@ -120,6 +120,8 @@ def test_another_models_affinity_can_fill_the_personal_positions_for_comparison(
     np.testing.assert_array_equal(inputs.ranking, inputs.scores)  # blend weight 0: the head is the Two-Tower's
     with pytest.raises(NotImplementedError, match="never shipped"):
         candidate.save(tmp_path / "m")
+    with pytest.raises(NotImplementedError, match="recipes of the evaluation only"):
+        candidate.fold_in_recipes([np.arange(3)])
     popularity = PopularityRecommender()
     popularity.fit(small_splits["train"])
     with pytest.raises(ValueError, match="popularity has no per-user affinity"):

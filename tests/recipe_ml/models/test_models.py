@@ -261,6 +261,25 @@ def test_ease_solves_the_closed_form_and_keeps_the_strongest_weights() -> None:
         np.testing.assert_allclose(np.sort(np.abs(kept[row][kept[row] != 0])), strongest[strongest > 0], rtol=1e-4)
 
 
+def test_ease_folds_a_new_recipe_in_as_the_column_fitting_with_it_would_give() -> None:
+    """A recipe left out of the fit, folded in from its users, gets the weights the fit with it gives it."""
+    rng = np.random.default_rng(3)
+    seen = sp.csr_matrix((rng.random((80, 20)) < 0.3).astype(np.float32))
+    with_it = EASEScorer(l2=5.0, neighbours=20)
+    with_it.fit(seen)
+    others = np.arange(1, 20)
+    without = EASEScorer(l2=5.0, neighbours=19)
+    without.fit(seen[:, others])
+    users = seen.tocsc()[:, 0].indices
+
+    weights = without.fold_in_items(seen[:, others].tocsr(), [users, np.zeros(0, dtype=np.int64)])
+
+    assert weights.shape == (2, 19) and weights[1].nnz == 0  # no users: no weights
+    np.testing.assert_allclose(weights[0].toarray()[0], with_it.weights.toarray()[others, 0], rtol=1e-4, atol=1e-7)
+    kept = EASEScorer(l2=5.0, neighbours=4).fold_in_items(seen[:, others].tocsr(), [users])
+    assert kept.nnz == 4  # the strongest, as a fitted recipe keeps
+
+
 def test_ease_scores_are_exactly_the_sparse_product_of_the_binary_histories() -> None:
     rng = np.random.default_rng(1)
     scorer = EASEScorer(l2=3.0, neighbours=6)

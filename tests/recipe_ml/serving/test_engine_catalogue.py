@@ -28,7 +28,7 @@ from recipe_ml.serving.schemas import (
 from recipe_ml.serving.slot import ModelSlot
 from recipe_ml.storage import open_cache, open_catalogue, open_interaction_store
 from recipe_ml.storage.base import CatalogueStore
-from tests.fixtures.models import known_user
+from tests.fixtures.models import closest_fan, fans, known_user
 
 pytestmark = [pytest.mark.anyio, pytest.mark.integration]
 
@@ -184,12 +184,6 @@ NEW_RECIPE = 999_999_001
 """An id no model was trained on."""
 
 
-def cookers(model: Recommender, recipe_index: int, count: int) -> list[int]:
-    """Training users who liked the recipe at ``recipe_index``: the first ``count`` of them."""
-    users = model.seen.tocsc()[:, recipe_index].indices[:count]
-    return [int(model.users.ids[u]) for u in users]
-
-
 async def cook(eng: RecommendationEngine, users: list[int], recipe_id: int) -> None:
     for user in users:
         event = InteractionEvent(
@@ -209,7 +203,8 @@ async def test_a_recipe_unknown_to_the_models_trends_at_once_and_is_folded_in_fr
     two_tower = LocalBackend(ModelSlot(ModelRanker(two_tower_model, tag, fold_in_min_users=3)))
     eng = engine(two_tower, popularity)
     liked = popular_index(two_tower_model, 300)
-    users = cookers(two_tower_model, liked, 6)
+    users = fans(two_tower_model, liked)[:6]
+    similar_user = closest_fan(two_tower_model, liked, users)
 
     await cook(eng, users[:2], NEW_RECIPE)
     trending = await eng.cold_start(ColdStartRequest(top_k=20))
@@ -222,6 +217,7 @@ async def test_a_recipe_unknown_to_the_models_trends_at_once_and_is_folded_in_fr
         SimilarRecipesRequest(recipe_id=int(two_tower_model.items.ids[liked]), top_k=11)
     )
     after = (await eng.health()).catalogue.folded_in  # what the query just read
+    personal = await eng.recommend(RecipeRequest(user_id=similar_user))
     of_new = await eng.similar_recipes(SimilarRecipesRequest(recipe_id=NEW_RECIPE, top_k=5))
     hidden_tags = await eng.similar_recipes(
         SimilarRecipesRequest(recipe_id=int(two_tower_model.items.ids[liked]), exclude_tags=[PEANUT], top_k=5)
@@ -231,6 +227,7 @@ async def test_a_recipe_unknown_to_the_models_trends_at_once_and_is_folded_in_fr
     assert NEW_RECIPE in [r.recipe_id for r in trending.recommendations], "two users' cooks: trending at once"
     assert NEW_RECIPE not in [r.recipe_id for r in unknown_yet.similar_recipes], "below FOLD_IN_MIN_USERS"
     assert NEW_RECIPE in [r.recipe_id for r in similar.similar_recipes] and similar.model_used == "two_tower"
+    assert NEW_RECIPE in [r.recipe_id for r in personal.recommendations] and personal.model_used == "two_tower"
     assert len(of_new.similar_recipes) == 5 and NEW_RECIPE not in [r.recipe_id for r in of_new.similar_recipes]
     assert hidden_tags.similar_recipes, "filters still apply beside the new recipes"
 
