@@ -65,13 +65,21 @@ def run(rps: float, p50_ms: float) -> WrkResult:
     return WrkResult(p50_ms=p50_ms, p99_ms=2 * p50_ms, requests=int(rps * 10), seconds=10.0, errors=0)
 
 
-def phases(api: WrkResult, off: WrkResult, filtered: WrkResult, cached: WrkResult | None = None) -> list[Phase]:
-    """The six phases with these results (``cached``, if given, as every API's in the cached ones)."""
+def phases(
+    api: WrkResult,
+    off: WrkResult,
+    filtered: WrkResult,
+    cached: WrkResult | None = None,
+    filtered_plain: WrkResult | None = None,
+) -> list[Phase]:
+    """The six phases with these results (``cached``, if given, as every API's in the cached ones; the filtered
+    API's plain requests, uncached only, ``filtered_plain`` or the measured API's)."""
     return [
         Phase(
             mode,
             connections,
             *((api, off, filtered) if cached is None or mode == "uncached" else (cached, cached, cached)),
+            (filtered_plain or api) if mode == "uncached" else None,
             {"async": run(1.0, 1.0)},
             "",
             {},
@@ -95,10 +103,15 @@ def test_the_measurement_cost_is_off_over_on_per_uncached_phase_its_target_on_16
     ]
 
 
-def test_the_filter_cost_is_plain_over_filtered_per_uncached_phase_its_target_on_16_connections() -> None:
-    lines = filter_cost(phases(run(110.0, 2.0), run(1.0, 1.0), run(100.0, 2.5), cached=run(500.0, 9.0)))
+def test_the_filter_cost_is_plain_over_filtered_per_uncached_phase_in_one_server_then_against_the_measured_api() -> (
+    None
+):
+    lines = filter_cost(
+        phases(run(120.0, 2.0), run(1.0, 1.0), run(100.0, 2.5), cached=run(500.0, 9.0), filtered_plain=run(110.0, 2.0))
+    )
 
     name = f"catalogue filter cost (exclude_tags [{FILTER_TAG}])"
+    other = f"{name}, against the API without a catalogue"
     assert lines == [
         f"{name}: req/s plain/filtered at 16 connections uncached = 1.10x (target <= 1.10x)",
         f"{name}: req/s plain/filtered at 1 connections uncached = 1.10x",
@@ -106,7 +119,20 @@ def test_the_filter_cost_is_plain_over_filtered_per_uncached_phase_its_target_on
         f"{name}: p50 filtered/plain at 16 connections uncached = 1.25x",
         f"{name}: p50 filtered/plain at 1 connections uncached = 1.25x",
         f"{name}: p50 filtered/plain at 64 connections uncached = 1.25x",
+        f"{other}: req/s plain/filtered at 16 connections uncached = 1.20x (target <= 1.10x)",
+        f"{other}: req/s plain/filtered at 1 connections uncached = 1.20x",
+        f"{other}: req/s plain/filtered at 64 connections uncached = 1.20x",
+        f"{other}: p50 filtered/plain at 16 connections uncached = 1.25x",
+        f"{other}: p50 filtered/plain at 1 connections uncached = 1.25x",
+        f"{other}: p50 filtered/plain at 64 connections uncached = 1.25x",
     ]
+
+
+def test_a_phase_without_the_filtered_apis_plain_requests_says_so() -> None:
+    cached = phases(run(1.0, 1.0), run(1.0, 1.0), run(1.0, 1.0), cached=run(2.0, 1.0))[-1]
+
+    with pytest.raises(ValueError, match="cached 64 conn: the filtered API answered no plain requests"):
+        _ = cached.unfiltered
 
 
 def test_the_catalogue_gives_each_recipe_ten_distinct_tags_the_filter_tag_to_about_a_tenth() -> None:
