@@ -18,7 +18,7 @@ export BENTOML_DO_NOT_TRACK := true
 # implicit (ALS) oversubscribes the cores without this.
 export OPENBLAS_NUM_THREADS := 1
 
-.PHONY: help setup install lock system-deps train serve test lint evaluate simulate-experiment bench bench-scale bench-scale-out soak bench-swap bench-consumer build containerize loadtest consumer produce clean compose-secrets compose-config compose-up
+.PHONY: help setup install lock system-deps train serve test lint evaluate simulate-experiment fold-in-reach bench bench-scale bench-scale-out soak bench-swap bench-consumer build containerize loadtest consumer produce clean compose-secrets compose-config compose-up
 
 help:  ## List the targets.
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
@@ -85,6 +85,9 @@ SIMULATION_HOME := training_artifacts/simulation_home
 simulate-experiment:  ## A/B through the live API, shipped vs popularity-only, on models fitted on train: cook rate per variant (experiment.png).
 	test -d $(SIMULATION_HOME)/models || BENTOML_HOME=$(SIMULATION_HOME) OPENBLAS_NUM_THREADS=1 $(BIN)/recipe-ml train --eval
 	OPENBLAS_NUM_THREADS=1 $(BIN)/python -m harness.simulate_experiment --bentoml-home $(SIMULATION_HOME)
+
+fold-in-reach:  ## New recipes folded in from 3, 6, 12 or all their fans, models fitted on train: where their later fans' lists put them.
+	OPENBLAS_NUM_THREADS=1 $(BIN)/python -m harness.fold_in_reach
 
 BENCH_SECONDS ?= 10
 SOAK_SECONDS ?= 180
