@@ -213,9 +213,9 @@ class Recommender(ABC):
         """Recipe vectors (len(user_lists), dim) and biases (or None) from lists of user indices.
 
         The item-side twin of ``fold_in``: a recipe the models were not
-        trained on, once known users interacted with it, is placed where
-        those users would score it as they score their own recipes, so it is
-        served (personal lists, similar recipes) without retraining.
+        trained on, once known users interacted with it, is placed where the
+        model would have put it had it been trained with those users, so it
+        is served (personal lists, similar recipes) without retraining.
         """
 
     @abstractmethod

@@ -16,6 +16,9 @@ import numpy as np
 
 from recipe_ml.models.base import Recommender
 
+BIAS_NEIGHBOURS = 25
+"""Trained recipes whose median bias a folded-in recipe gets: those with about as many users."""
+
 
 class VectorRecommender(Recommender):
     """A ``Recommender`` whose fitted state is its vector arrays (``saved_arrays``)."""
@@ -47,35 +50,44 @@ class VectorRecommender(Recommender):
     def fold_in_items(self, user_lists: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray | None]:
         """The mean vector of the recipes those users interacted with in training, each weighted by how many of
         them did over the square root of its popularity (so the recipes they share, not the ones everybody
-        has, place it), and the bias that has them score it, on average, as their own recipes (the median
-        bias without users). A recipe without users gets a zero vector.
+        has, place it), and the bias of the trained recipes with about as many users (``_bias_for``). A recipe
+        without users gets a zero vector.
 
         Why not least squares onto the user vectors, as ALS does: a model whose user vectors are not fitted
         alternately with its recipe vectors (the Two-Tower's user tower) does not invert that way, while the
-        recipes its users share place a trained recipe, left out, much nearer its own vector.
+        recipes its users share place a trained recipe, left out, much nearer its own vector. Why that bias:
+        a model's bias is its popularity prior (the Two-Tower's), which training reads from how many users a
+        recipe has, so a recipe folded in from as many users is given as much.
         """
         vectors = self.item_vectors
-        bias = self.item_bias
-        new_bias = None if bias is None else np.full(len(user_lists), np.median(bias), dtype=np.float32)
         weight_of = 1.0 / np.sqrt(np.asarray(self.seen.sum(axis=0)).ravel() + 1.0)
         out = np.zeros((len(user_lists), vectors.shape[1]), dtype=np.float32)
+        counts = np.zeros(len(user_lists), dtype=np.int64)
         for row, users in enumerate(user_lists):
             users = np.unique(np.asarray(users, dtype=np.int64))
+            counts[row] = users.size
             shared = np.asarray(self.seen[users].sum(axis=0)).ravel() * weight_of if users.size else weight_of * 0
             if shared.sum() > 0:
                 out[row] = (shared @ vectors) / shared.sum()
-            if new_bias is not None and users.size:
-                # The bias that has those users score it, on average, as they score their own recipes.
-                own = np.asarray([self._own_score(int(user)) for user in users])
-                new_bias[row] = float(np.mean(own - self.user_vectors[users] @ out[row]))
-        return out, new_bias
+        return out, None if self.item_bias is None else self._bias_for(self.item_bias, counts)
 
-    def _own_score(self, user_index: int) -> float:
-        """The user's mean score of the recipes they interacted with in training."""
-        history = self.history(user_index)
-        if history.size == 0:
-            return 0.0
-        return float(self.score(self.user_vectors[user_index : user_index + 1], history).mean())
+    _bias_by_users: tuple[np.ndarray, np.ndarray] | None = None
+    """(the trained recipes' numbers of users, sorted; their biases in that order), made on first use."""
+
+    def _bias_for(self, bias: np.ndarray, counts: np.ndarray) -> np.ndarray:
+        """(len(counts),) for each count, the median ``bias`` of the ``BIAS_NEIGHBOURS`` trained recipes whose
+        numbers of users are nearest it."""
+        if self._bias_by_users is None:
+            users = np.diff(self.seen.tocsc().indptr)
+            order = np.argsort(users, kind="stable")
+            self._bias_by_users = (users[order], bias[order])
+        by_users, biases = self._bias_by_users
+        out = np.empty(len(counts), dtype=np.float32)
+        for row, count in enumerate(counts):
+            at = int(np.searchsorted(by_users, count))
+            first = int(np.clip(at - BIAS_NEIGHBOURS // 2, 0, max(by_users.size - BIAS_NEIGHBOURS, 0)))
+            out[row] = np.median(biases[first : first + BIAS_NEIGHBOURS])
+        return out
 
     def score(self, user_vectors: np.ndarray, columns: np.ndarray | None = None) -> np.ndarray:
         """Scores (n, n_items): ``user_vectors @ item_vectors.T`` plus the bias (of the recipes ``columns``)."""

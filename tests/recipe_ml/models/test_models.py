@@ -161,6 +161,25 @@ def test_two_tower_fold_in_of_own_history_is_the_user_vector(fitted: dict[str, R
     np.testing.assert_allclose(folded, model.user_vectors, rtol=1e-5, atol=1e-6)
 
 
+def test_a_recipe_folded_into_the_two_tower_gets_the_bias_of_trained_recipes_with_as_many_users(
+    fitted: dict[str, Recommender],
+) -> None:
+    """The bias is the popularity prior: a recipe folded in from more users is more popular."""
+    model = fitted["two_tower"]
+    assert model.item_bias is not None
+    columns = model.seen.tocsc()
+    users = np.diff(columns.indptr)
+    few = int(np.flatnonzero(users == 3)[0])
+    many = int(np.argmax(users))
+
+    _, bias = model.fold_in_items([columns[:, few].indices, columns[:, many].indices])
+
+    assert bias is not None
+    with_three = model.item_bias[users == 3]
+    assert with_three.min() <= bias[0] <= with_three.max()
+    assert bias[1] > bias[0] and bias[1] >= np.median(model.item_bias[users >= np.sort(users)[-25]])
+
+
 @pytest.mark.parametrize("kind", ["als", "two_tower"])
 def test_fold_in_of_an_empty_history_is_a_zero_vector(kind: str, fitted: dict[str, Recommender]) -> None:
     model = fitted[kind]
