@@ -34,6 +34,11 @@ higher requests/s), so the API is compared with the peer at its best; the
 batch sizes the Two-Tower runner saw, the fallbacks (BentoML shedding load,
 answered by the next model, apart from failures), the resident memory of
 every process and the cold start (process start to the first 200). The
+budget of an uncached request follows: the CPU each of the measured API's
+processes and each peer form spent per request over the run chosen, and the
+ranking work alone (the peer's ``rank_user``, and ``rank_inputs`` +
+``rank_rows`` over batches of 16), timed in this process before any server
+starts. The
 targets are printed, never asserted: compare ratios within a run, since
 absolute figures move with the machine's load. About 9.5 minutes at
 ``--seconds 10`` (48 wrk runs).
@@ -351,6 +356,83 @@ def ratio(api: float, peer: float) -> str:
     return f"{api / peer:5.2f}x" if peer > 0 else "   n/a"
 
 
+def cpu_seconds(processes: dict[str, psutil.Process]) -> dict[str, float]:
+    """CPU seconds (user + system) each process has used so far (0 for one that has gone)."""
+    used = {}
+    for name, proc in processes.items():
+        try:
+            times = proc.cpu_times()
+        except psutil.NoSuchProcess:
+            times = None
+        used[name] = 0.0 if times is None else times.user + times.system
+    return used
+
+
+def with_cpu(run: Callable[[], WrkResult], processes: dict[str, psutil.Process]) -> tuple[WrkResult, dict[str, float]]:
+    """``run``'s result and the milliseconds of CPU each process spent per completed request during it."""
+    before = cpu_seconds(processes)
+    result = run()
+    after = cpu_seconds(processes)
+    return result, {name: 1000 * (after[name] - before[name]) / max(result.requests, 1) for name in processes}
+
+
+RANKING_USERS = 200
+"""Users the in-process ranking is timed over (one at a time, then in batches of ``RANKING_BATCH``)."""
+RANKING_BATCH = 16
+
+
+def ranking_cost(home: Path) -> tuple[float, float]:
+    """Milliseconds of the peer's ranking work (``harness.peer.rank_user``) for one user, median over
+    ``RANKING_USERS``, and per user for ``rank_inputs`` + ``rank_rows`` over batches of ``RANKING_BATCH``
+    (what a runner does with a batch), in this process."""
+    from harness.peer import DIVERSITY, rank_user
+    from recipe_ml.ranking import exclude_recipes, normalize_rows, rank_rows
+
+    model, _ = load_from_store("recipe_two_tower", home=home)
+    unit = normalize_rows(model.item_vectors)
+    users = np.arange(min(RANKING_USERS, len(model.users)))
+    alone = []
+    for index in users:
+        started = time.perf_counter()
+        rank_user(model, unit, int(index), [], 10)
+        alone.append(time.perf_counter() - started)
+    started = time.perf_counter()
+    for first in range(0, users.size, RANKING_BATCH):
+        batch = users[first : first + RANKING_BATCH]
+        inputs = model.rank_inputs(model.user_vectors[batch], model.seen[batch])
+        for row, index in enumerate(batch):
+            exclude_recipes(inputs, row, model.history(int(index)))
+        rank_rows(
+            inputs.ranking,
+            10,
+            diversity=DIVERSITY,
+            unit_item_vectors=unit,
+            personal=inputs.personal,
+            positions=inputs.positions,
+        )
+    batched = (time.perf_counter() - started) / users.size
+    return 1000 * float(np.median(alone)), 1000 * batched
+
+
+def budget(phases: list[Phase], ranking: tuple[float, float]) -> list[str]:
+    """The uncached phases' CPU per request in each process of the API and in each peer form, and the ranking
+    alone, in milliseconds."""
+    lines = ["CPU per request, uncached (ms; user + system, over the chosen run):"]
+    for phase in phases:
+        if phase.mode != "uncached":
+            continue
+        api = ", ".join(f"{name} {ms:.2f}" for name, ms in sorted(phase.api_cpu.items()))
+        peers = ", ".join(f"{form} {ms:.2f}" for form, ms in phase.peer_cpu.items())
+        total = sum(phase.api_cpu.values())
+        lines.append(f"  {phase.name:<18} API: {api}; all {total:.2f} | peer: {peers}")
+    alone, batched = ranking
+    lines.append(
+        f"ranking alone, in process (rank_inputs + exclusions + rank_rows): {alone:.2f} ms for one user, "
+        f"{batched:.2f} ms a user in batches of {RANKING_BATCH}"
+    )
+    return lines
+
+
 @dataclass(frozen=True)
 class Phase:
     """One mode at one concurrency: the API's run, each peer form's, and what the API's metrics saw."""
@@ -367,6 +449,10 @@ class Phase:
     peers: dict[str, WrkResult]
     batches: str
     fallbacks: dict[str, float]
+    api_cpu: dict[str, float]
+    """Milliseconds of CPU per request in each of the measured API's processes, over its chosen run."""
+    peer_cpu: dict[str, float]
+    """Milliseconds of CPU per request of each peer form's process."""
 
     @property
     def name(self) -> str:
@@ -465,6 +551,7 @@ def main() -> None:
     wrk_binary()
 
     home: Path = args.bentoml_home
+    ranking = ranking_cost(home)  # before any server starts: the machine is this process's
     users, recipes = load_ids(home)
     tags = catalogue_tags(recipes)
     tagged = {recipe_id for recipe_id, recipe_tags in tags.items() if FILTER_TAG in recipe_tags}
@@ -530,8 +617,9 @@ def main() -> None:
                 # The three APIs in the order A B C C B A, each at the better of its two runs: every API's runs
                 # have the same mean time, so drift in the machine's load favours none.
                 wrk = partial(run_wrk, users_file=users_file, mode=mode, connections=connections, seconds=args.seconds)
+                api_processes = server.named_processes()
                 before = metric_values(server.base_url)
-                api_runs = [wrk(server.base_url)]
+                api_runs = [with_cpu(partial(wrk, server.base_url), api_processes)]
                 after = metric_values(server.base_url)
                 off_runs = [wrk(off_server.base_url)]
                 # Uncached, the filtered API also answers plain requests (around its filtered runs): the filter's
@@ -541,11 +629,13 @@ def main() -> None:
                 if plain_runs:
                     plain_runs.append(wrk(filtered_server.base_url))
                 off_runs.append(wrk(off_server.base_url))
-                api_runs.append(wrk(server.base_url))
-                api, off, filtered = (
-                    max(runs, key=lambda run: run.rps) for runs in (api_runs, off_runs, filtered_runs)
-                )
-                results = {form: wrk(peer.base_url) for form, peer in peers.items()}
+                api_runs.append(with_cpu(partial(wrk, server.base_url), api_processes))
+                api, api_cpu = max(api_runs, key=lambda run: run[0].rps)
+                off, filtered = (max(runs, key=lambda run: run.rps) for runs in (off_runs, filtered_runs))
+                peer_runs = {
+                    form: with_cpu(partial(wrk, peer.base_url), {form: peer.process}) for form, peer in peers.items()
+                }
+                results = {form: result for form, (result, _) in peer_runs.items()}
                 phases.append(
                     Phase(
                         mode,
@@ -557,6 +647,8 @@ def main() -> None:
                         results,
                         batch_sizes(before, after),
                         fallbacks(before, after),
+                        api_cpu,
+                        {form: cpu[form] for form, (_, cpu) in peer_runs.items()},
                     )
                 )
                 print(f"  done: {mode} at {connections} connection(s)", flush=True)
@@ -592,6 +684,9 @@ def main() -> None:
         print(line)
     print()
     for line in filter_cost(phases):
+        print(line)
+    print()
+    for line in budget(phases, ranking):
         print(line)
     print()
     print(

@@ -23,6 +23,7 @@ from fastapi import FastAPI, HTTPException
 from pydantic import BaseModel, Field
 
 from edge.model_store import load_from_store
+from recipe_ml.models.base import Recommender
 from recipe_ml.ranking import exclude_recipes, normalize_rows, rank_rows
 
 DIVERSITY = 0.3
@@ -45,6 +46,28 @@ class PeerResponse(BaseModel):
     recommendations: list[Recommendation]
 
 
+def rank_user(
+    model: Recommender, unit_items: np.ndarray, index: int, exclude_recipe_ids: list[int], top_k: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """The peer's ranking work for the training user at ``index``: (recipe indices shown, every recipe's score).
+
+    ``rank_inputs`` (scores and the personal scorer), the user's training recipes and the exclusions kept
+    out, ``rank_rows`` with MMR and the personal positions: what ``make bench`` times alone, in process.
+    """
+    inputs = model.rank_inputs(model.user_vectors[index : index + 1], model.seen[index])
+    excluded = model.items.indices(np.asarray(exclude_recipe_ids, dtype=np.int64))
+    exclude_recipes(inputs, 0, np.concatenate([model.history(index), excluded[excluded >= 0]]))
+    top = rank_rows(
+        inputs.ranking,
+        top_k,
+        diversity=DIVERSITY,
+        unit_item_vectors=unit_items,
+        personal=inputs.personal,
+        positions=inputs.positions,
+    )[0]
+    return top[top >= 0], inputs.scores[0]
+
+
 def create_app(
     bentoml_home: Path | None, model_name: str = "recipe_two_tower", *, in_thread_pool: bool = False
 ) -> FastAPI:
@@ -59,7 +82,6 @@ def create_app(
     measures both and compares the API with the faster in each phase.
     """
     model, _ = load_from_store(model_name, home=bentoml_home)
-    user_vectors = model.user_vectors
     unit_items = normalize_rows(model.item_vectors)
     item_ids = model.items.ids
     app = FastAPI()
@@ -68,19 +90,7 @@ def create_app(
         index = model.users.index_of(request.user_id)
         if index is None:
             raise HTTPException(404, f"user {request.user_id} is unknown")
-        inputs = model.rank_inputs(user_vectors[index : index + 1], model.seen[index])
-        excluded = model.items.indices(np.asarray(request.exclude_recipe_ids, dtype=np.int64))
-        exclude_recipes(inputs, 0, np.concatenate([model.history(index), excluded[excluded >= 0]]))
-        top = rank_rows(
-            inputs.ranking,
-            request.top_k,
-            diversity=DIVERSITY,
-            unit_item_vectors=unit_items,
-            personal=inputs.personal,
-            positions=inputs.positions,
-        )[0]
-        picked = top[top >= 0]
-        scores = inputs.scores[0]
+        picked, scores = rank_user(model, unit_items, index, request.exclude_recipe_ids, request.top_k)
         return PeerResponse(
             user_id=request.user_id,
             recommendations=[

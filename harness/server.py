@@ -56,16 +56,26 @@ class LocalServer:
                 return proc
         raise LookupError(f"no worker process for runner {name}")
 
-    def rss_by_process(self) -> dict[str, int]:
-        """Resident memory of each process, named by its BentoML service (``serve`` for the arbiter)."""
-        rss: dict[str, int] = {}
+    def named_processes(self) -> dict[str, psutil.Process]:
+        """Each process, named by its BentoML service (``serve`` for the arbiter; ``name:pid`` for a second one)."""
+        named: dict[str, psutil.Process] = {}
         for proc in self.processes():
             try:
-                cmdline, memory = proc.cmdline(), proc.memory_info().rss
+                cmdline = proc.cmdline()
             except psutil.NoSuchProcess:
                 continue
             name = cmdline[cmdline.index("--service-name") + 1] if "--service-name" in cmdline else "serve"
-            rss[name if name not in rss else f"{name}:{proc.pid}"] = memory
+            named[name if name not in named else f"{name}:{proc.pid}"] = proc
+        return named
+
+    def rss_by_process(self) -> dict[str, int]:
+        """Resident memory of each process, named by its BentoML service (``serve`` for the arbiter)."""
+        rss: dict[str, int] = {}
+        for name, proc in self.named_processes().items():
+            try:
+                rss[name] = proc.memory_info().rss
+            except psutil.NoSuchProcess:
+                continue
         return rss
 
     def rss_bytes(self) -> int:

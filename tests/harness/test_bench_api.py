@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
+import psutil
 import pytest
 from fastapi.testclient import TestClient
 
@@ -14,11 +16,13 @@ from harness.bench_api import (
     TAGS_PER_RECIPE,
     Phase,
     WrkResult,
+    budget,
     catalogue_tags,
     filter_cost,
     measurement_cost,
     parse_wrk,
     run_wrk,
+    with_cpu,
 )
 from harness.peer import create_app
 from harness.server import LocalServer
@@ -83,6 +87,8 @@ def phases(
             {"async": run(1.0, 1.0)},
             "",
             {},
+            {"recipe_ml_service": 2.5, "recipe_two_tower_runner": 3.0},
+            {"async": 1.25},
         )
         for mode in ("uncached", "cached")
         for connections in (1, 16, 64)
@@ -167,3 +173,31 @@ def test_the_peer_ranks_unseen_recipes_and_honours_exclusions(
     assert len(first) == 10 and not {r["recipe_id"] for r in first} & seen
     assert top not in {r["recipe_id"] for r in again["recommendations"]}
     assert unknown.status_code == 404
+
+
+def test_the_budget_prints_each_uncached_phases_cpu_per_request_and_the_ranking_alone() -> None:
+    lines = budget(phases(run(1.0, 1.0), run(1.0, 1.0), run(1.0, 1.0)), (1.5, 0.25))
+
+    assert lines == [
+        "CPU per request, uncached (ms; user + system, over the chosen run):",
+        *(
+            f"  uncached {c:>2} conn   API: recipe_ml_service 2.50, recipe_two_tower_runner 3.00; all 5.50"
+            " | peer: async 1.25"
+            for c in (1, 16, 64)
+        ),
+        "ranking alone, in process (rank_inputs + exclusions + rank_rows): 1.50 ms for one user, 0.25 ms a user"
+        " in batches of 16",
+    ]
+
+
+def test_cpu_per_request_is_what_the_processes_spent_over_the_requests_done() -> None:
+    def busy() -> WrkResult:
+        deadline = time.process_time() + 0.2
+        while time.process_time() < deadline:
+            pass
+        return WrkResult(p50_ms=1.0, p99_ms=1.0, requests=100, seconds=1.0, errors=0)
+
+    result, cpu = with_cpu(busy, {"this": psutil.Process()})
+
+    assert result.requests == 100
+    assert 1.99 <= cpu["this"] < 20.0  # at least 0.2 s of CPU over 100 requests: 2 ms each
