@@ -126,8 +126,9 @@ class RecommendationEngine:
         """The catalogue routes."""
         self._local = next((b for b in self.chain if isinstance(b, LocalBackend)), None)
         """The in-process link (popularity): whose recipes and users say what the models were trained on."""
-        self._new: tuple[float, list[NewRecipe]] = (-NEW_RECIPES_SECONDS, [])
-        """(when read, the recipes the models were not trained on that have live interactions, with their users)."""
+        self._new: tuple[float, list[NewRecipe], frozenset[int]] = (-NEW_RECIPES_SECONDS, [], frozenset())
+        """(when read, the recipes the models were not trained on that have live interactions, with their users,
+        the ids of those the models fold in): what every query carries, and what health and the fresh slot read."""
         self.experiment = settings.experiment()
         self._chains = {variant.name: _chain_of(self.chain, variant) for variant in self.experiment.variants}
         """Each variant's chain: the whole chain, or from the variant's ``first_model`` on."""
@@ -250,7 +251,7 @@ class RecommendationEngine:
 
         Read at most every ``NEW_RECIPES_SECONDS`` (two round trips); the last list while the store is down.
         """
-        read_at, known = self._new
+        read_at, known, _ = self._new
         if time.monotonic() - read_at < NEW_RECIPES_SECONDS:
             return known
         try:
@@ -261,7 +262,7 @@ class RecommendationEngine:
             logger.warning("interaction store unavailable (%s); serving the new recipes last read", exc)
             return known
         fresh = [NewRecipe(recipe_id=recipe, user_ids=ids) for recipe, ids in zip(unknown, users, strict=True)]
-        self._new = (time.monotonic(), fresh)
+        self._new = (time.monotonic(), fresh, frozenset(recipe.recipe_id for recipe in fresh if self._folds(recipe)))
         return fresh
 
     def _folded_in(self) -> int:
@@ -269,20 +270,20 @@ class RecommendationEngine:
 
         From the list the queries carry, not read afresh: health pings the stores, it does not use them.
         """
-        return sum(1 for recipe in self._new[1] if self._folds(recipe))
+        return len(self._new[2])
 
     def _fresh_slots(self, variant: Variant) -> int:
         """FRESH_RECIPE_SLOTS, or the variant's override of it."""
         slots = variant.overrides.fresh_recipe_slots
         return self.settings.fresh_recipe_slots if slots is None else slots
 
-    def _fresh_candidates(self, view: CatalogueView, new: list[NewRecipe], variant: Variant) -> list[int]:
+    def _fresh_candidates(self, view: CatalogueView, variant: Variant) -> list[int]:
         """Recently published recipes the models do not know and too few users have tried (newest first); none
-        when the variant has no fresh slot."""
+        when the variant has no fresh slot. "Tried" is what the new recipes last read (``new_recipes``) say."""
         if self._fresh_slots(variant) == 0:
             return []
         since = time.time() - self.settings.fresh_recipe_days * 86400
-        tried = {recipe.recipe_id for recipe in new if self._folds(recipe)}
+        tried = self._new[2]
         recent = itertools.takewhile(lambda entry: entry[0] >= since, view.published)
         return [recipe for _, recipe in recent if recipe not in tried and not self._known_recipe(recipe)]
 
@@ -396,7 +397,7 @@ class RecommendationEngine:
         lives = await self._live([user_id for user_id, _ in missed])
         filtered = _filtered(view, options)
         new = await self.new_recipes()
-        fresh = self._fresh_candidates(view, new, variant)
+        fresh = self._fresh_candidates(view, variant)
         queries = [
             RankQuery.of(filtered, user_id, live, new_recipes=new)
             for (user_id, _), live in zip(missed, lives, strict=True)
@@ -439,7 +440,7 @@ class RecommendationEngine:
         self, request: ColdStartRequest, variant: Variant, options: RankOptions, view: CatalogueView, started: float
     ) -> ColdStartResponse:
         new = await self.new_recipes()
-        fresh = self._fresh_candidates(view, new, variant)
+        fresh = self._fresh_candidates(view, variant)
         if request.recent_recipe_ids:
             query = RankQuery.of(options, None, request.recent_recipe_ids, new_recipes=new)
             model_used, (answer,) = await self._ask_rank(variant, [query])

@@ -210,7 +210,7 @@ async def test_a_recipe_unknown_to_the_models_trends_at_once_and_is_folded_in_fr
     trending = await eng.cold_start(ColdStartRequest(top_k=20))
     unknown_yet = await eng.similar_recipes(SimilarRecipesRequest(recipe_id=int(two_tower_model.items.ids[liked])))
     before = (await eng.health()).catalogue.folded_in
-    eng._new = (-1.0, [])  # read the store again now, not a second later
+    eng._new = (-1.0, [], frozenset())  # read the store again now, not a second later
     await cook(eng, users[2:], NEW_RECIPE)
     # Another top_k: the first answer is cached for CACHE_TTL_SECONDS (a new recipe does not flush the cache).
     similar = await eng.similar_recipes(
