@@ -75,25 +75,23 @@ def catalogue(client: httpx.Client) -> dict[str, int]:
     return counts
 
 
-def put(client: httpx.Client, recipe_id: int, **fields: Any) -> dict[str, Any]:
-    response = client.put(f"/recipes/{recipe_id}", json=fields)
+def ok(response: httpx.Response) -> dict[str, Any]:
+    """The body of a 200 answer."""
     assert response.status_code == 200, response.text
     body: dict[str, Any] = response.json()
     return body
+
+
+def put(client: httpx.Client, recipe_id: int, **fields: Any) -> dict[str, Any]:
+    return ok(client.put(f"/recipes/{recipe_id}", json=fields))
 
 
 def bulk(client: httpx.Client, records: list[dict[str, Any]]) -> dict[str, Any]:
-    response = client.post("/recipes/bulk", json={"recipes": records})
-    assert response.status_code == 200, response.text
-    body: dict[str, Any] = response.json()
-    return body
+    return ok(client.post("/recipes/bulk", json={"recipes": records}))
 
 
 def recommend(client: httpx.Client, path: str, **request: Any) -> dict[str, Any]:
-    response = client.post(f"/recommendations/{path}", json=request)
-    assert response.status_code == 200, response.text
-    body: dict[str, Any] = response.json()
-    return body
+    return ok(client.post(f"/recommendations/{path}", json=request))
 
 
 TOO_MANY_TAGS = [f"t{n}" for n in range(MAX_TAGS + 1)]
