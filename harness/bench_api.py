@@ -36,12 +36,11 @@ answered by the next model, apart from failures), the resident memory of
 every process and the cold start (process start to the first 200). The
 budget of an uncached request follows: the CPU each of the measured API's
 processes and each peer form spent per request over the run chosen, and the
-ranking work alone (the peer's ``rank_user``, and ``rank_inputs`` +
-``rank_rows`` over batches of 16), timed in this process before any server
-starts. The
+ranking work alone (the peer's ``rank_users`` for one user, and over
+batches of 16), timed in this process before any server starts. The
 targets are printed, never asserted: compare ratios within a run, since
-absolute figures move with the machine's load. About 9.5 minutes at
-``--seconds 10`` (48 wrk runs).
+absolute figures move with the machine's load. About 11 minutes at
+``--seconds 10`` (54 wrk runs).
 
 Without ``--redis-url`` each API keeps its catalogue in process, so only the
 filtered API has one. With it the catalogue is Redis's: the three APIs share
@@ -382,11 +381,11 @@ RANKING_BATCH = 16
 
 
 def ranking_cost(home: Path) -> tuple[float, float]:
-    """Milliseconds of the peer's ranking work (``harness.peer.rank_user``) for one user, median over
-    ``RANKING_USERS``, and per user for ``rank_inputs`` + ``rank_rows`` over batches of ``RANKING_BATCH``
-    (what a runner does with a batch), in this process."""
-    from harness.peer import DIVERSITY, rank_user
-    from recipe_ml.ranking import exclude_recipes, normalize_rows, rank_rows
+    """Milliseconds of the peer's ranking work (``harness.peer.rank_users``) for one user, median over
+    ``RANKING_USERS``, and per user over batches of ``RANKING_BATCH`` (what a runner does with a batch), in
+    this process."""
+    from harness.peer import rank_users
+    from recipe_ml.ranking import normalize_rows
 
     model, _ = load_from_store("recipe_two_tower", home=home)
     unit = normalize_rows(model.item_vectors)
@@ -394,22 +393,11 @@ def ranking_cost(home: Path) -> tuple[float, float]:
     alone = []
     for index in users:
         started = time.perf_counter()
-        rank_user(model, unit, int(index), [], 10)
+        rank_users(model, unit, users[index : index + 1], [], 10)
         alone.append(time.perf_counter() - started)
     started = time.perf_counter()
     for first in range(0, users.size, RANKING_BATCH):
-        batch = users[first : first + RANKING_BATCH]
-        inputs = model.rank_inputs(model.user_vectors[batch], model.seen[batch])
-        for row, index in enumerate(batch):
-            exclude_recipes(inputs, row, model.history(int(index)))
-        rank_rows(
-            inputs.ranking,
-            10,
-            diversity=DIVERSITY,
-            unit_item_vectors=unit,
-            personal=inputs.personal,
-            positions=inputs.positions,
-        )
+        rank_users(model, unit, users[first : first + RANKING_BATCH], [], 10)
     batched = (time.perf_counter() - started) / users.size
     return 1000 * float(np.median(alone)), 1000 * batched
 

@@ -46,17 +46,19 @@ class PeerResponse(BaseModel):
     recommendations: list[Recommendation]
 
 
-def rank_user(
-    model: Recommender, unit_items: np.ndarray, index: int, exclude_recipe_ids: list[int], top_k: int
+def rank_users(
+    model: Recommender, unit_items: np.ndarray, indices: np.ndarray, exclude_recipe_ids: list[int], top_k: int
 ) -> tuple[np.ndarray, np.ndarray]:
-    """The peer's ranking work for the training user at ``index``: (recipe indices shown, every recipe's score).
+    """The peer's ranking work for the training users at ``indices``, as one batch: (n, top_k) recipe indices
+    shown (-1 pads), (n, n_recipes) scores.
 
-    ``rank_inputs`` (scores and the personal scorer), the user's training recipes and the exclusions kept
+    ``rank_inputs`` (scores and the personal scorer), each user's training recipes and the exclusions kept
     out, ``rank_rows`` with MMR and the personal positions: what ``make bench`` times alone, in process.
     """
-    inputs = model.rank_inputs(model.user_vectors[index : index + 1], model.seen[index])
+    inputs = model.rank_inputs(model.user_vectors[indices], model.seen[indices])
     excluded = model.items.indices(np.asarray(exclude_recipe_ids, dtype=np.int64))
-    exclude_recipes(inputs, 0, np.concatenate([model.history(index), excluded[excluded >= 0]]))
+    for row, index in enumerate(indices):
+        exclude_recipes(inputs, row, np.concatenate([model.history(int(index)), excluded[excluded >= 0]]))
     top = rank_rows(
         inputs.ranking,
         top_k,
@@ -64,8 +66,8 @@ def rank_user(
         unit_item_vectors=unit_items,
         personal=inputs.personal,
         positions=inputs.positions,
-    )[0]
-    return top[top >= 0], inputs.scores[0]
+    )
+    return top, inputs.scores
 
 
 def create_app(
@@ -90,7 +92,10 @@ def create_app(
         index = model.users.index_of(request.user_id)
         if index is None:
             raise HTTPException(404, f"user {request.user_id} is unknown")
-        picked, scores = rank_user(model, unit_items, index, request.exclude_recipe_ids, request.top_k)
+        (top,), (scores,) = rank_users(
+            model, unit_items, np.asarray([index]), request.exclude_recipe_ids, request.top_k
+        )
+        picked = top[top >= 0]
         return PeerResponse(
             user_id=request.user_id,
             recommendations=[
