@@ -8,7 +8,9 @@ recipe, and published as an attribution record, which the experiment report
 joins with the impressions. Anything else is counted as unattributed, by a
 reason from a closed set, and the interaction is applied as any other.
 Only an event applied for the first time is attributed, so a redelivered one
-is counted once.
+is counted once. The API's attributor also reads the lists its own impression
+log has not kept yet (``ImpressionLog.pending``), so a client that posts the
+interaction the moment it has the answer is attributed too.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from typing import Any, ClassVar
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram
 
 from recipe_ml.events.schema import InteractionEvent
-from recipe_ml.storage.base import InteractionStore
+from recipe_ml.storage.base import InteractionStore, ShownList
 
 logger = logging.getLogger(__name__)
 
@@ -59,6 +61,10 @@ class AttributionMetrics:
         )
         for reason in UNATTRIBUTED_REASONS:
             self.unattributed.labels(reason)
+
+
+def _none_pending(_: str) -> ShownList | None:
+    return None
 
 
 def answer_keys(kind: str, recommendation_id: str, endpoint: str, variant: str, model: str) -> dict[str, Any]:
@@ -116,6 +122,9 @@ class Attributor:
     publish: Callable[[Attribution], None]
     metrics: AttributionMetrics
     window_seconds: float
+    pending: Callable[[str], ShownList | None] = _none_pending
+    """The shown lists published in this process and not in the store yet (the API's impression log); read
+    first, since a list leaves it only once the store holds it."""
 
     def attribute(self, event: InteractionEvent) -> Attribution | None:
         """The attribution of ``event`` (counted and published), or None (counted as unattributed).
@@ -125,7 +134,7 @@ class Attributor:
         if event.recommendation_id is None:
             return None
         try:
-            shown = self.store.shown(event.recommendation_id)
+            shown = self.pending(event.recommendation_id) or self.store.shown(event.recommendation_id)
         except self.store.unavailable as exc:
             logger.warning("cannot attribute an interaction, the store is unreachable: %r", exc)
             return self._unattributed("store_error")

@@ -134,7 +134,11 @@ class RecommendationEngine:
         """Each variant's chain: the whole chain, or from the variant's ``first_model`` on."""
         self.impressions = impressions if impressions is not None else open_impression_log(settings, store)
         attributor = Attributor(
-            store, self.impressions.publish_attribution, ATTRIBUTION, settings.attribution_window_hours * 3600
+            store,
+            self.impressions.publish_attribution,
+            ATTRIBUTION,
+            settings.attribution_window_hours * 3600,
+            self.impressions.pending,
         )
         self._applier = EventApplier(store=store, cache=cache, attributor=attributor)
 

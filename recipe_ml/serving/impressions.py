@@ -15,6 +15,9 @@ the thread also keeps each answer's ranked recipes there for
 ``ATTRIBUTION_WINDOW_HOURS`` (``InteractionStore.remember_shown``), so that an
 interaction naming the answer can be attributed by whichever process applies
 it; a batch the store refuses is counted in ``recipe_shown_lists_dropped_total``.
+Until the thread has kept an answer's list, ``ImpressionLog.pending`` returns
+it: an interaction the same process receives right after the answer (a client
+that posts at once) is attributed like one that comes minutes later.
 
 ``IMPRESSION_LOG_ENABLED=false`` opens a disabled log instead: no thread, no
 record queued or written, no shown list kept, so an answer costs nothing for it.
@@ -242,6 +245,8 @@ class ImpressionLog:
         self._store = store
         self._shown_ttl = shown_ttl_seconds
         self._queue: queue.Queue[LogRecord | None] = queue.Queue(maxsize=queue_size)
+        self._pending: dict[str, Impression] = {}
+        """The queued impressions whose shown list the store does not hold yet (at most the queue's size)."""
         self._failing = False
         self._thread: threading.Thread | None = None
         if enabled:
@@ -263,18 +268,33 @@ class ImpressionLog:
         if not self._enabled:
             return
         IMPRESSIONS.labels(impression.endpoint, impression.variant, impression.model).inc()
-        self._put(impression)
+        keeps = self._store is not None and impression.endpoint != "users"
+        if keeps:  # before it is queued: from now until the store holds it, ``pending`` has it
+            self._pending[impression.recommendation_id] = impression
+        if not self._put(impression) and keeps:
+            del self._pending[impression.recommendation_id]
+
+    def pending(self, recommendation_id: str) -> ShownList | None:
+        """The shown list of an answer this process published whose list is not in the store yet, else None.
+
+        Read it before the store: a list leaves it only once the store holds it, so one of the two has it.
+        """
+        impression = self._pending.get(recommendation_id)
+        return None if impression is None else impression.shown_list()
 
     def publish_attribution(self, attribution: Attribution) -> None:
         """Queue an attributed interaction's record (counted by the attributor); never waits."""
         if self._enabled:
             self._put(attribution)
 
-    def _put(self, record: LogRecord) -> None:
+    def _put(self, record: LogRecord) -> bool:
+        """Queue ``record``; False when the queue is full (the record is dropped, counted)."""
         try:
             self._queue.put_nowait(record)
         except queue.Full:
             IMPRESSIONS_DROPPED.labels("queue_full").inc()
+            return False
+        return True
 
     def close(self, timeout: float = 5.0) -> None:
         """Write what is queued, then stop the thread and close the sink."""
@@ -318,6 +338,8 @@ class ImpressionLog:
         except Exception as exc:  # any store failure: attribution loses these lists, answers lose nothing
             SHOWN_LISTS_DROPPED.inc(len(shown))
             logger.warning("cannot keep %d shown lists for attribution: %r", len(shown), exc)
+        for entry in shown:
+            self._pending.pop(entry.recommendation_id, None)
 
     def _write(self, batch: list[LogRecord]) -> None:
         """Write one batch; a failure drops it, logged once per outage (not once per batch)."""

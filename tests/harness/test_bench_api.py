@@ -88,6 +88,7 @@ def phases(
             "",
             {},
             {"recipe_ml_service": 2.5, "recipe_two_tower_runner": 3.0},
+            {"recipe_ml_service": 2.0, "recipe_two_tower_runner": 3.0},
             {"async": 1.25},
         )
         for mode in ("uncached", "cached")
@@ -106,6 +107,11 @@ def test_the_measurement_cost_is_off_over_on_per_uncached_phase_its_target_on_16
         f"{name}: p50 on/off at 16 connections uncached = 1.25x",
         f"{name}: p50 on/off at 1 connections uncached = 1.25x",
         f"{name}: p50 on/off at 64 connections uncached = 1.25x",
+        *(
+            f"{name}: CPU per request on/off at {connections} connections uncached = 1.10x "
+            "(5.50 / 5.00 ms, all API processes; recipe_ml_service 2.50 / 2.00 ms)"
+            for connections in (1, 16, 64)
+        ),
     ]
 
 

@@ -8,10 +8,11 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
+from prometheus_client import CollectorRegistry
 
 from recipe_ml.config import Settings
-from recipe_ml.events.attribution import Attribution
-from recipe_ml.events.schema import new_recommendation_id
+from recipe_ml.events.attribution import Attribution, AttributionMetrics, Attributor
+from recipe_ml.events.schema import InteractionEvent, InteractionType, new_recommendation_id
 from recipe_ml.serving.impressions import (
     Impression,
     ImpressionLog,
@@ -22,6 +23,7 @@ from recipe_ml.serving.impressions import (
     open_impression_log,
 )
 from recipe_ml.serving.telemetry import IMPRESSIONS, IMPRESSIONS_DROPPED, SHOWN_LISTS_DROPPED
+from recipe_ml.storage.base import ShownList
 from recipe_ml.storage.memory import MemoryInteractionStore
 from recipe_ml.storage.redis import RedisInteractionStore
 from tests.fixtures.kafka import TansuBroker
@@ -70,6 +72,20 @@ class GatedSink(MemorySink):
         self.entered.set()
         self.release.wait()
         super().write(batch)
+
+
+class GatedStore(MemoryInteractionStore):
+    """A store that holds its first ``remember_shown`` until ``release`` (a slow Redis)."""
+
+    def __init__(self) -> None:
+        super().__init__(24.0)
+        self.entered = threading.Event()
+        self.release = threading.Event()
+
+    def remember_shown(self, shown: Sequence[ShownList], ttl_seconds: int) -> None:
+        self.entered.set()
+        self.release.wait()
+        super().remember_shown(shown, ttl_seconds)
 
 
 class BrokenSink(MemorySink):
@@ -199,6 +215,54 @@ def test_with_a_store_the_ranked_recipes_of_each_answer_are_kept_for_attribution
     assert store.shown(users.recommendation_id) is None, "similar users rank users: nothing to attribute"
 
 
+def test_an_interaction_posted_before_the_store_holds_its_list_is_attributed_from_the_log(
+    closing: list[ImpressionLog],
+) -> None:
+    """A client that posts the cook the moment it has the answer: the list is still on its way to the store."""
+    store = GatedStore()
+    log = ImpressionLog(MemorySink(), queue_size=100, store=store, shown_ttl_seconds=600)
+    closing.append(log)
+    registry = CollectorRegistry()
+    attributions: list[Attribution] = []
+    attributor = Attributor(store, attributions.append, AttributionMetrics(registry), 3600.0, log.pending)
+    shown = impression(5)
+
+    log.publish(shown)
+    assert store.entered.wait(10), "the thread is keeping the list"
+    assert store.shown(shown.recommendation_id) is None
+    cook = InteractionEvent(
+        user_id=5, recipe_id=6, interaction_type=InteractionType.COOK, recommendation_id=shown.recommendation_id
+    )
+    attributed = attributor.attribute(cook)
+
+    assert attributed is not None and (attributed.rank, attributed.model) == (2, "als")
+    assert attributions == [attributed]
+    store.release.set()
+    wait_until(lambda: log.pending(shown.recommendation_id) is None, 10, "the list leaves the log once kept")
+    kept = store.shown(shown.recommendation_id)
+    assert kept is not None and kept.recipe_ids == (5, 6, 7)
+
+
+def test_a_dropped_answer_leaves_nothing_pending(closing: list[ImpressionLog]) -> None:
+    """What the log holds for attribution is bounded by its queue: a record the full queue drops is not kept."""
+    store = GatedStore()
+    log = ImpressionLog(MemorySink(), queue_size=2, store=store, shown_ttl_seconds=600)
+    closing.append(log)
+    first = impression(0)
+    log.publish(first)
+    assert store.entered.wait(10), "the thread took the first record"
+    queued, dropped_one = [impression(1), impression(2)], impression(3)
+
+    for record in [*queued, dropped_one]:
+        log.publish(record)
+
+    assert log.pending(dropped_one.recommendation_id) is None
+    assert all(log.pending(r.recommendation_id) is not None for r in [first, *queued])
+    store.release.set()
+    wait_until(lambda: all(log.pending(r.recommendation_id) is None for r in [first, *queued]), 10, "all three kept")
+    assert store.shown(dropped_one.recommendation_id) is None
+
+
 def test_a_store_that_refuses_the_shown_lists_costs_them_counted_and_the_records_still_go_out(
     closing: list[ImpressionLog],
 ) -> None:
@@ -208,11 +272,13 @@ def test_a_store_that_refuses_the_shown_lists_costs_them_counted_and_the_records
     closing.append(log)
     before = SHOWN_LISTS_DROPPED._value.get()
 
-    for user_id in range(10):
-        log.publish(impression(user_id))
+    published = [impression(user_id) for user_id in range(10)]
+    for record in published:
+        log.publish(record)
 
     wait_until(lambda: len(sink.records()) == 10, 30, "the 10 records written")
     assert SHOWN_LISTS_DROPPED._value.get() == before + 10
+    assert all(log.pending(r.recommendation_id) is None for r in published), "a refused list is not held on to"
 
 
 def test_the_settings_pick_the_sink(tmp_path: Path, closing: list[ImpressionLog]) -> None:
