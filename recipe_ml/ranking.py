@@ -42,6 +42,17 @@ class RankInputs:
     """(n,) personal positions per user by default (the adaptive policy, or the fixed fallback)."""
 
 
+def take_rows(values: np.ndarray, indices: np.ndarray) -> np.ndarray:
+    """Each row's elements at its own ``indices``: ``np.take_along_axis(values, indices, axis=1)`` for 2-d arrays.
+
+    Plain fancy indexing, the same elements without ``take_along_axis``'s per-call checks, which cost more than
+    the gather itself for the one to few rows of a request (ranking makes a dozen such gathers a row).
+    """
+    rows = np.arange(values.shape[0])[:, None]
+    taken: np.ndarray = values[rows, indices]
+    return taken
+
+
 def exclude_recipes(inputs: RankInputs, rows: np.ndarray | int, recipes: np.ndarray) -> None:
     """Keep ``recipes`` out of ``rows``' lists: -inf in the ranking and the personal scores, in place.
 
@@ -91,20 +102,26 @@ def mmr_rows(relevance: np.ndarray, unit_vectors: np.ndarray, k: int, diversity:
     span = np.where(finite, relevance, -np.inf).max(axis=1, keepdims=True) - low
     valid_span = np.isfinite(span) & (span > 0)
     rel = np.where(valid_span, (relevance - np.where(valid_span, low, 0.0)) / np.where(valid_span, span, 1.0), 1.0)
-    rel = np.where(finite, rel, EXCLUDED_GAIN)
-    sims = np.matmul(unit_vectors, unit_vectors.transpose(0, 2, 1))
-    penalty = np.zeros((n, c), dtype=np.float32)  # max similarity to the picked ones (0 before any pick)
-    picked = np.zeros((n, c), dtype=bool)
+    # A candidate's gain is ``base - penalty``: ``base`` its weighted relevance (EXCLUDED_GAIN when excluded, which
+    # a penalty of at most ``diversity`` in size leaves as it is in float32), ``penalty`` the diversity-weighted
+    # highest similarity to the picks so far, +inf once it is picked itself. Weighting the similarities once
+    # gives the same floats as weighting their maximum at each step (rounding keeps order), so the picks are
+    # the ones of the formula above, with a few array passes a step.
+    base = np.where(finite, (1.0 - diversity) * rel, EXCLUDED_GAIN)
+    weighted = diversity * np.matmul(unit_vectors, unit_vectors.transpose(0, 2, 1))
+    penalty = np.zeros((n, c), dtype=base.dtype)
+    gain = np.empty_like(base)
     order = np.empty((n, k), dtype=np.int64)
     rows = np.arange(n)
     for step in range(k):
-        gain = np.where(finite, (1.0 - diversity) * rel - diversity * penalty, EXCLUDED_GAIN)
-        gain[picked] = -np.inf
+        np.subtract(base, penalty, out=gain)
         best = np.argmax(gain, axis=1)
         order[:, step] = best
-        picked[rows, best] = True
-        chosen = sims[rows, best]
-        penalty = chosen if step == 0 else np.maximum(penalty, chosen)
+        if step == 0:
+            penalty = weighted[rows, best]
+        else:
+            np.maximum(penalty, weighted[rows, best], out=penalty)
+        penalty[rows, best] = np.inf
     return order
 
 
@@ -114,8 +131,8 @@ def top_k_rows(scores: np.ndarray, k: int) -> np.ndarray:
     if k <= 0:
         return np.zeros((scores.shape[0], 0), dtype=np.int64)
     part = np.argpartition(-scores, k - 1, axis=1)[:, :k]
-    order = np.argsort(-np.take_along_axis(scores, part, axis=1), axis=1, kind="stable")
-    ranked: np.ndarray = np.take_along_axis(part, order, axis=1)
+    order = np.argsort(-take_rows(scores, part), axis=1, kind="stable")
+    ranked: np.ndarray = take_rows(part, order)
     return ranked.astype(np.int64)
 
 
@@ -203,21 +220,21 @@ def rank_rows(
         ranked = top_k_rows(scores, k + extra)
     else:
         pool = top_k_rows(scores, k * MMR_POOL_FACTOR)
-        relevance = np.take_along_axis(scores, pool, axis=1)
+        relevance = take_rows(scores, pool)
         picked = mmr_rows(relevance, unit_item_vectors[pool], k + extra, diversity)
-        ranked = np.take_along_axis(pool, picked, axis=1)
-    valid = np.isfinite(np.take_along_axis(scores, ranked, axis=1))
+        ranked = take_rows(pool, picked)
+    valid = np.isfinite(take_rows(scores, ranked))
     if extra == 0 or personal is None:
         return _padded(ranked, valid, k)[:, :shown]
     head_len = (window - slots)[:, None]
     position = np.arange(ranked.shape[1])[None, :]
     in_head = position < head_len
     best = top_k_rows(personal, PERSONAL_WINDOW + extra)
-    usable = np.isfinite(np.take_along_axis(personal, best, axis=1))
+    usable = np.isfinite(take_rows(personal, best))
     usable &= ~((best[:, :, None] == ranked[:, None, :]) & (in_head & valid)[:, None, :]).any(axis=2)
     order = np.argsort(~usable, axis=1, kind="stable")[:, :extra]
-    picks = np.take_along_axis(best, order, axis=1)
-    pick_ok = np.take_along_axis(usable, order, axis=1) & (np.arange(extra)[None, :] < slots[:, None])
+    picks = take_rows(best, order)
+    pick_ok = take_rows(usable, order) & (np.arange(extra)[None, :] < slots[:, None])
     moved = ((ranked[:, :, None] == picks[:, None, :]) & pick_ok[:, None, :]).any(axis=2)
     # Order keys: the head keeps its positions, the picks follow it, the rest of the ranking after them.
     ranked_keys = np.where(in_head, position, position + PERSONAL_WINDOW + extra).astype(np.float64)
@@ -226,15 +243,13 @@ def rank_rows(
     candidates = np.concatenate([ranked, picks], axis=1)
     keys = np.concatenate([ranked_keys, pick_keys], axis=1)
     order = np.argsort(keys, axis=1, kind="stable")
-    return _padded(
-        np.take_along_axis(candidates, order, axis=1), np.isfinite(np.take_along_axis(keys, order, axis=1)), k
-    )[:, :shown]
+    return _padded(take_rows(candidates, order), np.isfinite(take_rows(keys, order)), k)[:, :shown]
 
 
 def _padded(ranked: np.ndarray, valid: np.ndarray, k: int) -> np.ndarray:
     """The valid recipes of each row in order, first ``k`` columns, -1 where a row ran out of them."""
     order = np.argsort(~valid, axis=1, kind="stable")
-    out = np.where(np.take_along_axis(valid, order, axis=1), np.take_along_axis(ranked, order, axis=1), -1)[:, :k]
+    out = np.where(take_rows(valid, order), take_rows(ranked, order), -1)[:, :k]
     if out.shape[1] < k:
         out = np.concatenate([out, np.full((out.shape[0], k - out.shape[1]), -1, dtype=np.int64)], axis=1)
     return out.astype(np.int64)

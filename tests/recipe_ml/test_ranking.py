@@ -14,6 +14,7 @@ from recipe_ml.ranking import (
     normalize_rows,
     override_positions,
     rank_rows,
+    take_rows,
     top_k_rows,
 )
 
@@ -185,3 +186,54 @@ def test_mmr_on_a_few_allowed_candidates_returns_all_of_them_and_nothing_exclude
 
     assert ranked[0, 0] == 21 and sorted(ranked[0, :3].tolist()) == allowed
     assert ranked[0, 3:].tolist() == [-1] * 7
+
+
+def mmr_by_definition(relevance: np.ndarray, vectors: np.ndarray, k: int, diversity: float) -> list[int]:
+    """MMR as its docstring states it, one candidate at a time in plain Python (the reference for the batch)."""
+    finite = [bool(np.isfinite(value)) for value in relevance]
+    valid = [float(value) for value, ok in zip(relevance, finite, strict=True) if ok]
+    low, span = (min(valid), max(valid) - min(valid)) if valid else (0.0, 0.0)
+    scaled = [
+        (np.float32(value) - np.float32(low)) / np.float32(span) if span > 0 else np.float32(1.0) for value in relevance
+    ]
+    sims = vectors @ vectors.T
+    picked: list[int] = []
+    for _ in range(min(k, len(relevance))):
+        best, best_gain = -1, -np.inf
+        for candidate in range(len(relevance)):
+            if candidate in picked:
+                continue
+            if not finite[candidate]:
+                gain = -1e30
+            else:
+                closest = max((sims[candidate, other] for other in picked), default=np.float32(0.0))
+                gain = float(np.float32(1.0 - diversity) * scaled[candidate] - np.float32(diversity) * closest)
+            if gain > best_gain:
+                best, best_gain = candidate, gain
+        picked.append(best)
+    return picked
+
+
+@pytest.mark.parametrize("diversity", [0.0, 0.3, 0.7, 1.0])
+def test_mmr_rows_picks_what_the_definition_picks_with_ties_exclusions_and_opposite_vectors(diversity: float) -> None:
+    rng = np.random.default_rng(7)
+    n, c = 40, 30
+    relevance = rng.integers(0, 6, size=(n, c)).astype(np.float32)  # few distinct values: many ties
+    relevance[rng.random((n, c)) < 0.2] = -np.inf
+    relevance[0] = -np.inf  # a row with nothing allowed
+    relevance[1] = 2.0  # a row of one value
+    vectors = normalize_rows(rng.normal(size=(n, c, 3)).astype(np.float32).reshape(n * c, 3)).reshape(n, c, 3)
+
+    batch = mmr_rows(relevance, vectors, 12, diversity)
+
+    for row in range(n):
+        assert batch[row].tolist() == mmr_by_definition(relevance[row], vectors[row], 12, diversity), row
+
+
+def test_take_rows_is_take_along_axis_for_rows() -> None:
+    rng = np.random.default_rng(3)
+    values = rng.random((4, 9))
+    indices = rng.integers(0, 9, size=(4, 5))
+
+    assert take_rows(values, indices).tolist() == np.take_along_axis(values, indices, axis=1).tolist()
+    assert take_rows(values, indices[:, :0]).shape == (4, 0)
