@@ -37,10 +37,15 @@ every process and the cold start (process start to the first 200). The
 budget of an uncached request follows: the CPU each of the measured API's
 processes and each peer form spent per request over the run chosen, and the
 ranking work alone (the peer's ``rank_users`` for one user, and over
-batches of 16), timed in this process before any server starts. The
+batches of 16), timed in this process before any server starts. Two
+references run in the uncached phases, after the peers: the peer ranking by
+the vectors alone (``--plain``: no personal scorer, so the scorer's price
+shows) and the floor of one BentoML hop (``harness.floor``: one route that
+only parses the body); the API's p50 is set against two such hops (its own
+and its runner's) plus the peer's. The
 targets are printed, never asserted: compare ratios within a run, since
-absolute figures move with the machine's load. About 11 minutes at
-``--seconds 10`` (54 wrk runs).
+absolute figures move with the machine's load. About 12 minutes at
+``--seconds 10`` (60 wrk runs).
 
 Without ``--redis-url`` each API keeps its catalogue in process, so only the
 filtered API has one. With it the catalogue is Redis's: the three APIs share
@@ -85,6 +90,10 @@ WARM_USERS = 20
 """Users of the cached phases (their answers are cached before the phase)."""
 PEER_FORMS = {"async": False, "threads": True}
 """The peer's handler forms: name -> runs in Starlette's thread pool (``harness.peer --thread-pool``)."""
+PLAIN_PEER, FLOOR = "plain peer", "floor"
+REFERENCES = (PLAIN_PEER, FLOOR)
+"""What the uncached phases also run, beside the peer: the peer ranking by the vectors alone (``harness.peer
+--plain``, an ``async`` handler) and one BentoML route that only parses the body (``harness.floor``)."""
 RECIPES_PATH = "/api/recommendations/recipes"
 BENCH_EXPERIMENT = "name: bench\nsalt: bench\nvariants:\n  - {name: a, weight: 1}\n  - {name: b, weight: 1}\n"
 """Two arms doing the same ranking work: what is measured is the assignment and the logging, not a policy."""
@@ -335,14 +344,35 @@ class RunningPeer:
 
 
 @contextmanager
-def running_peer(home: Path, user_id: int, in_thread_pool: bool) -> Iterator[RunningPeer]:
-    """``harness.peer`` (in one of its ``PEER_FORMS``) on a free port, started and answering."""
-    port = free_port()
-    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "OPENBLAS_NUM_THREADS": "1"}
-    command = [sys.executable, "-m", "harness.peer", "--port", str(port), "--bentoml-home", str(home)]
+def running_peer(home: Path, user_id: int, in_thread_pool: bool, *, plain: bool = False) -> Iterator[RunningPeer]:
+    """``harness.peer`` (in one of its ``PEER_FORMS``, or ``plain``: ranking by the vectors alone) on a free
+    port, started and answering."""
+    command = [sys.executable, "-m", "harness.peer", "--bentoml-home", str(home)]
     command += ["--thread-pool"] if in_thread_pool else []
+    command += ["--plain"] if plain else []
+    with running_reference(command, {}, user_id) as peer:
+        yield peer
+
+
+@contextmanager
+def running_floor(home: Path, user_id: int) -> Iterator[RunningPeer]:
+    """``harness.floor`` (one BentoML route that parses the body) under ``bentoml serve``, started and answering.
+
+    ``home``: a BENTOML_HOME of its own (BentoML clears the metrics of the home a server starts in).
+    """
+    bentoml = Path(sys.executable).parent / "bentoml"
+    command = [str(bentoml), "serve", "harness.floor:Floor", "--host", "127.0.0.1"]
+    with running_reference(command, {"BENTOML_HOME": str(home), "BENTOML_DO_NOT_TRACK": "true"}, user_id) as floor:
+        yield floor
+
+
+@contextmanager
+def running_reference(command: list[str], env: dict[str, str], user_id: int) -> Iterator[RunningPeer]:
+    """``command`` and ``--port`` a free port, in the repository with ``env``, until it answers a recommendation."""
+    port = free_port()
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "OPENBLAS_NUM_THREADS": "1", **env}
     started = time.perf_counter()
-    process = subprocess.Popen(command, cwd=REPO_ROOT, env=env)
+    process = subprocess.Popen([*command, "--port", str(port)], cwd=REPO_ROOT, env=env)
     base_url = f"http://127.0.0.1:{port}"
     try:
         yield RunningPeer(base_url, psutil.Process(process.pid), first_200(base_url, user_id, started, process))
@@ -353,6 +383,11 @@ def running_peer(home: Path, user_id: int, in_thread_pool: bool) -> Iterator[Run
 
 def ratio(api: float, peer: float) -> str:
     return f"{api / peer:5.2f}x" if peer > 0 else "   n/a"
+
+
+def with_children(process: psutil.Process) -> dict[str, psutil.Process]:
+    """``process`` and every process it started, by pid: what a server's CPU is counted over."""
+    return {str(proc.pid): proc for proc in [process, *process.children(recursive=True)]}
 
 
 def cpu_seconds(processes: dict[str, psutil.Process]) -> dict[str, float]:
@@ -410,7 +445,7 @@ def budget(phases: list[Phase], ranking: tuple[float, float]) -> list[str]:
         if phase.mode != "uncached":
             continue
         api = ", ".join(f"{name} {ms:.2f}" for name, ms in sorted(phase.api_cpu.items()))
-        peers = ", ".join(f"{form} {ms:.2f}" for form, ms in phase.peer_cpu.items())
+        peers = ", ".join(f"{form} {ms:.2f}" for form, ms in {**phase.peer_cpu, **phase.reference_cpu}.items())
         total = sum(phase.api_cpu.values())
         lines.append(f"  {phase.name:<18} API: {api}; all {total:.2f} | peer: {peers}")
     alone, batched = ranking
@@ -443,6 +478,10 @@ class Phase:
     """The same for the API without the measurement."""
     peer_cpu: dict[str, float]
     """Milliseconds of CPU per request of each peer form's process."""
+    references: dict[str, WrkResult]
+    """Uncached phases: the plain-vector peer and the floor of one BentoML hop (``REFERENCES``); else empty."""
+    reference_cpu: dict[str, float]
+    """Milliseconds of CPU per request of each reference's process (its main process)."""
 
     @property
     def name(self) -> str:
@@ -494,6 +533,35 @@ def _cost(
         + ratio(with_(by[connections]).p50_ms, without(by[connections]).p50_ms).strip()
         for connections in order
     ]
+    return lines
+
+
+def hop_bound_ms(phase: Phase) -> float:
+    """The p50 an uncached request may take: two BentoML hops at their floor (the API's and its runner's) and the
+    peer's own work."""
+    return 2 * phase.references[FLOOR].p50_ms + phase.peer_p50_ms
+
+
+def reference_table(phases: list[Phase]) -> list[str]:
+    """The uncached phases' references: the plain-vector peer (the price of the personal scorer: the peer's
+    req/s over its own) and the floor of one BentoML hop (the API's p50 over two floors and the peer's p50)."""
+    lines = [
+        f"{'phase':<18}{'plain p50':>10}{'p99':>9}{'req/s':>8} | {'floor p50':>10}{'p99':>9}{'req/s':>8}"
+        f" | {'req/s peer/plain':>16} | {'p50 API/(2 floor + peer)':>24}"
+    ]
+    for phase in phases:
+        if phase.mode != "uncached":
+            continue
+        plain, floor = phase.references[PLAIN_PEER], phase.references[FLOOR]
+        lines.append(
+            f"{phase.name:<18}{plain.p50_ms:9.2f} {plain.p99_ms:8.2f} {plain.rps:7.0f} | {floor.p50_ms:9.2f}"
+            f" {floor.p99_ms:8.2f} {floor.rps:7.0f} | {ratio(phase.peer_rps, plain.rps):>16} |"
+            f" {ratio(phase.api.p50_ms, hop_bound_ms(phase)):>24}"
+        )
+    lines.append(
+        "(plain: the peer ranking by the vectors alone, no personal scorer; floor: one BentoML route that only "
+        "parses the body)"
+    )
     return lines
 
 
@@ -591,13 +659,18 @@ def main() -> None:
             form: stack.enter_context(running_peer(home, users[0], in_thread_pool))
             for form, in_thread_pool in PEER_FORMS.items()
         }
+        (scratch / "floor_home").mkdir()
+        references = {
+            PLAIN_PEER: stack.enter_context(running_peer(home, users[0], False, plain=True)),
+            FLOOR: stack.enter_context(running_floor(scratch / "floor_home", users[0])),
+        }
         seed_catalogue(filtered_server.base_url, tags)
         kept_out, answered = check_filter(filtered_server.base_url, users[:WARM_USERS], tagged)
         print(
             f"API {server.base_url} (log {server.log_path}; experiment {BENCH_EXPERIMENT.split()[1]}, "
             f"impression log {scratch / 'impressions.jsonl'}), measurement off {off_server.base_url}, "
             f"filtered {filtered_server.base_url}, peers "
-            + ", ".join(f"{form} {peer.base_url}" for form, peer in peers.items())
+            + ", ".join(f"{form} {peer.base_url}" for form, peer in {**peers, **references}.items())
             + f"; {len(users)} users, {args.seconds:g} s a run"
         )
         print(
@@ -641,6 +714,10 @@ def main() -> None:
                     form: with_cpu(partial(wrk, peer.base_url), {form: peer.process}) for form, peer in peers.items()
                 }
                 results = {form: result for form, (result, _) in peer_runs.items()}
+                reference_runs = {
+                    name: with_cpu(partial(wrk, reference.base_url), with_children(reference.process))
+                    for name, reference in (references.items() if mode == "uncached" else ())
+                }
                 phases.append(
                     Phase(
                         mode,
@@ -655,6 +732,8 @@ def main() -> None:
                         api_cpu,
                         off_cpu,
                         {form: cpu[form] for form, (_, cpu) in peer_runs.items()},
+                        {name: result for name, (result, _) in reference_runs.items()},
+                        {name: sum(cpu.values()) for name, (_, cpu) in reference_runs.items()},
                     )
                 )
                 print(f"  done: {mode} at {connections} connection(s)", flush=True)
@@ -685,6 +764,9 @@ def main() -> None:
         "(API/peer ratios against the better peer form of each phase; off: the API without the measurement;"
         f" filt: the API with the catalogue, every request excluding {FILTER_TAG})"
     )
+    print()
+    for line in reference_table(phases):
+        print(line)
     print()
     for line in measurement_cost(phases):
         print(line)
@@ -745,9 +827,14 @@ def main() -> None:
             ratio(by[("uncached", 16)].api.rps, by[("uncached", 16)].peer_rps).strip(),
         ),
         (
-            "req/s at 64 connections, uncached >= 1.2x peer",
-            by[("uncached", 64)].api.rps >= 1.2 * by[("uncached", 64)].peer_rps,
+            "req/s at 64 connections, uncached >= 1.3x peer",
+            by[("uncached", 64)].api.rps >= 1.3 * by[("uncached", 64)].peer_rps,
             ratio(by[("uncached", 64)].api.rps, by[("uncached", 64)].peer_rps).strip(),
+        ),
+        (
+            "p50 at 1 connection, uncached <= 2 x floor p50 + peer p50",
+            one.api.p50_ms <= hop_bound_ms(one),
+            f"{one.api.p50_ms:.2f} ms against {hop_bound_ms(one):.2f} ms",
         ),
         (
             f"measurement cost at 16 connections, uncached: req/s off/on <= {COST_TARGET:.2f}x",
