@@ -107,6 +107,7 @@ def mmr_rows(relevance: np.ndarray, unit_vectors: np.ndarray, k: int, diversity:
     # highest similarity to the picks so far, +inf once it is picked itself. Weighting the similarities once
     # gives the same floats as weighting their maximum at each step (rounding keeps order), so the picks are
     # the ones of the formula above, with a few array passes a step.
+    rel = np.where(finite, rel, EXCLUDED_GAIN)  # no inf left to weight (0 x inf would be NaN)
     base = np.where(finite, (1.0 - diversity) * rel, EXCLUDED_GAIN)
     weighted = diversity * np.matmul(unit_vectors, unit_vectors.transpose(0, 2, 1))
     penalty = np.zeros((n, c), dtype=base.dtype)
