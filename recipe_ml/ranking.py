@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
+from typing import Any
 
 import numpy as np
 
@@ -104,26 +105,46 @@ def mmr_rows(relevance: np.ndarray, unit_vectors: np.ndarray, k: int, diversity:
     rel = np.where(valid_span, (relevance - np.where(valid_span, low, 0.0)) / np.where(valid_span, span, 1.0), 1.0)
     # A candidate's gain is ``base - penalty``: ``base`` its weighted relevance (EXCLUDED_GAIN when excluded, which
     # a penalty of at most ``diversity`` in size leaves as it is in float32), ``penalty`` the diversity-weighted
-    # highest similarity to the picks so far, +inf once it is picked itself. Weighting the similarities once
-    # gives the same floats as weighting their maximum at each step (rounding keeps order), so the picks are
-    # the ones of the formula above, with a few array passes a step.
+    # highest similarity to the picks so far. Weighting the similarities once gives the same floats as weighting
+    # their maximum at each step (rounding keeps order), so the picks are the ones of the formula above. A
+    # candidate's similarity to itself is +inf: once picked, its penalty rules it out of the steps that follow.
     rel = np.where(finite, rel, EXCLUDED_GAIN)  # no inf left to weight (0 x inf would be NaN)
     base = np.where(finite, (1.0 - diversity) * rel, EXCLUDED_GAIN)
     weighted = diversity * np.matmul(unit_vectors, unit_vectors.transpose(0, 2, 1))
-    penalty = np.zeros((n, c), dtype=base.dtype)
-    gain = np.empty_like(base)
-    order = np.empty((n, k), dtype=np.int64)
-    rows = np.arange(n)
-    for step in range(k):
-        np.subtract(base, penalty, out=gain)
-        best = np.argmax(gain, axis=1)
-        order[:, step] = best
-        if step == 0:
-            penalty = weighted[rows, best]
-        else:
-            np.maximum(penalty, weighted[rows, best], out=penalty)
-        penalty[rows, best] = np.inf
-    return order
+    weighted.reshape(n, c * c)[:, :: c + 1] = np.inf
+    order = np.empty((k, n), dtype=np.int64)
+    if k == 0:
+        return order.T
+    if n == 1:  # one row (a request for one user, the common case): 1-d steps, a pick is a plain index
+        gains, picked, similarity = base[0], order[:, 0], weighted[0]
+
+        def pick(gain: np.ndarray) -> Any:
+            return int(gain.argmax())
+
+        def similar(best: Any) -> np.ndarray:
+            row: np.ndarray = similarity[best]
+            return row
+
+    else:
+        gains, picked, similarities, starts = base, order, weighted.reshape(n * c, c), np.arange(n) * c
+
+        def pick(gain: np.ndarray) -> Any:
+            return gain.argmax(axis=1)
+
+        def similar(best: Any) -> np.ndarray:
+            rows: np.ndarray = similarities[starts + best]
+            return rows
+
+    gain = gains.copy()
+    best = pick(gain)  # the first pick has no penalty; after it, the highest similarity (negative ones too)
+    picked[0] = best
+    penalty = np.array(similar(best))
+    for step in range(1, k):
+        np.subtract(gains, penalty, out=gain)
+        best = pick(gain)
+        picked[step] = best
+        np.maximum(penalty, similar(best), out=penalty)
+    return order.T
 
 
 def top_k_rows(scores: np.ndarray, k: int) -> np.ndarray:

@@ -227,7 +227,10 @@ def test_mmr_rows_picks_what_the_definition_picks_with_ties_exclusions_and_oppos
     batch = mmr_rows(relevance, vectors, 12, diversity)
 
     for row in range(n):
-        assert batch[row].tolist() == mmr_by_definition(relevance[row], vectors[row], 12, diversity), row
+        expected = mmr_by_definition(relevance[row], vectors[row], 12, diversity)
+        assert batch[row].tolist() == expected, row
+        alone = mmr_rows(relevance[row : row + 1], vectors[row : row + 1], 12, diversity)  # the one-row path
+        assert alone.tolist() == [expected], row
 
 
 def test_take_rows_is_take_along_axis_for_rows() -> None:
