@@ -65,14 +65,15 @@ def rank_users(
     out, ``rank_rows`` with MMR and the personal positions: what ``make bench`` times alone, in process.
     ``plain``: the model's scores only, no personal scorer nor personal positions (the plain-vector peer).
     """
+    histories = [model.history(int(index)) for index in indices]
     if plain:
         scores = model.score(model.user_vectors[indices])
         inputs = RankInputs(scores, scores.copy(), None, np.zeros(len(indices), dtype=np.int64))
     else:
-        inputs = model.rank_inputs(model.user_vectors[indices], model.seen[indices])
+        inputs = model.rank_inputs(model.user_vectors[indices], model.history_rows(histories))
     excluded = model.items.indices(np.asarray(exclude_recipe_ids, dtype=np.int64))
-    for row, index in enumerate(indices):
-        exclude_recipes(inputs, row, np.concatenate([model.history(int(index)), excluded[excluded >= 0]]))
+    for row, history in enumerate(histories):
+        exclude_recipes(inputs, row, np.concatenate([history, excluded[excluded >= 0]]))
     top = rank_rows(
         inputs.ranking,
         top_k,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from itertools import accumulate
 from pathlib import Path
 
 import numpy as np
@@ -115,15 +116,57 @@ class Interactions:
         return m
 
 
-def history_matrix(histories: list[np.ndarray], n_items: int) -> sp.csr_matrix:
-    """Users x recipes 0/1 matrix of lists of recipe indices (the histories a personal scorer reads)."""
-    lengths = np.array([len(h) for h in histories], dtype=np.int64)
-    indptr = np.concatenate([[0], np.cumsum(lengths)])
-    columns = np.concatenate([np.asarray(h, dtype=np.int64) for h in histories]) if histories else np.zeros(0)
-    data = np.ones(columns.size, dtype=np.float32)
-    matrix = sp.csr_matrix((data, columns.astype(np.int64), indptr), shape=(len(histories), n_items))
-    matrix.sum_duplicates()
-    return matrix
+@dataclass(frozen=True)
+class Histories:
+    """Users' recipes, row after row: the ``indptr`` and ``indices`` of a users x recipes 0/1 CSR matrix.
+
+    What a personal scorer reads. Not a ``scipy.sparse`` matrix because
+    building one validates its arrays, which costs more than the personal
+    scores themselves for the one to few users of a request. Each row's
+    recipe indices are sorted and unique (a recipe listed twice is one recipe
+    of the user), as a canonical CSR matrix's.
+    """
+
+    indptr: np.ndarray
+    """(n + 1,) int64: row ``i``'s recipes are ``indices[indptr[i]:indptr[i + 1]]``."""
+    indices: np.ndarray
+    """int64 recipe indices."""
+    n_items: int
+
+    @classmethod
+    def of(cls, rows: Sequence[np.ndarray], n_items: int) -> Histories:
+        """The histories of lists of recipe indices."""
+        unique = [np.unique(np.asarray(row, dtype=np.int64)) for row in rows]
+        # Python's running sum: numpy's over a list of a few lengths costs more than the rest of this.
+        indptr = np.fromiter(accumulate((row.size for row in unique), initial=0), dtype=np.int64, count=len(unique) + 1)
+        indices = np.concatenate(unique) if unique else np.zeros(0, dtype=np.int64)
+        return cls(indptr, indices, n_items)
+
+    @classmethod
+    def of_matrix(cls, matrix: sp.csr_matrix) -> Histories:
+        """The rows of a users x recipes matrix: a stored value other than 0 is a recipe of the user."""
+        binary = sp.csr_matrix(matrix, copy=True)
+        binary.sum_duplicates()
+        binary.eliminate_zeros()
+        return cls(
+            np.asarray(binary.indptr, dtype=np.int64), np.asarray(binary.indices, dtype=np.int64), matrix.shape[1]
+        )
+
+    def __len__(self) -> int:
+        return len(self.indptr) - 1
+
+    def lengths(self) -> np.ndarray:
+        """(n,) recipes of each user."""
+        return np.diff(self.indptr)
+
+    def rows(self) -> list[np.ndarray]:
+        """Each user's recipe indices."""
+        return [self.indices[start:end] for start, end in zip(self.indptr[:-1], self.indptr[1:], strict=True)]
+
+    def matrix(self) -> sp.csr_matrix:
+        """The users x recipes 0/1 float32 matrix."""
+        data = np.ones(self.indices.size, dtype=np.float32)
+        return sp.csr_matrix((data, self.indices, self.indptr), shape=(len(self), self.n_items))
 
 
 def _read_rows(path: Path, header: tuple[str, ...]) -> Iterable[tuple[int, list[str]]]:

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from recipe_ml.data import Interactions
+from recipe_ml.data import Histories, Interactions
 from recipe_ml.evaluation.metrics import popularity_percentile
 from recipe_ml.evaluation.protocol import metrics_of, rank_users
 from recipe_ml.models.base import Recommender
@@ -58,9 +58,8 @@ class AffinityScorer:
     def hyper_parameters(self) -> dict[str, float | int]:
         return {}
 
-    def scores(self, histories: sp.csr_matrix) -> np.ndarray:
-        rows = [histories.indices[histories.indptr[i] : histories.indptr[i + 1]] for i in range(histories.shape[0])]
-        affinity = self.model.affinity(self.model.fold_in(rows))
+    def scores(self, histories: Histories) -> np.ndarray:
+        affinity = self.model.affinity(self.model.fold_in(histories.rows()))
         if affinity is None:
             raise ValueError(f"{self.model.kind} has no per-user affinity")
         return affinity

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
-from recipe_ml.data import Interactions
+from recipe_ml.data import Histories, Interactions
 from recipe_ml.evaluation.metrics import (
     coverage_at_k,
     hit_matrix,
@@ -51,7 +51,7 @@ def rank_users(
     for start in range(0, users.size, BLOCK_USERS):
         block = users[start : start + BLOCK_USERS]
         histories = exclude[block]
-        inputs = model.rank_inputs(model.user_vectors[block], histories)
+        inputs = model.rank_inputs(model.user_vectors[block], Histories.of_matrix(histories))
         seen = histories.tocoo()
         exclude_recipes(inputs, seen.row, seen.col)
         positions = inputs.positions

@@ -27,7 +27,7 @@ from typing import Any, ClassVar, Protocol, Self
 import numpy as np
 import scipy.sparse as sp
 
-from recipe_ml.data import IdMap, Interactions, history_matrix
+from recipe_ml.data import Histories, IdMap, Interactions
 from recipe_ml.ranking import PersonalPolicy, RankInputs
 from recipe_ml.retrieval.base import IndexMismatchError, IndexParams, RecipeIndex, item_rows
 
@@ -52,7 +52,7 @@ class PersonalScorer(Protocol):
     @property
     def n_items(self) -> int: ...
 
-    def scores(self, histories: sp.csr_matrix) -> np.ndarray: ...
+    def scores(self, histories: Histories) -> np.ndarray: ...
 
     def fold_in_items(self, seen: sp.csr_matrix, user_lists: Sequence[np.ndarray]) -> sp.csr_matrix:
         """Weights (len(user_lists), n_items) of recipes it was not fitted on, from their users' rows of
@@ -99,11 +99,11 @@ class FoldedRecipes:
             else sp.vstack([part.personal for part in parts if part.personal is not None], format="csr"),
         )
 
-    def personal_scores(self, histories: sp.csr_matrix) -> np.ndarray:
+    def personal_scores(self, histories: Histories) -> np.ndarray:
         """(n, k) float32 personal scores of the recipes for users' recipes; -inf without weights (never picked)."""
         if self.personal is None:
-            return np.full((histories.shape[0], len(self.vectors)), -np.inf, dtype=np.float32)
-        return np.asarray((histories @ self.personal.T).toarray(), dtype=np.float32)
+            return np.full((len(histories), len(self.vectors)), -np.inf, dtype=np.float32)
+        return np.asarray((histories.matrix() @ self.personal.T).toarray(), dtype=np.float32)
 
 
 class Recommender(ABC):
@@ -240,9 +240,9 @@ class Recommender(ABC):
         start, end = self.seen.indptr[user_index], self.seen.indptr[user_index + 1]
         return np.asarray(self.seen.indices[start:end])
 
-    def history_rows(self, histories: Sequence[np.ndarray]) -> sp.csr_matrix:
-        """Users x recipes 0/1 matrix of lists of recipe indices."""
-        return history_matrix(list(histories), len(self.items))
+    def history_rows(self, histories: Sequence[np.ndarray]) -> Histories:
+        """The histories (what ``rank_inputs`` reads) of lists of recipe indices."""
+        return Histories.of(histories, len(self.items))
 
     # -- the personal positions --------------------------------------------------------
     def attach_personal(self, scorer: PersonalScorer, policy: PersonalPolicy) -> None:
@@ -281,13 +281,13 @@ class Recommender(ABC):
     def rank_inputs(
         self,
         user_vectors: np.ndarray,
-        histories: sp.csr_matrix,
+        histories: Histories,
         columns: np.ndarray | None = None,
         folded: FoldedRecipes | None = None,
     ) -> RankInputs:
         """Scores, ranking scores, personal scores and default personal positions for a batch.
 
-        ``histories`` (n, n_items) holds each user's recipes (training and
+        ``histories`` holds each user's recipes (training and
         live): the personal scorer reads them, and their length sets the
         adaptive number of personal positions. The one place that turns a
         model into the inputs of ``rank_rows``, for serving and evaluation
@@ -308,7 +308,7 @@ class Recommender(ABC):
             if folded is not None:
                 personal = np.hstack([personal, folded.personal_scores(histories)])
             ranking = scores + np.float32(self.policy.blend_weight) * personal
-            return RankInputs(scores, ranking, personal, self.policy.positions(np.diff(histories.indptr)))
+            return RankInputs(scores, ranking, personal, self.policy.positions(histories.lengths()))
         affinity = self.affinity(user_vectors, columns)
         if affinity is not None and folded is not None:
             affinity = np.hstack([affinity, user_vectors @ folded.vectors.T])

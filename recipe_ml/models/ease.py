@@ -27,6 +27,8 @@ import numpy as np
 import scipy.sparse as sp
 import scipy.sparse.linalg as sla
 
+from recipe_ml.data import Histories
+
 WEIGHTS_FILE = "ease_weights.npz"
 
 
@@ -45,28 +47,42 @@ class EASEScorer:
         self.neighbours = neighbours
         self.weights = sp.csr_matrix((0, 0), dtype=np.float32)
 
-    # B is held as three arrays rather than a scipy matrix: scipy keeps column
+    # B is held as arrays rather than a scipy matrix: scipy keeps column
     # indices as int32 at least, while the catalogue's recipe indices fit in
     # int16, which takes a quarter off the scorer's memory, in every process
     # that serves it; the values stay float32, so the scores do not change.
+    # A row is padded to the longest (every row keeps ``neighbours`` weights
+    # but for a recipe with fewer nonzero ones) with weight 0 at column 0:
+    # a recipe's weights are then one row of a 2-d array, gathered as a block
+    # instead of an index of their own each, and adding +0.0 changes no score.
     _shape: tuple[int, int]
-    _indptr: np.ndarray
+    _lengths: np.ndarray
+    """(n_rows,) int64 weights of each row of ``B`` (the rest of the row is padding)."""
     _columns: np.ndarray
+    """(n_rows, width) column of each weight."""
     _values: np.ndarray
+    """(n_rows, width) float32 weights."""
 
     @property
     def weights(self) -> sp.csr_matrix:
         """``B`` as a scipy CSR matrix: a new one on each access (saving, inspection), not used to score."""
-        return sp.csr_matrix((self._values, self._columns.astype(np.int32), self._indptr), shape=self._shape)
+        stored = np.arange(self._columns.shape[1])[None, :] < self._lengths[:, None]
+        indptr = np.concatenate([[0], np.cumsum(self._lengths)])
+        columns = self._columns[stored].astype(np.int32)
+        return sp.csr_matrix((self._values[stored], columns, indptr), shape=self._shape)
 
     @weights.setter
     def weights(self, matrix: sp.csr_matrix) -> None:
         csr = sp.csr_matrix(matrix)
         n_rows, n_cols = csr.shape
         self._shape = (n_rows, n_cols)
-        self._indptr = np.asarray(csr.indptr, dtype=np.int64)
-        self._columns = np.asarray(csr.indices, dtype=column_dtype(n_cols))
-        self._values = np.asarray(csr.data, dtype=np.float32)
+        self._lengths = np.diff(csr.indptr).astype(np.int64)
+        width = int(self._lengths.max(initial=0))
+        stored = np.arange(width)[None, :] < self._lengths[:, None]
+        self._columns = np.zeros((n_rows, width), dtype=column_dtype(n_cols))
+        self._columns[stored] = csr.indices
+        self._values = np.zeros((n_rows, width), dtype=np.float32)
+        self._values[stored] = csr.data
 
     def hyper_parameters(self) -> dict[str, float | int]:
         return {"l2": self.l2, "neighbours": self.neighbours}
@@ -121,8 +137,8 @@ class EASEScorer:
     def n_items(self) -> int:
         return self._shape[1]
 
-    def scores(self, histories: sp.csr_matrix) -> np.ndarray:
-        """(n, n_recipes) float32 scores of every recipe for each row of ``histories`` (users x recipes, 0/1).
+    def scores(self, histories: Histories) -> np.ndarray:
+        """(n, n_recipes) float32 scores of every recipe for each user of ``histories``.
 
         A gather, not a sparse product: the rows of ``B`` of each user's
         recipes are added into a dense float32 row with ``np.add.at``. The sums
@@ -132,34 +148,23 @@ class EASEScorer:
         (index dtype checks, an intermediate sparse result, ``toarray``), which
         costs more than the arithmetic for the one to few users of a request.
         """
-        if not histories.has_canonical_format:  # a recipe listed twice is one recipe of the user
-            histories = histories.copy()
-            histories.sum_duplicates()
-        n = histories.shape[0]
-        kept = histories.data != 0  # the binary matrix: stored zeros contribute nothing
-        recipes = histories.indices[kept]
-        users = np.repeat(np.arange(n), np.diff(histories.indptr))[kept]
+        n = len(histories)
+        recipes = histories.indices
+        users = np.repeat(np.arange(n), histories.lengths())
         out = np.zeros(n * self.n_items, dtype=np.float32)
-        ends = np.cumsum(self._indptr[recipes + 1] - self._indptr[recipes])
-        first = 0
-        while first < len(recipes):
-            # (user, recipe) pairs in order, as many as keep the gathered weights under GATHER_BLOCK (at least one):
-            # the additions into each score keep their order, and the temporaries stay small however long a
-            # history is, so a server's memory does not follow the longest histories it happened to see.
-            done = int(ends[first - 1]) if first else 0
-            last = max(first + 1, int(np.searchsorted(ends, done + GATHER_BLOCK, side="right")))
-            self._gather_into(out, users[first:last], recipes[first:last])
-            first = last
+        # (user, recipe) pairs in order, as many as keep the gathered weights under GATHER_BLOCK (at least one):
+        # the additions into each score keep their order, and the temporaries stay small however long a
+        # history is, so a server's memory does not follow the longest histories it happened to see.
+        step = max(1, GATHER_BLOCK // max(self._columns.shape[1], 1))
+        for first in range(0, recipes.size, step):
+            pairs = slice(first, first + step)
+            self._gather_into(out, users[pairs], recipes[pairs])
         return out.reshape(n, self.n_items)
 
     def _gather_into(self, out: np.ndarray, users: np.ndarray, recipes: np.ndarray) -> None:
         """Add the rows of ``B`` of ``recipes`` into ``out`` (flat, users x recipes), pair by pair in order."""
-        starts = self._indptr[recipes]
-        lengths = self._indptr[recipes + 1] - starts
-        total = int(lengths.sum())
-        # Positions in ``_values`` of every gathered weight, recipe after recipe.
-        offsets = np.repeat(starts - (np.cumsum(lengths) - lengths), lengths) + np.arange(total)
-        np.add.at(out, np.repeat(users, lengths) * self.n_items + self._columns[offsets], self._values[offsets])
+        positions = self._columns[recipes] + (users * self.n_items)[:, None]
+        np.add.at(out, positions.ravel(), self._values[recipes].ravel())
 
     def save(self, path: Path) -> None:
         path.mkdir(parents=True, exist_ok=True)

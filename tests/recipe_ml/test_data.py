@@ -6,10 +6,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import scipy.sparse as sp
 
 from recipe_ml.config import DATA_DIR
 from recipe_ml.data import (
     DataError,
+    Histories,
     IdMap,
     Ratings,
     concat,
@@ -152,3 +154,29 @@ def test_malformed_health_score_names_file_and_line(tmp_path: Path) -> None:
 def test_missing_file_names_the_file(tmp_path: Path) -> None:
     with pytest.raises(DataError, match=r"validation.csv: file not found"):
         load_splits(tmp_path, ("validation",))
+
+
+def test_histories_of_lists_are_sorted_unique_rows_of_the_0_1_matrix() -> None:
+    histories = Histories.of([np.array([7, 2, 7]), np.zeros(0, dtype=np.int64), np.array([3])], 10)
+    assert len(histories) == 3 and histories.lengths().tolist() == [2, 0, 1]
+    assert [row.tolist() for row in histories.rows()] == [[2, 7], [], [3]]
+    expected = np.zeros((3, 10), dtype=np.float32)
+    expected[0, [2, 7]] = expected[2, 3] = 1.0
+    np.testing.assert_array_equal(histories.matrix().toarray(), expected)
+    assert Histories.of([], 10).lengths().tolist() == []
+
+
+def test_histories_of_a_matrix_keep_the_stored_values_other_than_zero_once() -> None:
+    # Counts above 1 (one recipe), a stored zero (no recipe), an empty row, unsorted and duplicate entries.
+    matrix = sp.csr_matrix(
+        (
+            np.array([2.0, 1.0, 0.0, 1.0, 1.0, 1.0, 1.0], dtype=np.float32),
+            np.array([4, 17, 9, 29, 3, 0, 3]),
+            np.array([0, 3, 3, 7]),
+        ),
+        shape=(3, 30),
+    )
+    histories = Histories.of_matrix(matrix)
+    assert [row.tolist() for row in histories.rows()] == [[4, 17], [], [0, 3, 29]]
+    assert histories.n_items == 30 and histories.indices.dtype == np.int64
+    assert matrix.nnz == 7  # the caller's matrix is left as it was

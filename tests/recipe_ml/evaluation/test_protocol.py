@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from recipe_ml.data import Interactions
+from recipe_ml.data import Histories, Interactions
 from recipe_ml.evaluation.policy import AffinityScorer, fit_policy
 from recipe_ml.evaluation.protocol import METRICS, activity_quartiles, evaluate, rank_users
 from recipe_ml.models.als import ALSRecommender
@@ -111,7 +111,7 @@ def test_another_models_affinity_can_fill_the_personal_positions_for_comparison(
     candidate = copy.copy(two_tower)
     candidate.attach_personal(AffinityScorer(als), PersonalPolicy(0.0, 0.0, 0.0))
 
-    inputs = candidate.rank_inputs(candidate.user_vectors[:3], candidate.seen[:3])
+    inputs = candidate.rank_inputs(candidate.user_vectors[:3], Histories.of_matrix(candidate.seen[:3]))
 
     assert inputs.personal is not None
     expected = als.affinity(als.fold_in([als.history(u) for u in range(3)]))
@@ -125,4 +125,4 @@ def test_another_models_affinity_can_fill_the_personal_positions_for_comparison(
     popularity = PopularityRecommender()
     popularity.fit(small_splits["train"])
     with pytest.raises(ValueError, match="popularity has no per-user affinity"):
-        AffinityScorer(popularity).scores(candidate.seen[:1])
+        AffinityScorer(popularity).scores(Histories.of_matrix(candidate.seen[:1]))

@@ -13,7 +13,7 @@ import pytest
 import scipy.sparse as sp
 
 from recipe_ml.config import DATA_DIR
-from recipe_ml.data import IdMap, Interactions, load_health
+from recipe_ml.data import Histories, IdMap, Interactions, load_health
 from recipe_ml.evaluation.protocol import rank_users
 from recipe_ml.models import KINDS, ease, model_class
 from recipe_ml.models.als import ALSRecommender
@@ -269,7 +269,8 @@ def test_ease_solves_the_closed_form_and_keeps_the_strongest_weights() -> None:
     full = EASEScorer(l2=7.0, neighbours=12)
     full.fit(seen)
     np.testing.assert_allclose(full.weights.toarray(), expected, rtol=1e-4, atol=1e-6)
-    np.testing.assert_allclose(full.scores(seen[:3]), seen[:3].toarray() @ expected, rtol=1e-4, atol=1e-6)
+    scores = full.scores(Histories.of_matrix(seen[:3]))
+    np.testing.assert_allclose(scores, seen[:3].toarray() @ expected, rtol=1e-4, atol=1e-6)
 
     sparse = EASEScorer(l2=7.0, neighbours=3)
     sparse.fit(seen)
@@ -313,7 +314,7 @@ def test_ease_scores_are_exactly_the_sparse_product_of_the_binary_histories() ->
         shape=(3, 30),
     )
     expected = (histories.astype(bool).astype(np.float32) @ scorer.weights).toarray()
-    scores = scorer.scores(histories)
+    scores = scorer.scores(Histories.of_matrix(histories))
     assert scores.dtype == np.float32 and scores.shape == (3, 30)
     np.testing.assert_array_equal(scores, expected)
     assert not scores[1].any()
@@ -328,7 +329,7 @@ def test_ease_scores_gathered_in_blocks_are_the_sparse_product(block: int, monke
     histories = sp.csr_matrix((rng.random((4, 40)) < 0.6).astype(np.float32))
     monkeypatch.setattr(ease, "GATHER_BLOCK", block)
     expected = (histories @ scorer.weights).toarray()
-    np.testing.assert_array_equal(scorer.scores(histories), expected)
+    np.testing.assert_array_equal(scorer.scores(Histories.of_matrix(histories)), expected)
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -342,6 +343,29 @@ def test_batch_scores_are_the_product_with_the_current_item_vectors(kind: str, f
     np.testing.assert_array_equal(model.score(users), np.asarray(users @ model.item_vectors.T + bias, np.float32))
 
 
+def test_ease_rows_of_unequal_lengths_are_padded_without_changing_weights_or_scores() -> None:
+    """Rows are held padded to the longest (weight 0 at column 0): the weights read back as set, the scores as
+    the sparse product gives them, negative and zero sums included."""
+    weights = sp.csr_matrix(
+        (
+            np.array([0.5, -0.25, 1.5, -1.5, -0.0, 2.0], dtype=np.float32),
+            np.array([1, 0, 2, 3, 1, 3]),
+            np.array([0, 0, 1, 5, 6]),  # rows of 0, 1, 4 and 1 weights
+        ),
+        shape=(4, 4),
+    )
+    scorer = EASEScorer()
+    scorer.weights = weights
+    back = scorer.weights
+    assert back.nnz == weights.nnz and (back != weights).nnz == 0
+    np.testing.assert_array_equal(back.indptr, weights.indptr)
+    histories = Histories.of([np.array([0, 1, 2, 3]), np.array([1, 2]), np.array([0]), np.array([3, 2])], 4)
+    expected = (histories.matrix() @ weights).toarray()
+    scores = scorer.scores(histories)
+    np.testing.assert_array_equal(scores, expected)
+    assert not np.signbit(scores[expected == 0]).any()  # the padding's +0.0 leaves no -0.0
+
+
 def test_ease_column_indices_take_the_smallest_type_that_holds_the_catalogue() -> None:
     assert column_dtype(32_768) is np.int16  # indices up to 32,767
     assert column_dtype(32_769) is np.int32
@@ -349,7 +373,7 @@ def test_ease_column_indices_take_the_smallest_type_that_holds_the_catalogue() -
     wide.weights = sp.csr_matrix(([0.5], ([0], [40_000])), shape=(1, 40_001), dtype=np.float32)
     assert wide.weights[0, 40_000] == np.float32(0.5)
     np.testing.assert_array_equal(
-        wide.scores(sp.csr_matrix(np.ones((1, 1), np.float32), shape=(1, 1))), wide.weights.toarray()
+        wide.scores(Histories.of([np.zeros(1, dtype=np.int64)], 40_001)), wide.weights.toarray()
     )
 
 
@@ -381,7 +405,7 @@ def test_a_model_with_a_personal_scorer_saves_it_and_ranks_with_it(
     assert loaded.policy == policy and isinstance(loaded.personal, EASEScorer)
     assert (loaded.personal.weights != scorer.weights).nnz == 0
     histories = loaded.seen[:4]
-    inputs = loaded.rank_inputs(loaded.user_vectors[:4], histories)
+    inputs = loaded.rank_inputs(loaded.user_vectors[:4], Histories.of_matrix(histories))
     assert inputs.personal is not None
     np.testing.assert_allclose(inputs.ranking, inputs.scores + 300.0 * inputs.personal, rtol=1e-5, atol=1e-5)
     assert inputs.positions.tolist() == policy.positions(np.diff(histories.indptr)).tolist()
@@ -397,8 +421,9 @@ def _attach_wrong_size(model: Recommender, policy: PersonalPolicy) -> None:
 
 def test_a_model_without_a_personal_scorer_falls_back_to_its_affinity_slots(fitted: dict[str, Recommender]) -> None:
     model = fitted["two_tower"]
-    inputs = model.rank_inputs(model.user_vectors[:3], model.seen[:3])
+    inputs = model.rank_inputs(model.user_vectors[:3], Histories.of_matrix(model.seen[:3]))
     assert inputs.personal is not None and inputs.positions.tolist() == [1, 1, 1]
     assert "fallback" in model.personalization and model.served_as == "two_tower"
-    popularity = fitted["popularity"].rank_inputs(fitted["popularity"].user_vectors[:2], fitted["popularity"].seen[:2])
+    popular = fitted["popularity"]
+    popularity = popular.rank_inputs(popular.user_vectors[:2], Histories.of_matrix(popular.seen[:2]))
     assert popularity.personal is None and "same ranking" in fitted["popularity"].personalization
