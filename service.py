@@ -32,6 +32,7 @@ from recipe_ml.serving.engine import RecommendationEngine
 from recipe_ml.serving.slot import SlotWatcher
 from recipe_ml.storage import open_cache, open_catalogue, open_interaction_store
 from runners.als import ALSRunner
+from runners.base import batching_options
 from runners.two_tower import TwoTowerRunner
 
 DECORATION_SETTINGS = get_settings()
@@ -86,7 +87,9 @@ class RecipeService:
                 chain.append(LocalBackend(slot))
                 self._watchers.append(watcher)
             else:
-                chain.append(RemoteBackend(kind, runners[kind], serving_tag(settings.model_name(kind))))
+                hop = batching_options(settings)["max_batch_size"]  # the most queries the runner takes at once
+                tag = serving_tag(settings.model_name(kind))
+                chain.append(RemoteBackend(kind, runners[kind], tag, hop, settings.runner_timeout_seconds))
         cache = open_cache(settings.redis_url)
         store = open_interaction_store(
             settings.redis_url,

@@ -392,21 +392,25 @@ def test_concurrent_load_has_no_failed_requests(api: httpx.Client, server: Local
         shed = {"timeout", "overloaded"}  # a busy machine: BentoML shedding load is not a transport failure
         return sum(v for labels, v in fallbacks if labels["reason"] not in shed) + sum(v for _, v in retries)
 
-    def batch_histogram() -> dict[str, float]:
-        samples = metric_samples(api, "recipe_runner_batch_size_bucket")
+    def histogram(name: str) -> dict[str, float]:
+        samples = metric_samples(api, name)
         return {
             labels["le"]: v for labels, v in samples if labels["model"] == "two_tower" and labels["api"] == "recommend"
         }
 
     users = [int(u) for u in model.users.ids[:200]]
-    failures_before, batches_before = transport_failures(), batch_histogram()
+    failures_before = transport_failures()
+    batches_before = histogram("recipe_runner_batch_size_bucket")
+    hops_before = histogram("recipe_api_runner_hop_queries_bucket")
 
     outcomes = asyncio.run(_load(server.base_url, users, LOAD_CLIENTS, LOAD_SECONDS))
 
-    batches = {le: v - batches_before.get(le, 0.0) for le, v in batch_histogram().items()}
+    batches = {le: v - batches_before.get(le, 0.0) for le, v in histogram("recipe_runner_batch_size_bucket").items()}
+    hops = {le: v - hops_before.get(le, 0.0) for le, v in histogram("recipe_api_runner_hop_queries_bucket").items()}
     assert outcomes["200"] > LOAD_CLIENTS and set(outcomes) <= {"200", "two_tower", "als", "popularity"}, outcomes
     assert transport_failures() == failures_before
     assert batches["+Inf"] > batches["1.0"], "concurrent requests were never scored as one batch"
+    assert hops["+Inf"] > hops["1.0"], "concurrent requests never shared a hop to the runner"
 
 
 def test_a_setting_that_does_not_parse_stops_the_start_naming_it(model_store: Path, tmp_path: Path) -> None:

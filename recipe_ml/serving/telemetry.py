@@ -49,6 +49,12 @@ FALLBACKS = Counter(
 RUNNER_RETRIES = Counter(
     "recipe_api_runner_retries_total", "Runner calls retried after a dropped connection", ["model"]
 )
+HOP_QUERIES = Histogram(
+    "recipe_api_runner_hop_queries",
+    "Queries one call of the API to a runner carried (requests that waited for the same hop share it)",
+    ["model", "api"],
+    buckets=(1, 2, 4, 8, 16, 32, 64, 128),
+)
 BATCH_SIZE = Histogram(
     "recipe_runner_batch_size",
     "Queries scored together in one adaptive batch",
