@@ -3,7 +3,8 @@
     python -m harness.bench_api --bentoml-home ./bentoml_home            # make bench
     python -m harness.bench_api --bentoml-home ./bentoml_home --seconds 5 --redis-url redis://127.0.0.1:6379/14
 
-Starts ``bentoml serve`` (the API and its runners) and ``harness.peer`` (the
+Starts ``bentoml serve`` (the API, with a worker a core unless ``--workers``
+says otherwise, and its runners) and ``harness.peer`` (the
 same stored Two-Tower vectors and ranking work in one FastAPI process) in its
 two forms: its handler on the event loop (``async``) and in Starlette's thread
 pool (``threads``). The API runs with what measures it online: an experiment of
@@ -95,6 +96,8 @@ REFERENCES = (PLAIN_PEER, FLOOR)
 """What the uncached phases also run, beside the peer: the peer ranking by the vectors alone (``harness.peer
 --plain``, an ``async`` handler) and one BentoML route that only parses the body (``harness.floor``)."""
 RECIPES_PATH = "/api/recommendations/recipes"
+HOP_METRIC = "recipe_api_runner_hop_queries"
+"""The API's histogram of the queries one hop to a runner carried (``edge.remote.Coalesced``)."""
 BENCH_EXPERIMENT = "name: bench\nsalt: bench\nvariants:\n  - {name: a, weight: 1}\n  - {name: b, weight: 1}\n"
 """Two arms doing the same ranking work: what is measured is the assignment and the logging, not a policy."""
 COST_TARGET = 1.05
@@ -209,27 +212,29 @@ def metric_values(base_url: str, path: str = "/api/metrics") -> dict[tuple[str, 
 def batch_sizes(
     before: dict[tuple[str, tuple[tuple[str, str], ...]], float],
     after: dict[tuple[str, tuple[tuple[str, str], ...]], float],
+    metric: str = "recipe_runner_batch_size",
 ) -> str:
-    """Mean and largest-bucket batch size the Two-Tower runner saw between two metric snapshots."""
+    """Mean and largest-bucket batch size the Two-Tower runner saw between two metric snapshots (``metric``:
+    another histogram of queries, ``recipe_api_runner_hop_queries`` for the queries each hop to it carried)."""
     labels = (("api", "recommend"), ("model", "two_tower"))
 
     def delta(name: str, extra: tuple[tuple[str, str], ...] = ()) -> float:
         key = (name, tuple(sorted(labels + extra)))
         return after.get(key, 0.0) - before.get(key, 0.0)
 
-    count = delta("recipe_runner_batch_size_count")
+    count = delta(f"{metric}_count")
     if count <= 0:
-        return "no batches"
-    mean = delta("recipe_runner_batch_size_sum") / count
+        return "none"
+    mean = delta(f"{metric}_sum") / count
     buckets = sorted(
         (float(dict(key[1])["le"]), after[key] - before.get(key, 0.0))
         for key in after
-        if key[0] == "recipe_runner_batch_size_bucket"
+        if key[0] == f"{metric}_bucket"
         and dict(key[1]).get("model") == "two_tower"
         and dict(key[1]).get("api") == "recommend"
     )
     p90 = next((le for le, n in buckets if n >= 0.9 * count), float("inf"))
-    return f"mean {mean:.1f}, p90 <= {p90:g} ({count:.0f} batches)"
+    return f"mean {mean:.1f}, p90 <= {p90:g} ({count:.0f})"
 
 
 def fallbacks(
@@ -603,6 +608,11 @@ def reference_table(phases: list[Phase]) -> list[str]:
     return lines
 
 
+def service_cpu(cpu: dict[str, float], service: str = API_SERVICE) -> float:
+    """The CPU per request of all the workers of ``service`` (``named_processes`` names a second ``name:pid``)."""
+    return sum(ms for name, ms in cpu.items() if name.split(":")[0] == service)
+
+
 def measurement_cost(phases: list[Phase], work_us: float) -> list[str]:
     """The uncached phases' ratios of the API without the measurement over the API with it.
 
@@ -619,8 +629,8 @@ def measurement_cost(phases: list[Phase], work_us: float) -> list[str]:
             on, off = sum(phase.api_cpu.values()), sum(phase.off_cpu.values())
             lines.append(
                 f"{COST_NAME}: CPU per request on/off at {phase.connections} connections uncached = "
-                f"{ratio(on, off).strip()} ({on:.2f} / {off:.2f} ms, all API processes; {API_SERVICE} "
-                f"{phase.api_cpu.get(API_SERVICE, 0.0):.2f} / {phase.off_cpu.get(API_SERVICE, 0.0):.2f} ms)"
+                f"{ratio(on, off).strip()} ({on:.2f} / {off:.2f} ms, all API processes; {API_SERVICE}'s workers "
+                f"{service_cpu(phase.api_cpu):.2f} / {service_cpu(phase.off_cpu):.2f} ms)"
             )
     off_16 = next(p.off_cpu for p in phases if p.mode == "uncached" and p.connections == 16)
     lines.append(
@@ -663,8 +673,12 @@ def main() -> None:
     parser.add_argument("--bentoml-home", type=Path, required=True, help="model store home of both servers")
     parser.add_argument("--redis-url", help="serve the API with this REDIS_URL (default: in-process)")
     parser.add_argument("--seconds", type=float, default=10.0, help="duration of each wrk run")
+    parser.add_argument(
+        "--workers", type=int, default=os.cpu_count() or 1, help="WORKERS of the three APIs (default: one a core)"
+    )
     args = parser.parse_args()
     wrk_binary()
+    print(f"APIs with WORKERS={args.workers}", flush=True)
 
     home: Path = args.bentoml_home
     ranking = ranking_cost(home)  # before any server starts: the machine is this process's
@@ -673,7 +687,7 @@ def main() -> None:
     tagged = {recipe_id for recipe_id, recipe_tags in tags.items() if FILTER_TAG in recipe_tags}
     users_file = Path(tempfile.mkdtemp(prefix="bench_users_")) / "users.txt"
     users_file.write_text("\n".join(str(u) for u in users) + "\n")
-    env = {"REDIS_URL": args.redis_url} if args.redis_url else {}
+    env = {"WORKERS": str(args.workers), **({"REDIS_URL": args.redis_url} if args.redis_url else {})}
     scratch = Path(tempfile.mkdtemp(prefix="bench_measured_"))
     (scratch / "experiment.yaml").write_text(BENCH_EXPERIMENT)
     work_us = measurement_work(scratch / "experiment.yaml", users, scratch)  # before any server, as the ranking
@@ -773,7 +787,7 @@ def main() -> None:
                         filtered,
                         max(plain_runs, key=lambda run: run.rps) if plain_runs else None,
                         results,
-                        batch_sizes(before, after),
+                        f"{batch_sizes(before, after)}; hops {batch_sizes(before, after, HOP_METRIC)}",
                         fallbacks(before, after),
                         api_cpu,
                         off_cpu,
@@ -824,7 +838,8 @@ def main() -> None:
         print(line)
     print()
     print(
-        "Two-Tower runner batch sizes, and fallbacks ('overloaded': BentoML shed the request, the next model answered):"
+        "Two-Tower runner batch sizes, the queries each hop from the API carried, and fallbacks ('overloaded': "
+        "BentoML shed the request, the next model answered):"
     )
     for phase in phases:
         shown = ", ".join(f"{name} {count:.0f}" for name, count in sorted(phase.fallbacks.items())) or "none"

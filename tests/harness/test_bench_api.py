@@ -31,6 +31,7 @@ from harness.bench_api import (
     reference_table,
     run_wrk,
     running_floor,
+    service_cpu,
     with_cpu,
 )
 from harness.peer import create_app
@@ -120,7 +121,7 @@ def test_the_measurement_cost_is_off_over_on_per_uncached_phase_its_target_on_16
         f"{name}: p50 on/off at 64 connections uncached = 1.25x",
         *(
             f"{name}: CPU per request on/off at {connections} connections uncached = 1.10x "
-            "(5.50 / 5.00 ms, all API processes; recipe_ml_service 2.50 / 2.00 ms)"
+            "(5.50 / 5.00 ms, all API processes; recipe_ml_service's workers 2.50 / 2.00 ms)"
             for connections in (1, 16, 64)
         ),
         f"{name}: its own work in process 25.0 us an answer = 0.5% of the CPU of an uncached request without it at"
@@ -274,3 +275,9 @@ def test_the_measurements_own_work_is_timed_over_every_answer_written(tmp_path: 
     assert len(lines) == MEASURED_ANSWERS, "the thread wrote every answer before the clock stopped"
     assert {json.loads(line)["variant"] for line in lines} <= {"a", "b"}
     assert work_us > 0
+
+
+def test_a_services_cpu_is_that_of_all_its_workers() -> None:
+    cpu = {"recipe_ml_service": 1.0, "recipe_ml_service:4242": 0.5, "recipe_two_tower_runner": 3.0}
+    assert service_cpu(cpu) == 1.5
+    assert service_cpu(cpu, "recipe_two_tower_runner") == 3.0
