@@ -90,10 +90,11 @@ fold-in-reach:  ## New recipes folded in from 3, 6, 12 or all their fans, models
 	OPENBLAS_NUM_THREADS=1 $(BIN)/python -m harness.fold_in_reach
 
 BENCH_SECONDS ?= 10
+BENCH_ARGS ?=
 SOAK_SECONDS ?= 180
 
 bench:  ## The API vs a one-process peer (wrk, 1/16/64 connections): latency, req/s, errors, batch sizes, memory, cold start.
-	$(BIN)/python -m harness.bench_api --bentoml-home $(BENTOML_HOME) --seconds $(BENCH_SECONDS)
+	$(BIN)/python -m harness.bench_api --bentoml-home $(BENTOML_HOME) --seconds $(BENCH_SECONDS) $(BENCH_ARGS)
 
 bench-scale-out:  ## The Kubernetes pods on this machine: wrk on 1 API + 1 Two-Tower vs 2 + 2 (req/s, batch sizes, memory).
 	$(BIN)/python -m harness.bench_scale_out --bentoml-home $(BENTOML_HOME) --seconds $(BENCH_SECONDS)

@@ -3,8 +3,7 @@
     python -m harness.bench_api --bentoml-home ./bentoml_home            # make bench
     python -m harness.bench_api --bentoml-home ./bentoml_home --seconds 5 --redis-url redis://127.0.0.1:6379/14
 
-Starts ``bentoml serve`` (the API, with a worker a core unless ``--workers``
-says otherwise, and its runners) and ``harness.peer`` (the
+Starts ``bentoml serve`` (the API, ``--workers`` of it, and its runners) and ``harness.peer`` (the
 same stored Two-Tower vectors and ranking work in one FastAPI process) in its
 two forms: its handler on the event loop (``async``) and in Starlette's thread
 pool (``threads``). The API runs with what measures it online: an experiment of
@@ -673,10 +672,10 @@ def main() -> None:
     parser.add_argument("--bentoml-home", type=Path, required=True, help="model store home of both servers")
     parser.add_argument("--redis-url", help="serve the API with this REDIS_URL (default: in-process)")
     parser.add_argument("--seconds", type=float, default=10.0, help="duration of each wrk run")
-    parser.add_argument(
-        "--workers", type=int, default=os.cpu_count() or 1, help="WORKERS of the three APIs (default: one a core)"
-    )
+    parser.add_argument("--workers", type=int, default=1, help="WORKERS of the three APIs (above 1: --redis-url)")
     args = parser.parse_args()
+    if args.workers > 1 and not args.redis_url:
+        sys.exit("--workers above 1 needs --redis-url: workers share the catalogue and live state through Redis")
     wrk_binary()
     print(f"APIs with WORKERS={args.workers}", flush=True)
 

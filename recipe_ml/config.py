@@ -232,6 +232,17 @@ class Settings(BaseSettings):
         self._check_kafka_security()
         return self
 
+    @model_validator(mode="after")
+    def _workers_share_their_state(self) -> Self:
+        """Workers are processes: without Redis each would keep a catalogue, live interactions and a cache of its
+        own, and a client's next request could meet another worker that never heard of its last one."""
+        if self.workers > 1 and not self.redis_url:
+            raise ValueError(
+                f"WORKERS={self.workers} needs REDIS_URL: without it each worker keeps its own catalogue, "
+                "live interactions and cache (one worker, or Redis shared by all)"
+            )
+        return self
+
     def api_key_list(self) -> list[str]:
         """The configured API keys; empty = no authentication."""
         raw = "" if self.api_keys is None else self.api_keys.get_secret_value()

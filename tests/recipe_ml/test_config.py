@@ -47,6 +47,20 @@ def test_a_bad_setting_is_an_error_naming_the_variable(
     assert "secret" not in str(error.value)
 
 
+def test_workers_above_one_need_redis_to_share_their_state(
+    monkeypatch: pytest.MonkeyPatch, fresh_settings: None
+) -> None:
+    monkeypatch.delenv("REDIS_URL", raising=False)
+    monkeypatch.setenv("WORKERS", "2")
+
+    with pytest.raises(SettingsError, match="WORKERS=2 needs REDIS_URL"):
+        get_settings()
+
+    monkeypatch.setenv("REDIS_URL", "redis://127.0.0.1:6379/0")
+    get_settings.cache_clear()
+    assert get_settings().workers == 2
+
+
 def test_redis_urls_are_checked_by_scheme_only() -> None:
     assert check_redis_url(None) is None and check_redis_url(" ") is None
     assert check_redis_url("rediss://:pw@host:6380/2") == "rediss://:pw@host:6380/2"
