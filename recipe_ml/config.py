@@ -326,7 +326,10 @@ def get_settings() -> Settings:
         return Settings()
     except ValidationError as exc:
         problems = "; ".join(
-            f"{'.'.join(str(part) for part in error['loc']).upper()}: {error['msg']}"
+            # A check across settings has no variable of its own: its message names them.
+            f"{where}: {error['msg']}"
+            if (where := ".".join(str(part) for part in error["loc"]).upper())
+            else error["msg"]
             for error in exc.errors(include_url=False, include_input=False)
         )
         raise SettingsError(f"invalid settings: {problems}") from None
