@@ -100,9 +100,10 @@ class Coalesced(Generic[Q, R]):
     async def _carry(self, hop: list[tuple[list[Q], asyncio.Future[list[R]]]]) -> None:
         try:
             results = await asyncio.wait_for(self._send([q for queries, _ in hop for q in queries]), self._timeout)
-        except asyncio.CancelledError:  # the worker is stopping: so are the calls
+        except asyncio.CancelledError:  # the hop is stopped (the worker is stopping): so are its calls
             for _, answer in hop:
                 answer.cancel()
+            self._hop = None  # a call that comes later opens a hop of its own
             raise
         except Exception as exc:  # the hop's failure is each of its calls'
             for _, answer in hop:

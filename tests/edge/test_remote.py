@@ -140,7 +140,7 @@ async def test_a_stalled_hop_ends_at_its_timeout_and_the_calls_behind_it_go_in_t
     assert hops == [[1], [2]]
 
 
-async def test_a_stopping_worker_cancels_the_calls_of_the_open_hop() -> None:
+async def test_a_stopped_hop_cancels_its_calls_and_a_later_call_opens_its_own() -> None:
     runner = Runner(held=True)
     coalesced = Coalesced(runner.send, max_queries=8, timeout=DEADLINE)
 
@@ -152,3 +152,6 @@ async def test_a_stopping_worker_cancels_the_calls_of_the_open_hop() -> None:
 
     with pytest.raises(asyncio.CancelledError):
         await first
+    runner.release.set()
+    assert await coalesced([2]) == [20]  # a later call is not left behind the stopped hop
+    assert runner.hops == [[1], [2]]
