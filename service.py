@@ -79,6 +79,7 @@ class RecipeService:
         settings = get_settings()
         logging.getLogger("recipe_ml").setLevel("DEBUG" if settings.debug else settings.log_level)
         runners = {"two_tower": self.two_tower, "als": self.als}
+        hop_limit = batching_options(settings)["max_batch_size"]  # the most queries a runner takes at once
         chain: list[Backend] = []
         self._watchers: list[SlotWatcher] = []
         for kind in CHAIN:
@@ -87,9 +88,8 @@ class RecipeService:
                 chain.append(LocalBackend(slot))
                 self._watchers.append(watcher)
             else:
-                hop = batching_options(settings)["max_batch_size"]  # the most queries the runner takes at once
                 tag = serving_tag(settings.model_name(kind))
-                chain.append(RemoteBackend(kind, runners[kind], tag, hop, settings.runner_timeout_seconds))
+                chain.append(RemoteBackend(kind, runners[kind], tag, hop_limit, settings.runner_timeout_seconds))
         cache = open_cache(settings.redis_url)
         store = open_interaction_store(
             settings.redis_url,

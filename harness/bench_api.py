@@ -454,7 +454,7 @@ MEASURED_ANSWERS = 4_000
 MEASURED_ROUNDS = 4
 """Rounds of that reading, each the loop without the log and then with it (the median difference is printed)."""
 REQUEST_WORK = 20_000
-"""Steps of a plain Python loop standing in for the rest of a request between two answers (about a millisecond)."""
+"""Steps of a plain Python loop standing in for the rest of a request between two answers."""
 IDLE_EVERY = 4
 """Answers between two idle moments of the loop (as an event loop waiting on its sockets): the log's thread writes
 then, as it does in a server."""
@@ -479,7 +479,7 @@ def measurement_work(
     the id, the assignment, the impression published, and the log's thread writing its JSONL line and keeping its
     shown list (in the in-process store), until the thread has written every answer.
 
-    Paced as a server's answers come: each answer is published alone after about a millisecond of other work,
+    Paced as a server's answers come: each answer is published alone after ``REQUEST_WORK`` of other work,
     with an idle moment every ``IDLE_EVERY`` answers, in which the thread writes what has come. Each round runs
     the same loop without the log, then with it; the median difference over ``rounds`` is returned. Not a burst
     of answers: the thread would write hundreds of records a batch with its caches warm, and read several
