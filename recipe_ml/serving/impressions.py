@@ -28,7 +28,6 @@ from __future__ import annotations
 import logging
 import math
 import os
-import queue
 import threading
 from collections import deque
 from collections.abc import Sequence
@@ -48,7 +47,10 @@ from recipe_ml.storage.base import InteractionStore, ShownList
 logger = logging.getLogger(__name__)
 
 BATCH_LIMIT = 500
-"""Most records the publisher thread takes from the queue at once."""
+"""Most records the publisher thread writes at once."""
+DRAIN_LINGER_SECONDS = 0.05
+"""How long the thread waits, once a record is queued, for more to write with it (records wait this long, at most,
+plus the writing of those before them)."""
 JSONL_BACKUPS = 5
 """Rotated JSONL files kept beside the current one (``impressions.jsonl.1`` is the newest)."""
 MEMORY_RECORDS = 10_000
@@ -244,7 +246,15 @@ class ImpressionLog:
         self._enabled = enabled
         self._store = store
         self._shown_ttl = shown_ttl_seconds
-        self._queue: queue.Queue[LogRecord | None] = queue.Queue(maxsize=queue_size)
+        self._capacity = queue_size
+        self._queue: deque[LogRecord] = deque()
+        """Appended by publishers, emptied by the thread: a deque, so that queueing takes no lock and wakes nobody."""
+        self._woken = False
+        """True from the first record queued after a drain until the thread drains again: one wake-up per batch."""
+        self._wake = threading.Event()
+        self._closing = threading.Event()
+        self._counted: dict[tuple[str, str, str], Any] = {}
+        """Each (endpoint, variant, model)'s impression counter: looked up once, not per answer."""
         self._pending: dict[str, Impression] = {}
         """The queued impressions whose shown list the store does not hold yet (at most the queue's size)."""
         self._failing = False
@@ -267,7 +277,11 @@ class ImpressionLog:
         """Count the impression and queue it; a full queue drops it (counted), never waits."""
         if not self._enabled:
             return
-        IMPRESSIONS.labels(impression.endpoint, impression.variant, impression.model).inc()
+        labels = (impression.endpoint, impression.variant, impression.model)
+        counter = self._counted.get(labels)
+        if counter is None:  # the labels are the service's own (endpoints, configured variants, models): bounded
+            counter = self._counted[labels] = IMPRESSIONS.labels(*labels)
+        counter.inc()
         keeps = self._store is not None and impression.endpoint != "users"
         if keeps:  # before it is queued: from now until the store holds it, ``pending`` has it
             self._pending[impression.recommendation_id] = impression
@@ -289,41 +303,42 @@ class ImpressionLog:
 
     def _put(self, record: LogRecord) -> bool:
         """Queue ``record``; False when the queue is full (the record is dropped, counted)."""
-        try:
-            self._queue.put_nowait(record)
-        except queue.Full:
+        if len(self._queue) >= self._capacity:
             IMPRESSIONS_DROPPED.labels("queue_full").inc()
             return False
+        self._queue.append(record)
+        if not self._woken:  # the first record since the thread drained: wake it (it lingers, then drains)
+            self._woken = True
+            self._wake.set()
         return True
 
     def close(self, timeout: float = 5.0) -> None:
         """Write what is queued, then stop the thread and close the sink."""
-        if self._thread is None:
-            self.sink.close()
-            return
-        try:
-            self._queue.put(None, timeout=timeout)
-        except queue.Full:
-            logger.warning("impression queue still full at close; its records are dropped")
-        self._thread.join(timeout)
+        if self._thread is not None:
+            self._closing.set()
+            self._wake.set()
+            self._thread.join(timeout)
+            if self._thread.is_alive():
+                logger.warning("impression log still writing at close; %d queued records are dropped", len(self._queue))
         self.sink.close()
 
     def _drain(self) -> None:
+        """Wait for a first record, linger ``DRAIN_LINGER_SECONDS`` for those that follow, write them all; again.
+
+        Woken once a batch, not once a record: on a busy server each wake-up writes tens of answers.
+        """
         while True:
-            batch: list[LogRecord] = []
-            item = self._queue.get()
-            while item is not None:
-                batch.append(item)
-                if len(batch) >= BATCH_LIMIT:
-                    break
-                try:
-                    item = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-            if batch:
+            self._wake.wait()
+            self._closing.wait(DRAIN_LINGER_SECONDS)  # returns at once when closing
+            self._wake.clear()
+            self._woken = False  # before taking the records: one queued after this wakes the thread again
+            while self._queue:
+                batch: list[LogRecord] = []
+                while self._queue and len(batch) < BATCH_LIMIT:
+                    batch.append(self._queue.popleft())
                 self._remember(batch)
                 self._write(batch)
-            if item is None:
+            if self._closing.is_set():
                 return
 
     def _remember(self, batch: list[LogRecord]) -> None:
