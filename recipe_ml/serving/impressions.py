@@ -29,6 +29,7 @@ import logging
 import math
 import os
 import threading
+import time
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -57,9 +58,14 @@ MEMORY_RECORDS = 10_000
 """Records the in-process buffer keeps (the newest)."""
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Impression:
-    """What one answer showed: who, where, which arm and model, and the ids in rank order."""
+    """What one answer showed: who, where, which arm and model, and the ids in rank order.
+
+    Built on the request path, once an answer: slotted and not frozen, so making one is plain attribute
+    stores, and its time is epoch seconds; what takes longer (the ISO time, the JSON line) is the thread's.
+    Nothing changes one once published.
+    """
 
     kind: ClassVar[str] = "impression"
     recommendation_id: str
@@ -70,7 +76,8 @@ class Impression:
     user_id: int | None
     recipe_ids: Sequence[int]
     """The recipes in rank order (for similar users: the users, in rank order, published as ``userIds``)."""
-    timestamp: datetime = field(default_factory=lambda: datetime.now(UTC))
+    shown_at: float = field(default_factory=time.time)
+    """Epoch seconds: when the answer left the service."""
 
     def record(self) -> dict[str, Any]:
         """The published record (camelCase keys)."""
@@ -80,7 +87,7 @@ class Impression:
             "userId": self.user_id,
             # Similar users rank users, every other endpoint recipes.
             ("userIds" if self.endpoint == "users" else "recipeIds"): list(self.recipe_ids),
-            "timestamp": self.timestamp.isoformat(),
+            "timestamp": datetime.fromtimestamp(self.shown_at, UTC).isoformat(),
         }
 
     def encoded(self) -> bytes:
@@ -96,7 +103,7 @@ class Impression:
             variant=self.variant,
             model=self.model,
             recipe_ids=tuple(self.recipe_ids),
-            shown_at=self.timestamp.timestamp(),
+            shown_at=self.shown_at,
         )
 
 

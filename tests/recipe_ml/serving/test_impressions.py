@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -167,7 +168,7 @@ def test_the_jsonl_file_rotates_and_keeps_every_line(tmp_path: Path, closing: li
         "modelVersion": "recipe_als:v1",
         "userId": 0,
         "recipeIds": [0, 1, 2],
-        "timestamp": published[0].timestamp.isoformat(),
+        "timestamp": datetime.fromtimestamp(published[0].shown_at, UTC).isoformat(),
     }
     assert lines[1]["userIds"] == [1, 2, 3] and "recipeIds" not in lines[1]
 
