@@ -58,13 +58,12 @@ MEMORY_RECORDS = 10_000
 """Records the in-process buffer keeps (the newest)."""
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class Impression:
     """What one answer showed: who, where, which arm and model, and the ids in rank order.
 
-    Built on the request path, once an answer: slotted and not frozen, so making one is plain attribute
-    stores, and its time is epoch seconds; what takes longer (the ISO time, the JSON line) is the thread's.
-    Nothing changes one once published.
+    Built on the request path, once an answer, so its time is epoch seconds (as its shown list's): the ISO
+    time and the JSON line are made by the log's thread.
     """
 
     kind: ClassVar[str] = "impression"
