@@ -17,6 +17,9 @@ import numpy as np
 
 MMR_POOL_FACTOR = 5
 """MMR re-ranks the best ``top_k * MMR_POOL_FACTOR`` candidates, not all recipes."""
+TOP_K_CHUNKS = 4
+"""Slices of a row per recipe wanted, whose maxima bound the best ``k`` (``_top_k_row``); at most this many
+times ``k`` recipes are then sorted."""
 EXCLUDED_GAIN = -1e30
 """MMR gain of an excluded candidate: below every valid one, above the already picked (-inf)."""
 PERSONAL_WINDOW = 10
@@ -148,14 +151,47 @@ def mmr_rows(relevance: np.ndarray, unit_vectors: np.ndarray, k: int, diversity:
 
 
 def top_k_rows(scores: np.ndarray, k: int) -> np.ndarray:
-    """(n, min(k, n_items)) indices of the highest scores per row, best first (argpartition, then sort)."""
-    k = min(k, scores.shape[1])
-    if k <= 0:
-        return np.zeros((scores.shape[0], 0), dtype=np.int64)
-    part = np.argpartition(-scores, k - 1, axis=1)[:, :k]
-    order = np.argsort(-take_rows(scores, part), axis=1, kind="stable")
-    ranked: np.ndarray = take_rows(part, order)
-    return ranked.astype(np.int64)
+    """(n, min(k, n_items)) indices of the highest scores per row, best first; equal scores by lower index.
+
+    Exactly ``np.argsort(-scores, axis=1, kind="stable")[:, :k]`` (NaN last), without sorting the row:
+    each row is read by ``_top_k_row``.
+    """
+    n, width = scores.shape
+    k = min(k, width)
+    ranked = np.empty((n, max(k, 0)), dtype=np.int64)
+    for row in range(n if k > 0 else 0):
+        ranked[row] = _top_k_row(scores[row], k)
+    return ranked
+
+
+def _top_k_row(row: np.ndarray, k: int) -> np.ndarray:
+    """The ``k`` (>= 1, <= ``row.size``) best of one row, as ``top_k_rows`` orders them.
+
+    Why not ``np.argpartition``: over the few thousand recipes of a row it costs several times the rest of the
+    selection, and it is paid two or three times a ranked list. Instead, a lower bound of the top ``k`` is read
+    off the maxima of ``TOP_K_CHUNKS * k`` slices of the row: the k-th largest of those maxima is reached by ``k``
+    recipes of ``k`` different slices, so every recipe of the top ``k`` scores at least that much, and only the
+    few recipes at or above it are sorted. When that bound lets too many through (a row mostly -inf: an include
+    list, most recipes excluded) the k-th largest score itself is the bound (``np.partition``); a NaN, which
+    neither bound orders, sends the row to the full sort.
+    """
+    width = row.size
+    chunks = TOP_K_CHUNKS * k
+    span = width // chunks
+    if span >= 2:
+        maxima = row[: chunks * span].reshape(chunks, span).max(axis=1)
+        bound = np.partition(maxima, chunks - k)[chunks - k]
+        candidates = np.flatnonzero(row >= bound)
+        if k <= candidates.size <= TOP_K_CHUNKS * k:
+            picked: np.ndarray = candidates[np.argsort(-row[candidates], kind="stable")[:k]]
+            return picked
+    threshold = np.partition(row, width - k)[width - k]
+    above = np.flatnonzero(row > threshold)
+    tied = np.flatnonzero(row == threshold)[: k - above.size]
+    if above.size + tied.size < k:  # a NaN in the row
+        ordered: np.ndarray = np.argsort(-row, kind="stable")[:k]
+        return ordered
+    return np.concatenate([above[np.argsort(-row[above], kind="stable")], tied])
 
 
 @dataclass(frozen=True)

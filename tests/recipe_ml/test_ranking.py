@@ -77,6 +77,27 @@ def test_top_k_rows_orders_best_first_per_row() -> None:
     assert top_k_rows(scores, 9).shape == (2, 4)
 
 
+@pytest.mark.parametrize("seed", range(40))
+def test_top_k_rows_is_the_stable_sort_of_each_row_with_ties_minus_inf_and_nan(seed: int) -> None:
+    """Every path of the selection (the slices' bound, the k-th score as bound, the full sort) against its
+    definition, on rows of few distinct values (ties at and inside the top k), mostly -inf rows and NaN."""
+    rng = np.random.default_rng(seed)
+    width = int(rng.integers(1, 3000))
+    scores = rng.integers(0, int(rng.integers(2, 50)), size=(5, width)).astype(np.float32)
+    scores[1] = rng.random(width).astype(np.float32)
+    scores[2, rng.random(width) < 0.97] = -np.inf
+    scores[3, rng.integers(0, width, size=3)] = np.nan
+    scores[4] = -np.inf
+    for k in (1, 3, 10, 50, width, width + 5):
+        expected = np.argsort(-scores, axis=1, kind="stable")[:, : min(k, width)]
+        assert top_k_rows(scores, k).tolist() == expected.tolist(), f"k={k}, width={width}"
+
+
+def test_top_k_rows_of_nothing_is_an_empty_row_each() -> None:
+    assert top_k_rows(np.zeros((3, 4), dtype=np.float32), 0).shape == (3, 0)
+    assert top_k_rows(np.zeros((0, 4), dtype=np.float32), 5).shape == (0, 4)
+
+
 def test_rank_rows_skips_excluded_recipes_and_pads_when_too_few_remain() -> None:
     scores = np.array([[0.1, 0.9, -np.inf, 0.7], [-np.inf, -np.inf, 2.0, -np.inf]], dtype=np.float32)
 
