@@ -157,10 +157,11 @@ def top_k_rows(scores: np.ndarray, k: int) -> np.ndarray:
     each row is read by ``_top_k_row``.
     """
     n, width = scores.shape
-    k = min(k, width)
-    ranked = np.empty((n, max(k, 0)), dtype=np.int64)
-    for row in range(n if k > 0 else 0):
-        ranked[row] = _top_k_row(scores[row], k)
+    k = max(min(k, width), 0)
+    ranked = np.empty((n, k), dtype=np.int64)
+    if k:
+        for row in range(n):
+            ranked[row] = _top_k_row(scores[row], k)
     return ranked
 
 
